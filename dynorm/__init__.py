@@ -1,0 +1,54 @@
+"""dynorm: a Django-style ORM for DynamoDB single-table design, on pydantic v2 and boto3."""
+
+from . import fields
+from ._config import configure
+from ._options import Index
+from ._table import create_table, delete_table
+from .exceptions import (
+    BatchIncompleteError,
+    ConditionFailedError,
+    ConfigurationError,
+    DynormError,
+    InvalidCursorError,
+    InvalidValueError,
+    ItemTooLargeError,
+    MultipleObjectsReturned,
+    ObjectDoesNotExist,
+    QueryError,
+    ServiceError,
+    ThrottledError,
+    TransactionCanceledError,
+    VersionConflictError,
+)
+from .models import Model
+from .query import F, Manager, Page, Q, QuerySet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchIncompleteError",
+    "ConditionFailedError",
+    "ConfigurationError",
+    "DynormError",
+    "F",
+    "Index",
+    "InvalidCursorError",
+    "InvalidValueError",
+    "ItemTooLargeError",
+    "Manager",
+    "Model",
+    "MultipleObjectsReturned",
+    "ObjectDoesNotExist",
+    "Page",
+    "Q",
+    "QuerySet",
+    "ServiceError",
+    "ThrottledError",
+    "TransactionCanceledError",
+    "VersionConflictError",
+    "__version__",
+    "configure",
+    "create_table",
+    "delete_table",
+    "fields",
+]

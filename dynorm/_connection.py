@@ -1,0 +1,184 @@
+"""The one boto3 boundary: every request dynorm makes goes through `Connection.send`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .exceptions import (
+    ConditionFailedError,
+    ConfigurationError,
+    DynormError,
+    ItemTooLargeError,
+    ServiceError,
+    ThrottledError,
+    TransactionCanceledError,
+)
+
+if TYPE_CHECKING:
+    from ._config import Settings
+
+logger = logging.getLogger("dynorm")
+
+_THROTTLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    }
+)
+
+_METHODS = {
+    "GetItem": "get_item",
+    "PutItem": "put_item",
+    "UpdateItem": "update_item",
+    "DeleteItem": "delete_item",
+    "Query": "query",
+    "Scan": "scan",
+    "BatchGetItem": "batch_get_item",
+    "BatchWriteItem": "batch_write_item",
+    "TransactWriteItems": "transact_write_items",
+    "TransactGetItems": "transact_get_items",
+    "CreateTable": "create_table",
+    "DeleteTable": "delete_table",
+    "DescribeTable": "describe_table",
+    "UpdateTable": "update_table",
+    "UpdateTimeToLive": "update_time_to_live",
+    "DescribeTimeToLive": "describe_time_to_live",
+}
+
+
+class Connection:
+    """A DynamoDB client bound to dynorm's table.
+
+    Args:
+        client: A boto3 DynamoDB client (low-level, not the resource).
+        table_name: The single table every model is stored in.
+    """
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+        self._bound: dict[str, Callable[..., Any]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Connection:
+        """Create the client described by `settings` (or take the one given)."""
+        if settings.client is not None:
+            return cls(settings.client, settings.table_name)
+        import boto3
+        from botocore.config import Config
+
+        session = boto3.session.Session()
+        region = settings.region_name or session.region_name
+        if region is None:
+            if settings.endpoint_url is None:
+                raise ConfigurationError(
+                    "Cannot create a DynamoDB client without a region; set $AWS_REGION or "
+                    "call dynorm.configure(region_name=...).",
+                    code="config",
+                )
+            region = "us-east-1"  # any region works against a local endpoint
+        config = Config(
+            retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        )
+        kwargs: dict[str, Any] = {}
+        if settings.endpoint_url is not None and session.get_credentials() is None:
+            # DynamoDB Local accepts any credentials; AWS itself never sees these.
+            kwargs = {"aws_access_key_id": "dynorm", "aws_secret_access_key": "dynorm"}
+        client = session.client(
+            "dynamodb",
+            endpoint_url=settings.endpoint_url,
+            region_name=region,
+            config=config,
+            **kwargs,
+        )
+        return cls(client, settings.table_name)
+
+    def send(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Send one DynamoDB request and return botocore's parsed response.
+
+        Raises:
+            ConditionFailedError: A condition expression was false.
+            TransactionCanceledError: DynamoDB cancelled a transaction.
+            ThrottledError: DynamoDB kept throttling after botocore's retries.
+            ItemTooLargeError: DynamoDB reported an item over 400 KB.
+            ConfigurationError: The table does not exist.
+            ServiceError: Any other DynamoDB or network error.
+        """
+        method = self._bound.get(operation)
+        if method is None:
+            method = getattr(self.client, _METHODS[operation])
+            self._bound[operation] = method
+        logger.debug("dynorm: sending %s to table %s", operation, self.table_name)
+        try:
+            response: dict[str, Any] = method(**params)
+        except ClientError as exc:
+            raise translate_client_error(exc, operation, self.table_name) from exc
+        except BotoCoreError as exc:
+            raise ServiceError(
+                f"Cannot complete {operation} on table {self.table_name!r}: "
+                f"{type(exc).__name__}. The request may or may not have been applied; "
+                "retry it if it is idempotent or conditional."
+            ) from exc
+        return response
+
+
+def translate_client_error(exc: ClientError, operation: str, table: str) -> DynormError:
+    """Map a botocore ClientError to the dynorm exception that describes it."""
+    response: dict[str, Any] = dict(exc.response)
+    error = response.get("Error", {})
+    code = str(error.get("Code", "Unknown"))
+    aws_message = str(error.get("Message", ""))
+    if code == "ConditionalCheckFailedException":
+        return ConditionFailedError(
+            f"DynamoDB refused {operation} on table {table!r}: its condition was false.",
+            aws_code=code,
+            response=response,
+        )
+    if code in _THROTTLE_CODES:
+        attempts = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
+        return ThrottledError(
+            f"DynamoDB throttled {operation} on table {table!r} ({code}) after {attempts} "
+            "attempt(s); slow down, raise the table's capacity, or configure more attempts "
+            "with dynorm.configure(max_attempts=...).",
+            operation=operation,
+            attempts=attempts,
+            aws_code=code,
+            response=response,
+        )
+    if code == "TransactionCanceledException":
+        reasons = [
+            None if r.get("Code") in (None, "None") else str(r.get("Code"))
+            for r in response.get("CancellationReasons", [])
+        ]
+        return TransactionCanceledError(
+            f"DynamoDB cancelled the transaction on table {table!r}; see .reasons for "
+            "the operation(s) that failed.",
+            reasons=reasons,
+            aws_code=code,
+            response=response,
+        )
+    if code == "ResourceNotFoundException":
+        err = ConfigurationError(
+            f"Cannot find table {table!r} (or one of its indexes) for {operation}; "
+            "call dynorm.create_table() or check dynorm.configure(table_name=...).",
+            code="no-table",
+        )
+        err.aws_code, err.response = code, response
+        return err
+    if code == "ValidationException" and "Item size" in aws_message:
+        too_large = ItemTooLargeError(
+            f"DynamoDB rejected {operation} on table {table!r}: an item is over 400 KB. "
+            "Store large values in S3 or mark them fields.Compressed().",
+        )
+        too_large.aws_code, too_large.response = code, response
+        return too_large
+    return ServiceError(
+        f"DynamoDB rejected {operation} on table {table!r}: {code}: {aws_message}",
+        aws_code=code,
+        response=response,
+    )

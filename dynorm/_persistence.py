@@ -1,0 +1,384 @@
+"""Instance writes: build the conditional request for save/delete/update and apply the result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._codec import Item, check_item_size, from_wire
+from ._config import get_connection
+from ._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
+from .exceptions import (
+    ConditionFailedError,
+    DynormError,
+    QueryError,
+    TransactionCanceledError,
+    VersionConflictError,
+)
+from .fields import utcnow
+from .query.placeholders import Placeholders
+
+if TYPE_CHECKING:
+    from .models import Model
+
+
+@dataclass
+class WriteOp:
+    """One write ready to send alone or to join a transaction.
+
+    `params` are the parameters of `operation` without TableName; `conflict` maps a
+    refused condition to the exception to raise; `on_success` updates the instance.
+    """
+
+    operation: str
+    params: dict[str, Any]
+    model: type[Model]
+    conflict: Callable[[DynormError], Exception]
+    on_success: Callable[[dict[str, Any]], None]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- item building
+
+
+def build_item(instance: Model, overrides: Mapping[str, Any]) -> Item:
+    """Return the complete item for an instance: keys, entity type, index keys and fields."""
+    meta = instance._meta
+    assert meta.codec is not None
+    values = {**instance.__dict__, **overrides}
+    pk, sk = meta.primary_key(values)
+    item: Item = {PK: {"S": pk}, SK: {"S": sk}, TYPE_ATTR: {"S": meta.type_name}}
+    for attr, key in meta.index_keys(values).items():
+        if key is not None:
+            item[attr] = {"S": key}
+    item.update(meta.codec.encode(instance, overrides))
+    check_item_size(item, meta.model_name)
+    return item
+
+
+def _timestamps(instance: Model, creating: bool) -> dict[str, Any]:
+    now = utcnow()
+    out: dict[str, Any] = {}
+    for name, kind in instance._meta.field_kinds.items():
+        if kind == "updated_at":
+            out[name] = now
+        elif kind == "created_at" and creating and name not in instance.model_fields_set:
+            out[name] = now
+    return out
+
+
+def _key_names(instance: Model) -> str:
+    return ", ".join(sorted(instance._meta.key_fields)) or "its key"
+
+
+def _old_item(exc: DynormError) -> dict[str, Any] | None:
+    response = exc.response or {}
+    if "Item" in response:
+        return dict(response["Item"])
+    for reason in response.get("CancellationReasons", []):
+        if reason.get("Code") == "ConditionalCheckFailed":
+            return dict(reason["Item"]) if "Item" in reason else None
+    return None
+
+
+def _version_conflict(instance: Model, action: str) -> Callable[[DynormError], Exception]:
+    model = instance._meta.model_name
+    expected = instance.version
+
+    def conflict(exc: DynormError) -> Exception:
+        current: int | None = None
+        old = _old_item(exc)
+        if old and VERSION_ATTR in old:
+            current = int(from_wire(old[VERSION_ATTR]))
+        state = (
+            f"the stored version is {current}, not the loaded version {expected}"
+            if current is not None
+            else "the item no longer exists (deleted, or its key changed)"
+        )
+        return VersionConflictError(
+            f"Cannot {action} {model} (key fields: {_key_names(instance)}): {state}. Reload it "
+            "with refresh_from_db() (or get()) and apply the change again.",
+            model=model,
+            expected_version=expected,
+            current_version=current,
+            aws_code=exc.aws_code,
+            response=exc.response,
+        )
+
+    return conflict
+
+
+def _exists_conflict(instance: Model) -> Callable[[DynormError], Exception]:
+    def conflict(exc: DynormError) -> Exception:
+        return ConditionFailedError(
+            f"Cannot create {instance._meta.model_name} (key fields: {_key_names(instance)}): "
+            "an item with the same key already exists. Load it and save() that object, or "
+            "use get_or_create().",
+            aws_code=exc.aws_code,
+            response=exc.response,
+        )
+
+    return conflict
+
+
+def _apply(instance: Model, values: Mapping[str, Any], key: tuple[str, str] | None) -> None:
+    instance.__dict__.update(values)
+    instance._loaded_key = key
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> WriteOp:
+    """Build the write that `instance.save()` sends."""
+    meta = instance._meta
+    cls = type(instance)
+    creating = instance.version == 0
+    if instance._partial is not None and (
+        update_fields is None or not set(update_fields) <= instance._partial
+    ):
+        raise QueryError(
+            f"Cannot save a partial {meta.model_name} loaded with only(): fields not loaded "
+            "would be lost. Pass update_fields=[...] naming loaded fields, or load it whole.",
+            code="bad-query",
+        )
+    overrides = _timestamps(instance, creating)
+    overrides["version"] = instance.version + 1
+    item = build_item(instance, overrides)
+    new_key = (item[PK]["S"], item[SK]["S"])
+
+    def on_success(_: dict[str, Any]) -> None:
+        _apply(instance, overrides, new_key)
+
+    ph = Placeholders()
+    if creating:
+        params = {
+            "Item": item,
+            "ConditionExpression": f"attribute_not_exists({ph.name(PK)})",
+        }
+        return WriteOp("PutItem", ph.apply(params), cls, _exists_conflict(instance), on_success)
+
+    old_key = instance._loaded_key or new_key
+    version_cond = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(instance.version)})}"
+    if old_key != new_key:
+        # DynamoDB cannot update key attributes: move = delete old + put new, atomically.
+        put_ph = Placeholders()
+        actions = [
+            {
+                "Delete": ph.apply(
+                    {
+                        "Key": {PK: {"S": old_key[0]}, SK: {"S": old_key[1]}},
+                        "ConditionExpression": version_cond,
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                )
+            },
+            {
+                "Put": put_ph.apply(
+                    {
+                        "Item": item,
+                        "ConditionExpression": f"attribute_not_exists({put_ph.name(PK)})",
+                    }
+                )
+            },
+        ]
+        version_conflict = _version_conflict(instance, "save")
+        exists_conflict = _exists_conflict(instance)
+
+        def move_conflict(exc: DynormError) -> Exception:
+            if isinstance(exc, TransactionCanceledError) and exc.reasons[:1] == [None]:
+                return exists_conflict(exc)
+            return version_conflict(exc)
+
+        return WriteOp(
+            "TransactWriteItems",
+            {"TransactItems": actions},
+            cls,
+            move_conflict,
+            on_success,
+            extra={"move": True},
+        )
+    if update_fields is None:
+        params = {
+            "Item": item,
+            "ConditionExpression": version_cond,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        return WriteOp(
+            "PutItem", ph.apply(params), cls, _version_conflict(instance, "save"), on_success
+        )
+
+    names = list(dict.fromkeys(update_fields))
+    for name in names:
+        if name not in meta.field_names:
+            raise QueryError(
+                f"Cannot save update_fields={names!r} of {meta.model_name}: {name!r} is not a "
+                f"field.{meta.suggest_field(name)}",
+                code="unknown-field",
+            )
+    names += [n for n in overrides if n not in names]
+    sets: list[str] = []
+    removes: list[str] = []
+    for name in names:
+        attr = meta.attr_names[name]
+        av = item.get(attr)
+        if av is None:
+            removes.append(ph.name(attr))
+        else:
+            sets.append(f"{ph.name(attr)} = {ph.value(av)}")
+    for index in meta.indexes.values():
+        for attr in (index.pk_attr, index.sk_attr):
+            if attr in item:
+                sets.append(f"{ph.name(attr)} = {ph.value(item[attr])}")
+            else:
+                removes.append(ph.name(attr))
+    expression = "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    params = {
+        "Key": {PK: item[PK], SK: item[SK]},
+        "UpdateExpression": expression,
+        "ConditionExpression": version_cond,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    return WriteOp(
+        "UpdateItem", ph.apply(params), cls, _version_conflict(instance, "save"), on_success
+    )
+
+
+def delete_op(instance: Model) -> WriteOp:
+    """Build the write that `instance.delete()` sends."""
+    meta = instance._meta
+    if instance.version == 0:
+        raise type(instance).DoesNotExist(
+            f"Cannot delete {meta.model_name}: it was never saved (version 0)."
+        )
+    pk, sk = instance._loaded_key or meta.primary_key(instance.__dict__)
+    ph = Placeholders()
+    params = {
+        "Key": {PK: {"S": pk}, SK: {"S": sk}},
+        "ConditionExpression": (
+            f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(instance.version)})}"
+        ),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+    def on_success(_: dict[str, Any]) -> None:
+        _apply(instance, {"version": 0}, None)
+
+    return WriteOp(
+        "DeleteItem",
+        ph.apply(params),
+        type(instance),
+        _version_conflict(instance, "delete"),
+        on_success,
+    )
+
+
+# --------------------------------------------------------------------------- sending
+
+
+def execute(op: WriteOp) -> dict[str, Any]:
+    """Send a write (or add it to the active transaction) and apply its result on success."""
+    from ._transactions import current_transaction
+
+    tx = current_transaction()
+    if tx is not None:
+        tx.add(op)
+        return {}
+    conn = get_connection()
+    params = dict(op.params)
+    if op.operation == "TransactWriteItems":
+        params["TransactItems"] = [
+            {kind: {**body, "TableName": conn.table_name} for kind, body in action.items()}
+            for action in params["TransactItems"]
+        ]
+    else:
+        params["TableName"] = conn.table_name
+    try:
+        response = conn.send(op.operation, params)
+    except ConditionFailedError as exc:
+        raise op.conflict(exc) from exc
+    except TransactionCanceledError as exc:
+        if "ConditionalCheckFailed" in exc.reasons:
+            raise op.conflict(exc) from exc
+        raise
+    op.on_success(response)
+    return response
+
+
+def save(instance: Model, update_fields: Iterable[str] | None) -> None:
+    """Save an instance (see `Model.save`)."""
+    execute(save_op(instance, update_fields))
+
+
+def delete(instance: Model) -> None:
+    """Delete an instance (see `Model.delete`)."""
+    execute(delete_op(instance))
+
+
+def refresh(instance: Model) -> None:
+    """Reload an instance's fields from a consistent read of its stored item."""
+    meta = instance._meta
+    pk, sk = instance._loaded_key or meta.primary_key(instance.__dict__)
+    conn = get_connection()
+    response = conn.send(
+        "GetItem",
+        {"TableName": conn.table_name, "Key": {PK: {"S": pk}, SK: {"S": sk}}, "ConsistentRead": True},
+    )
+    item = response.get("Item")
+    if item is None:
+        raise type(instance).DoesNotExist(
+            f"Cannot refresh {meta.model_name} (key fields: {_key_names(instance)}): the item "
+            "no longer exists."
+        )
+    fresh = type(instance).from_item(item)
+    instance.__dict__.update(fresh.__dict__)
+    instance._loaded_key = fresh._loaded_key
+
+
+def update_instance_op(instance: Model, values: Mapping[str, Any]) -> WriteOp:
+    """Build the UpdateItem that `instance.update(**values)` sends."""
+    from .query.updates import plan_update
+
+    meta = instance._meta
+    if instance.version == 0:
+        raise type(instance).DoesNotExist(
+            f"Cannot update {meta.model_name}: it was never saved (version 0); call save() first."
+        )
+    if not values:
+        raise QueryError(
+            f"Cannot update {meta.model_name} with no values; pass field=value pairs.",
+            code="bad-query",
+        )
+    pk, sk = instance._loaded_key or meta.primary_key(instance.__dict__)
+    ph = Placeholders()
+    condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(instance.version)})}"
+    plan = plan_update(meta, values, instance.__dict__, ph, new_version=str(instance.version + 1))
+    params = {
+        "Key": {PK: {"S": pk}, SK: {"S": sk}},
+        "UpdateExpression": plan.expression(),
+        "ConditionExpression": condition,
+        "ReturnValues": "ALL_NEW",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    new_version = instance.version + 1
+
+    def on_success(response: dict[str, Any]) -> None:
+        attributes = response.get("Attributes")
+        if attributes:
+            fresh = type(instance).from_item(attributes)
+            instance.__dict__.update(fresh.__dict__)
+            instance._loaded_key = fresh._loaded_key
+        else:
+            _apply(instance, {**plan.plain, "version": new_version}, (pk, sk))
+
+    return WriteOp(
+        "UpdateItem", ph.apply(params), type(instance), _version_conflict(instance, "update"), on_success
+    )
+
+
+def update_instance(instance: Model, values: Mapping[str, Any]) -> None:
+    """Apply an atomic UpdateItem with values or F expressions (see `Model.update`)."""
+    execute(update_instance_op(instance, values))

@@ -1,0 +1,238 @@
+"""The exception tree for dynorm: every error dynorm raises derives from `DynormError`.
+
+```
+DynormError
+├── ConfigurationError          a model, index or configuration is defined wrongly (usage error)
+├── QueryError                  a query cannot be compiled or would need a scan (usage error)
+├── InvalidValueError           a field value cannot be stored in DynamoDB (checked before sending)
+│   └── ItemTooLargeError       an item is over DynamoDB's 400 KB limit
+├── ObjectDoesNotExist          get() found nothing (per model: `Order.DoesNotExist`)
+├── MultipleObjectsReturned     get() found more than one (per model)
+├── ConditionFailedError        a conditional write was refused by DynamoDB
+│   └── VersionConflictError    optimistic locking: the stored version is not the loaded one
+├── TransactionCanceledError    DynamoDB cancelled a transaction (`.reasons` per operation)
+├── BatchIncompleteError        a batch still had unprocessed items after every retry
+├── ThrottledError              DynamoDB kept throttling after every retry
+├── InvalidCursorError          a pagination cursor was tampered with or belongs to another query
+└── ServiceError                any other error DynamoDB or the network reported
+```
+
+Messages name the model, the field and the fix, and never contain a field value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+__all__ = [
+    "BatchIncompleteError",
+    "ConditionFailedError",
+    "ConfigurationError",
+    "DynormError",
+    "InvalidCursorError",
+    "InvalidValueError",
+    "ItemTooLargeError",
+    "MultipleObjectsReturned",
+    "ObjectDoesNotExist",
+    "QueryError",
+    "ServiceError",
+    "ThrottledError",
+    "TransactionCanceledError",
+    "VersionConflictError",
+]
+
+ErrorCode = Literal[
+    "config",
+    "model-definition",
+    "key-template",
+    "index",
+    "duplicate-type-name",
+    "unknown-field",
+    "unknown-lookup",
+    "unknown-index",
+    "needs-scan",
+    "bad-order-by",
+    "consistent-gsi",
+    "bad-query",
+    "no-table",
+]
+
+
+class DynormError(Exception):
+    """Raised for every error dynorm reports; the root of the tree.
+
+    Attributes:
+        aws_code: The DynamoDB error code when the error came from DynamoDB, else None.
+        response: The parsed botocore error response when there was one, else None.
+    """
+
+    aws_code: str | None = None
+    response: dict[str, Any] | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        aws_code: str | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.aws_code = aws_code
+        self.response = response
+
+
+class _UsageError(DynormError):
+    """Base for mistakes in how dynorm is used; these carry a stable `code`."""
+
+    code: ErrorCode
+
+    def __init__(self, message: str, *, code: ErrorCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ConfigurationError(_UsageError):
+    """Raised when a model, key template, index or the configuration is invalid."""
+
+    def __init__(self, message: str, *, code: ErrorCode = "config") -> None:
+        super().__init__(message, code=code)
+
+
+class QueryError(_UsageError):
+    """Raised when a query cannot be compiled into a DynamoDB request; nothing is sent."""
+
+    def __init__(self, message: str, *, code: ErrorCode = "bad-query") -> None:
+        super().__init__(message, code=code)
+
+
+class InvalidValueError(DynormError, ValueError):
+    """Raised when a field value cannot be stored in DynamoDB; checked before anything is sent."""
+
+    def __init__(self, message: str, *, model: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.model = model
+        self.field = field
+
+
+class ItemTooLargeError(InvalidValueError):
+    """Raised when an item is larger than DynamoDB's 400 KB (409,600 byte) limit.
+
+    Attributes:
+        size: The item's size in bytes as DynamoDB counts it (None when DynamoDB reported it).
+        limit: The limit in bytes.
+        largest: The names of the largest attributes, biggest first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        size: int | None = None,
+        limit: int = 409_600,
+        largest: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, model=model)
+        self.size = size
+        self.limit = limit
+        self.largest = list(largest)
+
+
+class ObjectDoesNotExist(DynormError):
+    """Raised by `get()` when no item matches; each model has its own `Model.DoesNotExist`."""
+
+
+class MultipleObjectsReturned(DynormError):
+    """Raised by `get()` when more than one item matches; per model too."""
+
+
+class ConditionFailedError(DynormError):
+    """Raised when DynamoDB refused a conditional write (the condition was false)."""
+
+
+class VersionConflictError(ConditionFailedError):
+    """Raised when a save or delete finds a stored version other than the one loaded.
+
+    Attributes:
+        model: The model's name.
+        expected_version: The version the instance was loaded at.
+        current_version: The stored version when DynamoDB returned it, else None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        expected_version: int,
+        current_version: int | None = None,
+        aws_code: str | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, aws_code=aws_code, response=response)
+        self.model = model
+        self.expected_version = expected_version
+        self.current_version = current_version
+
+
+class TransactionCanceledError(DynormError):
+    """Raised when DynamoDB cancels a transaction.
+
+    Attributes:
+        reasons: One entry per operation, in the order written: None for an operation that
+            was fine, else DynamoDB's cancellation code (e.g. "ConditionalCheckFailed").
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reasons: Sequence[str | None] = (),
+        aws_code: str | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, aws_code=aws_code, response=response)
+        self.reasons = list(reasons)
+
+
+class BatchIncompleteError(DynormError):
+    """Raised when a batch still had unprocessed items after every retry; nothing is dropped.
+
+    Attributes:
+        unprocessed: The keys (as dicts of key attribute names to strings) not processed.
+    """
+
+    def __init__(self, message: str, *, unprocessed: Sequence[dict[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.unprocessed = list(unprocessed)
+
+
+class ThrottledError(DynormError):
+    """Raised when DynamoDB kept throttling a request after every retry.
+
+    Attributes:
+        operation: The DynamoDB operation name.
+        attempts: How many attempts were made.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        attempts: int | None = None,
+        aws_code: str | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, aws_code=aws_code, response=response)
+        self.operation = operation
+        self.attempts = attempts
+
+
+class InvalidCursorError(DynormError):
+    """Raised when a pagination cursor was tampered with or belongs to another query."""
+
+
+class ServiceError(DynormError):
+    """Raised for any other error reported by DynamoDB or the network."""

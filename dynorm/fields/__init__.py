@@ -1,0 +1,85 @@
+"""Special fields: generated ids, timestamps, TTL and compressed values.
+
+Use them as defaults in a model body; each returns a pydantic field that dynorm recognises::
+
+    class Order(Model):
+        id: str = fields.ULID()
+        created_at: datetime = fields.CreatedAt()
+        expires_at: datetime | None = fields.TTL()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+from ulid import ULID as _ULID
+
+__all__ = ["TTL", "ULID", "Compressed", "CreatedAt", "DynormField", "UpdatedAt", "new_ulid"]
+
+FieldKind = Literal["ulid", "created_at", "updated_at", "ttl", "compressed"]
+
+
+def new_ulid() -> str:
+    """Return a new ULID as its 26-character Crockford base32 string (sortable by time)."""
+    return str(_ULID())
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class DynormField:
+    """A field marker the model metaclass turns into a pydantic field and remembers by kind."""
+
+    kind: FieldKind
+    default: Any = PydanticUndefined
+    default_factory: Callable[[], Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_field_info(self) -> FieldInfo:
+        """Return the pydantic FieldInfo this marker stands for."""
+        if self.default_factory is not None:
+            info: FieldInfo = Field(default_factory=self.default_factory, **self.extra)
+        else:
+            info = Field(default=self.default, **self.extra)
+        return info
+
+
+def ULID(**kwargs: Any) -> Any:  # noqa: N802 - reads like a type, as in the API contract
+    """Declare a string id that defaults to a new ULID (time-ordered, 26 characters)."""
+    return DynormField("ulid", default_factory=new_ulid, extra=kwargs)
+
+
+def CreatedAt(**kwargs: Any) -> Any:  # noqa: N802
+    """Declare a UTC datetime set when the object is first saved (unless given explicitly)."""
+    return DynormField("created_at", default_factory=utcnow, extra=kwargs)
+
+
+def UpdatedAt(**kwargs: Any) -> Any:  # noqa: N802
+    """Declare a UTC datetime set on every successful save."""
+    return DynormField("updated_at", default_factory=utcnow, extra=kwargs)
+
+
+def TTL(default: Any = None, **kwargs: Any) -> Any:  # noqa: N802
+    """Declare an expiry datetime, stored as epoch seconds in the table's TTL attribute.
+
+    `dynorm.create_table()` enables DynamoDB's time to live on it. DynamoDB deletes expired
+    items lazily (typically within a few days), so filter on the field if that matters.
+    """
+    return DynormField("ttl", default=default, extra=kwargs)
+
+
+def Compressed(default: Any = PydanticUndefined, **kwargs: Any) -> Any:  # noqa: N802
+    """Declare a str, bytes or JSON-able value stored gzip-compressed as binary.
+
+    Compressed fields cannot be used in key templates or filters (DynamoDB sees only bytes).
+    """
+    return DynormField("compressed", default=default, extra=kwargs)

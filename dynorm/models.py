@@ -1,0 +1,256 @@
+"""Models: the metaclass that compiles `Meta`, and `Model` with its write methods."""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic._internal._model_construction import ModelMetaclass
+from typing_extensions import Self
+
+from . import _persistence, _registry
+from ._codec import ModelCodec, compile_field
+from ._constants import TTL_ATTR
+from ._options import BoundIndex, KeyTemplate, Options, assign_slots
+from .exceptions import ConfigurationError, MultipleObjectsReturned, ObjectDoesNotExist
+from .fields import DynormField, FieldKind
+from .query.queryset import Manager
+
+__all__ = ["Model", "ModelMeta"]
+
+_RESERVED_FIELD = re.compile(r"^(pk|sk|gsi\d+pk|gsi\d+sk)$")
+_META_KEYS = frozenset(
+    {"abstract", "type_name", "pk", "sk", "indexes", "max_versions", "compress"}
+)
+
+
+def _subclass_exception(
+    name: str, parents: tuple[type[Exception], ...], owner: type
+) -> type[Exception]:
+    return type(
+        name,
+        parents,
+        {"__module__": owner.__module__, "__qualname__": f"{owner.__qualname__}.{name}"},
+    )
+
+
+class ModelMeta(ModelMetaclass):
+    """Metaclass of dynorm models: parses `Meta`, compiles keys and codec, registers the model."""
+
+    def __new__(
+        mcs,
+        cls_name: str,
+        bases: tuple[type[Any], ...],
+        namespace: dict[str, Any],
+        **kwargs: Any,
+    ) -> type:
+        meta_class = namespace.pop("Meta", None)
+        own_raw = {k: v for k, v in vars(meta_class).items() if not k.startswith("__")} if (
+            meta_class is not None
+        ) else {}
+        unknown = set(own_raw) - _META_KEYS
+        if unknown:
+            raise ConfigurationError(
+                f"Cannot use Meta option(s) {', '.join(sorted(unknown))} on {cls_name}; "
+                f"known options are {', '.join(sorted(_META_KEYS))}.",
+                code="model-definition",
+            )
+        manager = namespace.pop("objects", None)
+        kinds: dict[str, FieldKind] = {}
+        for key, value in list(namespace.items()):
+            if isinstance(value, DynormField):
+                kinds[key] = value.kind
+                namespace[key] = value.to_field_info()
+        cls = super().__new__(mcs, cls_name, bases, namespace, **kwargs)
+        parent_meta = next(
+            (b.__dict__["_meta"] for b in cls.__mro__[1:] if "_meta" in b.__dict__), None
+        )
+        raw: dict[str, Any] = {}
+        if parent_meta is not None:
+            raw.update(parent_meta.extra["raw"])
+            raw.pop("abstract", None)
+            raw.pop("type_name", None)
+            for name, kind in parent_meta.field_kinds.items():
+                kinds.setdefault(name, kind)
+        raw.update(own_raw)
+        meta = _build_options(cls, raw, kinds)
+        type.__setattr__(cls, "_meta", meta)
+        exc_parents: dict[str, tuple[type[Exception], ...]] = {}
+        for exc_name, root in (
+            ("DoesNotExist", ObjectDoesNotExist),
+            ("MultipleObjectsReturned", MultipleObjectsReturned),
+        ):
+            inherited = tuple(
+                b.__dict__[exc_name] for b in cls.__mro__[1:] if exc_name in b.__dict__
+            )
+            exc_parents[exc_name] = inherited[:1] or (root,)
+            type.__setattr__(
+                cls, exc_name, _subclass_exception(exc_name, exc_parents[exc_name], cls)
+            )
+        if manager is not None or "objects" not in cls.__dict__:
+            type.__setattr__(cls, "objects", manager if manager is not None else Manager())
+        if not meta.abstract:
+            _registry.register(typing.cast("type[Model]", cls))
+        return cls
+
+
+def _build_options(cls: type[BaseModel], raw: dict[str, Any], kinds: dict[str, FieldKind]) -> Options:
+    name = cls.__name__
+    fields = cls.model_fields
+    for field_name in fields:
+        if _RESERVED_FIELD.match(field_name):
+            raise ConfigurationError(
+                f"Cannot name a field {field_name!r} on {name}: dynorm stores its keys under "
+                "that attribute name; rename the field.",
+                code="model-definition",
+            )
+    ttl_fields = [f for f, k in kinds.items() if k == "ttl"]
+    if len(ttl_fields) > 1:
+        raise ConfigurationError(
+            f"Cannot declare more than one fields.TTL() on {name} (found "
+            f"{', '.join(ttl_fields)}); DynamoDB has one TTL attribute per table.",
+            code="model-definition",
+        )
+    attr_names = {f: (TTL_ATTR if kinds.get(f) == "ttl" else f) for f in fields}
+    abstract = bool(raw.get("abstract", False))
+    type_name = str(raw.get("type_name") or name)
+    meta = Options(
+        model_name=name,
+        type_name=type_name,
+        abstract=abstract,
+        field_names=tuple(fields),
+        field_kinds=dict(kinds),
+        attr_names=attr_names,
+        ttl_field=ttl_fields[0] if ttl_fields else None,
+        extra={"raw": raw, "annotations": {f: i.annotation for f, i in fields.items()}},
+    )
+    meta.codec = ModelCodec(
+        name,
+        (
+            compile_field(f, attr_names[f], info.annotation, kinds.get(f))
+            for f, info in fields.items()
+        ),
+    )
+    if abstract:
+        return meta
+    if "pk" not in raw:
+        raise ConfigurationError(
+            f"Cannot create model {name} without a partition key: add "
+            f"`class Meta: pk = \"{type_name.upper()}#{{id}}\"` (or `abstract = True`).",
+            code="model-definition",
+        )
+    known = [f for f in fields if kinds.get(f) != "compressed"]
+    meta.pk = KeyTemplate(str(raw["pk"]), name, known, "partition key")
+    meta.sk = KeyTemplate(str(raw.get("sk") or type_name), name, known, "sort key")
+    bound: dict[str, BoundIndex] = {}
+    for index, slot in assign_slots(list(raw.get("indexes") or ()), name):
+        bound[index.name] = BoundIndex(
+            name=index.name,
+            slot=slot,
+            pk=KeyTemplate(index.pk, name, known, f"index {index.name!r} partition key"),
+            sk=KeyTemplate(
+                index.sk or type_name, name, known, f"index {index.name!r} sort key"
+            ),
+        )
+    meta.indexes = bound
+    meta.key_fields = frozenset(meta.pk.fields + meta.sk.fields)
+    return meta
+
+
+class Model(BaseModel, metaclass=ModelMeta):
+    """Base class of dynorm models: a pydantic model stored as one item of the table.
+
+    Declare keys in an inner `class Meta` (`pk`, `sk`, `indexes`, `type_name`, `abstract`).
+    Every model has `version` (0 until first saved) for optimistic locking.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    version: int = 0
+
+    _meta: ClassVar[Options]
+    _loaded_key: tuple[str, str] | None = PrivateAttr(default=None)
+    _partial: frozenset[str] | None = PrivateAttr(default=None)
+    if TYPE_CHECKING:
+        objects: ClassVar[Manager]
+        DoesNotExist: ClassVar[type[ObjectDoesNotExist]]
+        MultipleObjectsReturned: ClassVar[type[MultipleObjectsReturned]]
+
+    class Meta:
+        abstract = True
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Self:
+        """Build an instance from a DynamoDB item (attribute-value JSON) as stored."""
+        assert cls._meta.codec is not None
+        obj = cls.model_validate(cls._meta.codec.decode(item))
+        pk, sk = item.get("pk"), item.get("sk")
+        if pk is not None and sk is not None:
+            obj._loaded_key = (pk["S"], sk["S"])
+        return obj
+
+    # ------------------------------------------------------------------ writes
+
+    def save(self, *, update_fields: Iterable[str] | None = None) -> None:
+        """Save the object: create it, or update it if the stored version is the loaded one.
+
+        Args:
+            update_fields: Update only these fields (plus version, timestamps and index keys)
+                with an UpdateItem instead of replacing the whole item.
+
+        DynamoDB: PutItem (create: `attribute_not_exists(pk)`; update: `version = loaded`),
+        or UpdateItem with `update_fields`; a changed key field moves the item atomically with
+        one TransactWriteItems (delete the old key, put the new one).
+
+        Raises:
+            VersionConflictError: The stored version is not the one this object was loaded at.
+            ConditionFailedError: Creating, and an item with the same key already exists.
+        """
+        _persistence.save(self, update_fields)
+
+    def delete(self) -> None:
+        """Delete the item, conditional on the stored version being the loaded one.
+
+        DynamoDB: DeleteItem with `version = loaded`.
+
+        Raises:
+            VersionConflictError: The item changed (or was deleted) since it was loaded.
+        """
+        _persistence.delete(self)
+
+    def refresh_from_db(self) -> None:
+        """Reload every field from the table (a strongly consistent read).
+
+        DynamoDB: GetItem, ConsistentRead.
+
+        Raises:
+            DoesNotExist: The item no longer exists.
+        """
+        _persistence.refresh(self)
+
+    def update(self, **values: Any) -> None:
+        """Apply an atomic UpdateItem (values or `F` expressions) and refresh the instance.
+
+        `o.update(total=F("total") + 5, tags=F("tags").add({"gift"}))` bumps the version,
+        is conditional on the loaded version, and loads the item as stored afterwards.
+
+        DynamoDB: UpdateItem, ReturnValues=ALL_NEW.
+
+        Raises:
+            VersionConflictError: The item changed since it was loaded.
+        """
+        _persistence.update_instance(self, values)
+
+    # ------------------------------------------------------------------ introspection
+
+    @property
+    def key(self) -> dict[str, str]:
+        """The item's primary key as stored (`{"pk": ..., "sk": ...}`), computed from fields."""
+        pk, sk = self._meta.primary_key(self.__dict__)
+        return {"pk": pk, "sk": sk}
+

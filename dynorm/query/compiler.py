@@ -1,0 +1,422 @@
+"""The pure query compiler: QuerySet state in, DynamoDB request(s) out. Nothing is sent here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import _registry
+from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
+from .._options import BoundIndex, KeyTemplate, render_key_value
+from ..exceptions import QueryError
+from .expressions import Q
+from .lookups import RANGE_LOOKUPS, Lookup, is_orderable, parse_lookup, render_condition
+from .placeholders import Placeholders
+
+if TYPE_CHECKING:
+    from .._options import Options
+    from ..models import Model
+
+__all__ = ["Plan", "QueryState", "Request", "compile_query"]
+
+#: The largest code point; UTF-8 puts it after every other character, so `P + MAX_CHAR`
+#: bounds every key that starts with `P`.
+MAX_CHAR = "\U0010ffff"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One DynamoDB request: the operation name and its boto3 parameters."""
+
+    operation: str
+    params: dict[str, Any]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {json.dumps(self.params, indent=2, default=str)}"
+
+
+@dataclass(frozen=True)
+class QueryState:
+    """Everything a QuerySet knows; immutable, so every QuerySet method returns a new one."""
+
+    model: type[Model]
+    where: tuple[Q, ...] = ()
+    index: str | None = None
+    descending: bool = False
+    order_field: str | None = None
+    projection: tuple[str, ...] | None = None
+    consistent: bool = False
+    scan: bool = False
+    segments: int = 1
+    include: tuple[type[Model], ...] = ()
+    explicit_all: bool = False
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """Return an extension option (used by versioned models)."""
+        return dict(self.extra).get(name, default)
+
+
+@dataclass
+class Plan:
+    """The compiled form of a QuerySet."""
+
+    requests: list[Request]
+    #: (pk, sk) when the query names one whole primary key and nothing else (GetItem-able).
+    get_key: tuple[str, str] | None = None
+    has_filter: bool = False
+    key_attrs: tuple[str, ...] = (PK, SK)
+    models: tuple[type[Model], ...] = field(default_factory=tuple)
+
+
+def _flatten(state: QueryState) -> tuple[list[Lookup], list[Q]]:
+    """Split the AND-ed top level into plain lookups (key candidates) and other Q nodes."""
+    meta = state.model._meta
+    leaves: list[Lookup] = []
+    residual: list[Q] = []
+
+    def visit(q: Q) -> None:
+        if q.negated or (q.connector == "OR" and len(q.children) > 1):
+            _validate(meta, q)
+            residual.append(q)
+            return
+        for child in q.children:
+            if isinstance(child, Q):
+                visit(child)
+            else:
+                leaves.append(parse_lookup(meta, child[0], child[1]))
+
+    for q in state.where:
+        visit(q)
+    return leaves, residual
+
+
+def _validate(meta: Options, q: Q) -> None:
+    for child in q.children:
+        if isinstance(child, Q):
+            _validate(meta, child)
+        else:
+            parse_lookup(meta, child[0], child[1])
+
+
+def _render_q(meta: Options, q: Q, ph: Placeholders) -> str:
+    parts = []
+    for child in q.children:
+        if isinstance(child, Q):
+            parts.append(_render_q(meta, child, ph))
+        else:
+            parts.append(render_condition(meta, parse_lookup(meta, child[0], child[1]), ph))
+    parts = [p for p in parts if p]
+    if not parts:
+        return ""
+    text = parts[0] if len(parts) == 1 else "(" + f" {q.connector} ".join(parts) + ")"
+    return f"(NOT {text})" if q.negated else text
+
+
+def _key_templates(state: QueryState) -> tuple[KeyTemplate, KeyTemplate, str, str, BoundIndex | None]:
+    meta = state.model._meta
+    if state.index is None:
+        assert meta.pk is not None and meta.sk is not None
+        return meta.pk, meta.sk, PK, SK, None
+    index = meta.indexes[state.index]
+    return index.pk, index.sk, index.pk_attr, index.sk_attr, index
+
+
+def _sibling_templates(state: QueryState, index: BoundIndex | None) -> list[KeyTemplate]:
+    """Sort-key templates of other models that share the physical key we query."""
+    out: list[KeyTemplate] = []
+    for model in _registry.all_models():
+        if model is state.model:
+            continue
+        m = model._meta
+        if index is None:
+            if m.sk is not None:
+                out.append(m.sk)
+        else:
+            out.extend(i.sk for i in m.indexes.values() if i.slot == index.slot)
+    return out
+
+
+def _prefix_is_unique(prefix: str, siblings: list[KeyTemplate]) -> bool:
+    if not prefix:
+        return False
+    for tpl in siblings:
+        if tpl.prefix.startswith(prefix) or (prefix.startswith(tpl.prefix) and tpl.fields):
+            return False
+    return True
+
+
+def _needs_scan(state: QueryState, eq: dict[str, Lookup], pk_tpl: KeyTemplate) -> QueryError:
+    meta = state.model._meta
+    where = f"index {state.index!r}" if state.index else "the table"
+    missing = [f for f in pk_tpl.fields if f not in eq]
+    usable = [
+        name
+        for name, idx in meta.indexes.items()
+        if name != state.index and all(f in eq for f in idx.pk.fields)
+    ]
+    if usable:
+        hint = f"Use .using_gsi({usable[0]!r}), whose partition key your filter fixes,"
+    elif state.index is not None and all(f in eq for f in meta.pk.fields if meta.pk):  # type: ignore[union-attr]
+        hint = "Drop .using_gsi() to query the table's own key,"
+    else:
+        hint = "Add equality filters on those fields,"
+    return QueryError(
+        f"Cannot query {meta.model_name} on {where} without equality on its partition-key "
+        f"field(s) {', '.join(missing)}: that would need a Scan. {hint} or call .scan() to "
+        "read everything explicitly.",
+        code="needs-scan",
+    )
+
+
+def _check_order(state: QueryState, sk_tpl: KeyTemplate, eq: dict[str, Lookup]) -> None:
+    name = state.order_field
+    if name is None:
+        return
+    meta = state.model._meta
+    on = f"index {state.index!r}" if state.index else "the table"
+    if state.scan:
+        raise QueryError(
+            f"Cannot order a scan of {meta.model_name}: a Scan has no order. Query a key "
+            "instead, or sort the results in Python.",
+            code="bad-order-by",
+        )
+    if name not in sk_tpl.fields:
+        fields = ", ".join(sk_tpl.fields) or "none"
+        raise QueryError(
+            f"Cannot order {meta.model_name} by {name!r} on {on}: DynamoDB sorts by the sort "
+            f"key only (its fields: {fields}). Use an index whose sort key is {name!r}.",
+            code="bad-order-by",
+        )
+    for literal_name in sk_tpl.fields[: sk_tpl.fields.index(name)]:
+        if literal_name not in eq:
+            raise QueryError(
+                f"Cannot order {meta.model_name} by {name!r} on {on}: the sort key orders by "
+                f"{literal_name!r} first; filter {literal_name} to one value or order by it.",
+                code="bad-order-by",
+            )
+    spec = next(s for _, f, s in sk_tpl.parts if f == name)
+    if not is_orderable(meta, name, spec):
+        raise QueryError(
+            f"Cannot order {meta.model_name} by {name!r}: its key text does not sort like its "
+            f"values; give it a fixed-width format spec in the template (e.g. '{{{name}:010d}}').",
+            code="bad-order-by",
+        )
+
+
+def _projection(state: QueryState, ph: Placeholders, key_attrs: tuple[str, ...]) -> str | None:
+    if state.projection is None:
+        return None
+    meta = state.model._meta
+    attrs: list[str] = [*key_attrs, TYPE_ATTR, VERSION_ATTR]
+    for name in state.projection:
+        if name not in meta.field_names:
+            raise QueryError(
+                f"Cannot select {meta.model_name}.{name!r} with only(): no such field."
+                f"{meta.suggest_field(name)}",
+                code="unknown-field",
+            )
+        attrs.append(meta.attr_names[name])
+    return ", ".join(ph.name(a) for a in dict.fromkeys(attrs))
+
+
+def compile_query(state: QueryState, table_name: str) -> Plan:
+    """Compile a QuerySet state into its DynamoDB request(s); pure, never sends."""
+    meta = state.model._meta
+    if state.index is not None and state.index not in meta.indexes:
+        raise QueryError(
+            f"Cannot use index {state.index!r} on {meta.model_name}: no such index."
+            f"{meta.suggest_index(state.index)}",
+            code="unknown-index",
+        )
+    pk_tpl, sk_tpl, pk_attr, sk_attr, index = _key_templates(state)
+    key_attrs = (PK, SK) if index is None else (PK, SK, pk_attr, sk_attr)
+    leaves, residual = _flatten(state)
+    eq: dict[str, Lookup] = {}
+    for lk in leaves:
+        if lk.lookup == "exact" and lk.is_plain and lk.value is not None:
+            eq.setdefault(lk.field, lk)
+    _check_order(state, sk_tpl, eq)
+    models = (state.model, *state.include)
+    if state.scan:
+        return _compile_scan(state, table_name, leaves, residual, index, key_attrs, models)
+
+    if not all(f in eq for f in pk_tpl.fields):
+        raise _needs_scan(state, eq, pk_tpl)
+    consumed: set[int] = set()
+    ph = Placeholders()
+    values = {f: lk.value for f, lk in eq.items()}
+    pk_value = _render(meta, pk_tpl, values, "partition key")
+    for f in pk_tpl.fields:
+        consumed.add(id(eq[f]))
+    key_cond = f"{ph.name(pk_attr)} = {ph.value({'S': pk_value})}"
+
+    prefix = ""
+    sk_mode = "none"
+    get_key: tuple[str, str] | None = None
+    if not state.include:
+        prefix, sk_mode, sk_cond, used = _sort_condition(state, sk_tpl, sk_attr, leaves, eq, ph)
+        consumed |= used
+        if sk_cond:
+            key_cond += f" AND {sk_cond}"
+        if sk_mode == "eq" and index is None:
+            get_key = (pk_value, prefix)
+
+    filters = [render_condition(meta, lk, ph) for lk in leaves if id(lk) not in consumed]
+    filters += [text for q in residual if (text := _render_q(meta, q, ph))]
+    has_filter = bool(filters)
+    if state.include:
+        types = [m._meta.type_name for m in models]
+        filters.append(f"{ph.name(TYPE_ATTR)} IN ({', '.join(ph.value({'S': t}) for t in types)})")
+    elif sk_mode != "eq" and not _prefix_is_unique(prefix, _sibling_templates(state, index)):
+        filters.append(f"{ph.name(TYPE_ATTR)} = {ph.value({'S': meta.type_name})}")
+    if get_key is not None and (has_filter or state.projection is not None):
+        get_key = None
+    params: dict[str, Any] = {"TableName": table_name}
+    if index is not None:
+        params["IndexName"] = index.physical_name
+    params["KeyConditionExpression"] = key_cond
+    if filters:
+        params["FilterExpression"] = " AND ".join(filters)
+    projection = _projection(state, ph, key_attrs)
+    if projection:
+        params["ProjectionExpression"] = projection
+    if state.descending:
+        params["ScanIndexForward"] = False
+    if state.consistent:
+        params["ConsistentRead"] = True
+    ph.apply(params)
+    return Plan([Request("Query", params)], get_key, has_filter, key_attrs, models)
+
+
+def _render(meta: Options, tpl: KeyTemplate, values: dict[str, Any], role: str) -> str:
+    text = meta.key_value(tpl, values, role)
+    assert text is not None
+    return text
+
+
+def _sort_condition(
+    state: QueryState,
+    tpl: KeyTemplate,
+    attr: str,
+    leaves: list[Lookup],
+    eq: dict[str, Lookup],
+    ph: Placeholders,
+) -> tuple[str, str, str, set[int]]:
+    """Return (prefix, mode, condition, consumed lookups) for the sort key."""
+    meta = state.model._meta
+    prefix = ""
+    used: set[int] = set()
+    for i, (literal, name, spec) in enumerate(tpl.parts):
+        prefix += literal
+        if name is None:
+            continue
+        if name in eq:
+            prefix += render_key_value(eq[name].value, spec)
+            used.add(id(eq[name]))
+            continue
+        last = i == len(tpl.parts) - 1
+        rng = next(
+            (
+                lk
+                for lk in leaves
+                if lk.field == name and lk.is_plain and lk.lookup in RANGE_LOOKUPS
+                and lk.value is not None
+            ),
+            None,
+        )
+        if rng is not None and rng.lookup == "begins_with":
+            if is_orderable(meta, name, "") and not spec and isinstance(rng.value, str):
+                used.add(id(rng))
+                return prefix, "range", _begins(ph, attr, prefix + rng.value), used
+            rng = None
+        if rng is not None and is_orderable(meta, name, spec):
+            cond = _range(ph, attr, prefix, rng, spec, last)
+            if last and rng.lookup in ("gte", "lte", "between"):
+                used.add(id(rng))
+            return prefix, "range", cond, used
+        if prefix:
+            return prefix, "prefix", _begins(ph, attr, prefix), used
+        return prefix, "none", "", used
+    return prefix, "eq", f"{ph.name(attr)} = {ph.value({'S': prefix})}", used
+
+
+def _begins(ph: Placeholders, attr: str, text: str) -> str:
+    return f"begins_with({ph.name(attr)}, {ph.value({'S': text})})"
+
+
+def _range(ph: Placeholders, attr: str, prefix: str, lk: Lookup, spec: str, last: bool) -> str:
+    """A sort-key range inside `prefix`; exact for gte/lte/between on the last template field,
+    a superset otherwise (the lookup then stays in the filter and makes it exact)."""
+    tail = "" if last else MAX_CHAR
+    low: str | None = None
+    high: str | None = None
+    if lk.lookup in ("gt", "gte"):
+        low = prefix + render_key_value(lk.value, spec)
+    elif lk.lookup == "lt":
+        high = prefix + render_key_value(lk.value, spec)
+    elif lk.lookup == "lte":
+        high = prefix + render_key_value(lk.value, spec) + tail
+    else:
+        low = prefix + render_key_value(lk.value[0], spec)
+        high = prefix + render_key_value(lk.value[1], spec) + tail
+    name = ph.name(attr)
+    if low is None:
+        low = prefix or None
+    if high is None:
+        high = prefix + MAX_CHAR if prefix else None
+    if low is not None and high is not None:
+        return f"{name} BETWEEN {ph.value({'S': low})} AND {ph.value({'S': high})}"
+    if low is not None:
+        return f"{name} >= {ph.value({'S': low})}"
+    assert high is not None
+    return f"{name} <= {ph.value({'S': high})}"
+
+
+def _compile_scan(
+    state: QueryState,
+    table_name: str,
+    leaves: list[Lookup],
+    residual: list[Q],
+    index: BoundIndex | None,
+    key_attrs: tuple[str, ...],
+    models: tuple[type[Model], ...],
+) -> Plan:
+    meta = state.model._meta
+    ph = Placeholders()
+    filters = [render_condition(meta, lk, ph) for lk in leaves]
+    filters += [text for q in residual if (text := _render_q(meta, q, ph))]
+    has_filter = bool(filters)
+    types = [m._meta.type_name for m in models]
+    if len(types) == 1:
+        filters.append(f"{ph.name(TYPE_ATTR)} = {ph.value({'S': types[0]})}")
+    else:
+        filters.append(f"{ph.name(TYPE_ATTR)} IN ({', '.join(ph.value({'S': t}) for t in types)})")
+    params: dict[str, Any] = {"TableName": table_name}
+    if index is not None:
+        params["IndexName"] = index.physical_name
+    params["FilterExpression"] = " AND ".join(filters)
+    projection = _projection(state, ph, key_attrs)
+    if projection:
+        params["ProjectionExpression"] = projection
+    if state.consistent:
+        params["ConsistentRead"] = True
+    ph.apply(params)
+    if state.segments <= 1:
+        return Plan([Request("Scan", params)], None, has_filter, key_attrs, models)
+    requests = [
+        Request("Scan", {**params, "Segment": i, "TotalSegments": state.segments})
+        for i in range(state.segments)
+    ]
+    return Plan(requests, None, has_filter, key_attrs, models)
+
+
+def compile_condition(state: QueryState, ph: Placeholders) -> str | None:
+    """Render every filter of a state as one condition (for conditional writes over a query)."""
+    meta = state.model._meta
+    leaves, residual = _flatten(state)
+    parts = [render_condition(meta, lk, ph) for lk in leaves]
+    parts += [text for q in residual if (text := _render_q(meta, q, ph))]
+    parts.append(f"{ph.name(TYPE_ATTR)} = {ph.value({'S': meta.type_name})}")
+    return " AND ".join(parts) if parts else None

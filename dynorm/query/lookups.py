@@ -1,0 +1,270 @@
+"""Lookups: parse `field__path__lookup=value`, validate it, encode values, render conditions."""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, TypeAdapter
+
+from .._codec import ValueProblem, to_wire, unwrap_optional
+from .._constants import IN_OPERANDS_LIMIT
+from ..exceptions import InvalidValueError, QueryError
+from .placeholders import Placeholders
+
+if TYPE_CHECKING:
+    from .._options import Options
+
+__all__ = ["COMPARATORS", "LOOKUPS", "Lookup", "parse_lookup", "render_condition"]
+
+COMPARATORS = {"exact": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+LOOKUPS = (*COMPARATORS, "between", "begins_with", "in", "contains", "exists")
+RANGE_LOOKUPS = frozenset({"lt", "lte", "gt", "gte", "between", "begins_with"})
+_SIZE_LOOKUPS = frozenset({*COMPARATORS, "between"})
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """One parsed lookup: field, nested path, operator and its (validated) value."""
+
+    field: str
+    path: tuple[str, ...]
+    lookup: str
+    size: bool
+    value: Any
+    attr_path: tuple[str, ...]
+
+    @property
+    def is_plain(self) -> bool:
+        """A lookup on a whole top-level field (no nested path, no size())."""
+        return not self.path and not self.size
+
+
+def _adapter(meta: Options, name: str, annotation: Any) -> TypeAdapter[Any]:
+    cache: dict[str, TypeAdapter[Any]] = meta.extra.setdefault("adapters", {})
+    adapter = cache.get(name)
+    if adapter is None:
+        adapter = cache[name] = TypeAdapter(annotation)
+    return adapter
+
+
+def _annotation(meta: Options, name: str) -> Any:
+    annotations: dict[str, Any] = meta.extra.get("annotations", {})
+    return annotations.get(name, Any)
+
+
+def _walk_path(meta: Options, name: str, path: list[str]) -> None:
+    """Check a nested path against nested pydantic models where the type says what is allowed."""
+    current, _ = unwrap_optional(_annotation(meta, name))
+    walked = name
+    for part in path:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if part not in current.model_fields:
+                close = difflib.get_close_matches(part, list(current.model_fields), n=1)
+                hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+                raise QueryError(
+                    f"Cannot filter {meta.model_name} on {walked}__{part}: {current.__name__} "
+                    f"has no field {part!r}.{hint}",
+                    code="unknown-field",
+                )
+            current, _ = unwrap_optional(current.model_fields[part].annotation)
+        elif current is Any or get_origin(current) in (dict, typing.Mapping) or current is dict:
+            args = get_args(current)
+            current = args[1] if len(args) == 2 else Any
+        else:
+            close = difflib.get_close_matches(part, [*LOOKUPS, "size"], n=1)
+            hint = f" Perhaps you meant {close[0]!r}?" if close else ""
+            raise QueryError(
+                f"Cannot filter {meta.model_name} on {walked}__{part}: {part!r} is not a lookup, "
+                f"and {walked} is not a map. Lookups: {', '.join(LOOKUPS)}, size__<cmp>.{hint}",
+                code="unknown-lookup",
+            )
+        walked = f"{walked}__{part}"
+
+
+def _coerce(meta: Options, name: str, value: Any) -> Any:
+    """Validate a lookup value as the field's type (so '2024-01-01' works for a datetime)."""
+    annotation = _annotation(meta, name)
+    return _adapter(meta, name, annotation).validate_python(value)
+
+
+def encode_value(meta: Options, name: str, value: Any) -> dict[str, Any]:
+    """Encode one field value as the codec stores it."""
+    assert meta.codec is not None
+    av = meta.codec.encode_field(name, value)
+    if av is None:
+        raise QueryError(
+            f"Cannot compare {meta.model_name}.{name} with an empty value (None or an empty "
+            "set is not stored); use the exists lookup instead.",
+            code="bad-query",
+        )
+    return dict(av)
+
+
+def encode_raw(meta: Options, name: str, value: Any) -> dict[str, Any]:
+    """Encode a value inside a field (a set member, a nested map value)."""
+    try:
+        av = to_wire(value)
+    except ValueProblem as exc:
+        raise InvalidValueError(
+            f"Cannot filter {meta.model_name} on {name}: the value {exc.reason}.",
+            model=meta.model_name,
+            field=name,
+        ) from None
+    if av is None:
+        raise QueryError(
+            f"Cannot compare {meta.model_name}.{name} with None inside a lookup; use "
+            f"{name}__exists=False.",
+            code="bad-query",
+        )
+    return dict(av)
+
+
+def parse_lookup(meta: Options, key: str, value: Any) -> Lookup:
+    """Parse `field__path__lookup` and validate the value; raises QueryError with a hint."""
+    parts = key.split("__")
+    name = parts[0]
+    if name not in meta.field_names:
+        raise QueryError(
+            f"Cannot filter {meta.model_name} on {name!r}: there is no such field."
+            f"{meta.suggest_field(name)}",
+            code="unknown-field",
+        )
+    if meta.field_kinds.get(name) == "compressed":
+        raise QueryError(
+            f"Cannot filter {meta.model_name} on {name}: it is stored compressed "
+            "(fields.Compressed()), so DynamoDB cannot compare it.",
+            code="bad-query",
+        )
+    rest = parts[1:]
+    lookup = "exact"
+    if rest and rest[-1] in LOOKUPS:
+        lookup = rest.pop()
+    size = False
+    if rest and rest[-1] == "size":
+        rest.pop()
+        size = True
+        if lookup not in _SIZE_LOOKUPS:
+            raise QueryError(
+                f"Cannot use size__{lookup} on {meta.model_name}.{name}; size takes "
+                f"{', '.join(sorted(_SIZE_LOOKUPS))}.",
+                code="unknown-lookup",
+            )
+    if rest:
+        _walk_path(meta, name, rest)
+    attr_path = (meta.attr_names[name], *rest)
+    value = _check_value(meta, key, name, lookup, size, bool(rest), value)
+    return Lookup(name, tuple(rest), lookup, size, value, attr_path)
+
+
+def _check_value(
+    meta: Options, key: str, name: str, lookup: str, size: bool, nested: bool, value: Any
+) -> Any:
+    where = f"{meta.model_name} lookup {key}"
+    if lookup == "exists":
+        if not isinstance(value, bool):
+            raise QueryError(f"Cannot use {where}: exists takes True or False.", code="bad-query")
+        return value
+    if lookup == "in":
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise QueryError(f"Cannot use {where}: `in` takes a list of values.", code="bad-query")
+        values = list(value)
+        if not 1 <= len(values) <= IN_OPERANDS_LIMIT:
+            raise QueryError(
+                f"Cannot use {where} with {len(values)} values: DynamoDB's IN takes 1 to "
+                f"{IN_OPERANDS_LIMIT}; split the query or filter differently.",
+                code="bad-query",
+            )
+        return [_one(meta, name, v, size, nested) for v in values]
+    if lookup == "between":
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise QueryError(f"Cannot use {where}: between takes a (low, high) pair.", code="bad-query")
+        pair = list(value)
+        if len(pair) != 2:
+            raise QueryError(f"Cannot use {where}: between takes a (low, high) pair.", code="bad-query")
+        return tuple(_one(meta, name, v, size, nested) for v in pair)
+    if lookup == "begins_with":
+        if not isinstance(value, (str, bytes)) or not value:
+            raise QueryError(
+                f"Cannot use {where}: begins_with takes a non-empty string.", code="bad-query"
+            )
+        return value
+    if lookup == "contains":
+        return value
+    if value is None and lookup in ("exact", "ne"):
+        return None
+    return _one(meta, name, value, size, nested)
+
+
+def _one(meta: Options, name: str, value: Any, size: bool, nested: bool) -> Any:
+    if size:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise QueryError(
+                f"Cannot use a size lookup on {meta.model_name}.{name} with a non-integer.",
+                code="bad-query",
+            )
+        return value
+    if nested:
+        return value
+    return _coerce(meta, name, value)
+
+
+def lookup_values(meta: Options, lk: Lookup) -> list[dict[str, Any]]:
+    """Return the encoded attribute values of a lookup, in order."""
+    if lk.lookup == "exists" or lk.value is None:
+        return []
+    values = list(lk.value) if lk.lookup in ("in", "between") else [lk.value]
+    out = []
+    for v in values:
+        if lk.size:
+            out.append({"N": str(v)})
+        elif lk.lookup in ("begins_with", "contains") or lk.path:
+            if lk.lookup == "begins_with" and not lk.path and _is_key_like_str(meta, lk.field):
+                out.append({"S": str(v)} if isinstance(v, str) else {"B": v})
+            else:
+                out.append(encode_raw(meta, lk.field, v))
+        else:
+            out.append(encode_value(meta, lk.field, v))
+    return out
+
+
+def _is_key_like_str(meta: Options, name: str) -> bool:
+    base, _ = unwrap_optional(_annotation(meta, name))
+    return base is str
+
+
+def render_condition(meta: Options, lk: Lookup, ph: Placeholders) -> str:
+    """Render one lookup as a condition expression (names and values as placeholders)."""
+    path = ph.path(lk.attr_path)
+    if lk.lookup == "exists":
+        return f"attribute_exists({path})" if lk.value else f"attribute_not_exists({path})"
+    if lk.value is None:
+        return f"attribute_not_exists({path})" if lk.lookup == "exact" else f"attribute_exists({path})"
+    operand = f"size({path})" if lk.size else path
+    tokens = [ph.value(av) for av in lookup_values(meta, lk)]
+    if lk.lookup in COMPARATORS:
+        return f"{operand} {COMPARATORS[lk.lookup]} {tokens[0]}"
+    if lk.lookup == "between":
+        return f"{operand} BETWEEN {tokens[0]} AND {tokens[1]}"
+    if lk.lookup == "in":
+        return f"{operand} IN ({', '.join(tokens)})"
+    if lk.lookup == "begins_with":
+        return f"begins_with({path}, {tokens[0]})"
+    return f"contains({path}, {tokens[0]})"
+
+
+def is_orderable(meta: Options, name: str, spec: str) -> bool:
+    """Whether a key template renders this field so that text order is value order."""
+    if spec:
+        return True
+    base, _ = unwrap_optional(_annotation(meta, name))
+    if base in (str, datetime, date):
+        return True
+    if get_origin(base) is Literal:
+        return all(isinstance(a, str) for a in get_args(base))
+    return isinstance(base, type) and issubclass(base, enum.Enum) and issubclass(base, str)

@@ -1,0 +1,679 @@
+"""The Manager descriptor, the lazy QuerySet, pages and collections."""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from typing_extensions import Self
+
+from .. import _registry
+from .._batch import batch_get, batch_write
+from .._config import get_connection, get_settings
+from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
+from ..exceptions import ConditionFailedError, QueryError, VersionConflictError
+from .compiler import Plan, QueryState, Request, compile_condition, compile_query
+from .expressions import Q
+from .lookups import _coerce
+from .pagination import decode_cursor, encode_cursor, fingerprint
+from .placeholders import Placeholders
+from .updates import key_params, plan_update
+
+if TYPE_CHECKING:
+    from ..models import Model
+
+__all__ = ["Collection", "Manager", "Page", "QuerySet"]
+
+M = TypeVar("M", bound="Model")
+N = TypeVar("N", bound="Model")
+
+_MAX_UPDATE_ATTEMPTS = 5
+
+
+class Manager:
+    """`Model.objects`: a descriptor that returns a fresh lazy QuerySet of the model."""
+
+    def __init__(self, queryset_class: type[QuerySet[Any]] | None = None) -> None:
+        self.queryset_class: type[QuerySet[Any]] = queryset_class or QuerySet
+
+    def __get__(self, instance: object, owner: type[M]) -> QuerySet[M]:
+        if instance is not None:
+            raise AttributeError(
+                f"Cannot reach objects through a {owner.__name__} instance; "
+                f"use {owner.__name__}.objects."
+            )
+        qs: QuerySet[M] = self.queryset_class(owner)
+        return qs
+
+
+@dataclass
+class Page(Generic[M]):
+    """One page of results: `items` and the cursor of the next page (None on the last)."""
+
+    items: list[M]
+    next_cursor: str | None
+
+
+def _decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | None) -> M:
+    if projection is None:
+        return model.from_item(item)
+    meta = model._meta
+    assert meta.codec is not None
+    loaded = set(projection) | {"version"}
+    values = {k: v for k, v in meta.codec.decode(item).items() if k in loaded}
+    obj = model.model_construct(_fields_set=set(values), **values)
+    for name in meta.field_names:
+        if name not in loaded:
+            obj.__dict__.pop(name, None)
+    obj._loaded_key = (item[PK]["S"], item[SK]["S"])
+    obj._partial = frozenset(loaded)
+    return obj
+
+
+class QuerySet(Generic[M]):
+    """A lazy, immutable query over one model; every method returns a new QuerySet.
+
+    Evaluated by iteration, `len()`, `list()`, slicing, `count()`, `first()`, `get()`, ...;
+    the results are cached on the QuerySet. `iterator()` streams without caching.
+    """
+
+    def __init__(self, model: type[M], state: QueryState | None = None) -> None:
+        self.model = model
+        self._state = state or QueryState(model)
+        self._cache: list[M] | None = None
+
+    @classmethod
+    def as_manager(cls) -> Manager:
+        """Return a Manager whose QuerySets are of this (custom) class."""
+        return Manager(cls)
+
+    def _clone(self, **changes: Any) -> Self:
+        return type(self)(self.model, dataclasses.replace(self._state, **changes))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self.model.__name__}>"
+
+    # ------------------------------------------------------------------ building
+
+    def all(self) -> Self:
+        """Return a copy; before `delete()`, it says "every matching item" explicitly."""
+        return self._clone(explicit_all=True)
+
+    def filter(self, *args: Q, **lookups: Any) -> Self:
+        """Keep items matching every lookup (`field__lookup=value`) and `Q` object."""
+        q = Q(*args, **lookups)
+        self._check(q)
+        return self._clone(where=(*self._state.where, q))
+
+    def exclude(self, *args: Q, **lookups: Any) -> Self:
+        """Drop items matching all the given lookups (`NOT (...)` in the filter)."""
+        q = ~Q(*args, **lookups)
+        self._check(q)
+        return self._clone(where=(*self._state.where, q))
+
+    def _check(self, q: Q) -> None:
+        from .compiler import _validate
+
+        _validate(self.model._meta, q)
+
+    def using_gsi(self, name: str) -> Self:
+        """Query the model's index `name` (declared in `Meta.indexes`)."""
+        meta = self.model._meta
+        if name not in meta.indexes:
+            raise QueryError(
+                f"Cannot use index {name!r} on {meta.model_name}: no such index."
+                f"{meta.suggest_index(name)}",
+                code="unknown-index",
+            )
+        if self._state.consistent:
+            raise _consistent_gsi(meta.model_name)
+        return self._clone(index=name)
+
+    def order_by(self, field: str) -> Self:
+        """Order by a sort-key field of the index in use; `-field` for descending."""
+        descending = field.startswith("-")
+        name = field.lstrip("-")
+        meta = self.model._meta
+        if name not in meta.field_names:
+            raise QueryError(
+                f"Cannot order {meta.model_name} by {name!r}: no such field."
+                f"{meta.suggest_field(name)}",
+                code="unknown-field",
+            )
+        return self._clone(order_field=name, descending=descending)
+
+    def reverse(self) -> Self:
+        """Reverse the order (DynamoDB's ScanIndexForward)."""
+        return self._clone(descending=not self._state.descending)
+
+    def only(self, *fields: str) -> Self:
+        """Load only these fields (ProjectionExpression); the instances cannot be saved whole."""
+        meta = self.model._meta
+        for name in fields:
+            if name not in meta.field_names:
+                raise QueryError(
+                    f"Cannot select {meta.model_name}.{name!r} with only(): no such field."
+                    f"{meta.suggest_field(name)}",
+                    code="unknown-field",
+                )
+        return self._clone(projection=tuple(dict.fromkeys(fields)))
+
+    def consistent(self) -> Self:
+        """Use strongly consistent reads (the table only; GSIs cannot)."""
+        if self._state.index is not None:
+            raise _consistent_gsi(self.model._meta.model_name)
+        return self._clone(consistent=True)
+
+    def scan(self, *, segments: int = 1) -> Self:
+        """Read the whole table (or index) with Scan, explicitly; `segments` run in parallel."""
+        if segments < 1:
+            raise QueryError("Cannot scan with fewer than 1 segment.", code="bad-query")
+        return self._clone(scan=True, segments=segments)
+
+    def include(self, *models: type[Model]) -> Collection:
+        """Fetch other entity types from the same partition in one Query (see `Collection`)."""
+        for model in models:
+            if _registry.get_model(model._meta.type_name) is not model:
+                raise QueryError(
+                    f"Cannot include {model.__name__}: it is not a registered model.",
+                    code="bad-query",
+                )
+        return Collection(self._clone(include=tuple(models)))
+
+    # ------------------------------------------------------------------ compiling
+
+    def _plan(self, state: QueryState | None = None) -> Plan:
+        return compile_query(state or self._state, get_settings().table_name)
+
+    def explain(self) -> list[Request]:
+        """Return the request(s) this QuerySet sends, without sending anything."""
+        return self._plan().requests
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _raw(
+        self, plan: Plan, *, limit: int | None = None, start_key: dict[str, Any] | None = None
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """Yield (item, LastEvaluatedKey of its page or None) across every page and segment."""
+        if len(plan.requests) > 1:
+            yield from self._parallel(plan)
+            return
+        conn = get_connection()
+        request = plan.requests[0]
+        params = dict(request.params)
+        params["TableName"] = conn.table_name
+        if start_key is not None:
+            params["ExclusiveStartKey"] = start_key
+        seen = 0
+        while True:
+            if limit is not None and "FilterExpression" not in params:
+                params["Limit"] = max(1, min(limit - seen, 1000))
+            response = conn.send(request.operation, params)
+            lek = response.get("LastEvaluatedKey")
+            for item in response.get("Items", []):
+                seen += 1
+                yield item, lek
+            if not lek:
+                return
+            params["ExclusiveStartKey"] = lek
+
+    def _parallel(self, plan: Plan) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+        conn = get_connection()
+        out: queue.Queue[Any] = queue.Queue(maxsize=4)
+        done = object()
+
+        def run(request: Request) -> None:
+            try:
+                params = {**request.params, "TableName": conn.table_name}
+                while True:
+                    response = conn.send(request.operation, params)
+                    out.put(response.get("Items", []))
+                    lek = response.get("LastEvaluatedKey")
+                    if not lek:
+                        break
+                    params["ExclusiveStartKey"] = lek
+                out.put(done)
+            except BaseException as exc:  # re-raised in the consuming thread
+                out.put(exc)
+
+        threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in plan.requests]
+        for t in threads:
+            t.start()
+        remaining = len(threads)
+        while remaining:
+            got = out.get()
+            if got is done:
+                remaining -= 1
+            elif isinstance(got, BaseException):
+                raise got
+            else:
+                for item in got:
+                    yield item, None
+
+    def _decode(self, item: dict[str, Any]) -> M:
+        return _decode(self.model, item, self._state.projection)
+
+    def _fetch(self, limit: int | None = None) -> Iterator[M]:
+        plan = self._plan()
+        count = 0
+        if limit is not None and limit <= 0:
+            return
+        for item, _ in self._raw(plan, limit=limit):
+            yield self._decode(item)
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+    def iterator(self) -> Iterator[M]:
+        """Stream results page by page without caching them."""
+        return self._fetch()
+
+    def _result(self) -> list[M]:
+        if self._cache is None:
+            self._cache = list(self._fetch())
+        return self._cache
+
+    def __iter__(self) -> Iterator[M]:
+        return iter(self._result())
+
+    def __len__(self) -> int:
+        return len(self._result())
+
+    def __bool__(self) -> bool:
+        return bool(self._result())
+
+    @overload
+    def __getitem__(self, key: int) -> M: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> list[M]: ...
+
+    def __getitem__(self, key: int | slice) -> M | list[M]:
+        """`qs[:20]` fetches only as many pages as 20 matches need; `qs[3]` one item."""
+        if isinstance(key, slice):
+            start, stop, step = key.start or 0, key.stop, key.step
+            if start < 0 or (stop is not None and stop < 0) or step not in (None, 1):
+                raise QueryError(
+                    "Cannot slice a QuerySet with negative indices or a step; use "
+                    ".reverse() for the last items.",
+                    code="bad-query",
+                )
+            if self._cache is not None:
+                return self._cache[start:stop]
+            return list(self._fetch(stop))[start:]
+        if key < 0:
+            raise QueryError(
+                "Cannot index a QuerySet with a negative number; use .last() or .reverse().",
+                code="bad-query",
+            )
+        if self._cache is not None:
+            return self._cache[key]
+        got = list(self._fetch(key + 1))
+        if len(got) <= key:
+            raise IndexError("QuerySet index out of range")
+        return got[key]
+
+    def count(self) -> int:
+        """Count matching items (Select=COUNT, summed over pages; filters applied)."""
+        if self._cache is not None:
+            return len(self._cache)
+        plan = self._plan(dataclasses.replace(self._state, projection=None))
+        conn = get_connection()
+        total = 0
+        for request in plan.requests:
+            params = {**request.params, "TableName": conn.table_name, "Select": "COUNT"}
+            while True:
+                response = conn.send(request.operation, params)
+                total += int(response.get("Count", 0))
+                lek = response.get("LastEvaluatedKey")
+                if not lek:
+                    break
+                params["ExclusiveStartKey"] = lek
+        return total
+
+    def exists(self) -> bool:
+        """Whether any item matches (stops at the first match)."""
+        if self._cache is not None:
+            return bool(self._cache)
+        return next(iter(self._fetch(1)), None) is not None
+
+    def first(self) -> M | None:
+        """The first match in sort-key order (or the order asked for), or None."""
+        if self._cache is not None:
+            return self._cache[0] if self._cache else None
+        return next(iter(self._fetch(1)), None)
+
+    def last(self) -> M | None:
+        """The last match in sort-key order (one reversed Query), or None."""
+        return self.reverse().first()
+
+    def get(self, *args: Q, **lookups: Any) -> M:
+        """Return the one matching item; GetItem when the lookups name a whole primary key.
+
+        Raises:
+            DoesNotExist: Nothing matches.
+            MultipleObjectsReturned: More than one item matches.
+        """
+        qs = self.filter(*args, **lookups) if args or lookups else self
+        plan = qs._plan()
+        meta = self.model._meta
+        fields = ", ".join(sorted({k.split("__")[0] for q in qs._state.where for k in _keys(q)}))
+        if plan.get_key is not None:
+            conn = get_connection()
+            params: dict[str, Any] = {
+                "TableName": conn.table_name,
+                "Key": key_params(*plan.get_key),
+            }
+            if qs._state.consistent:
+                params["ConsistentRead"] = True
+            item = conn.send("GetItem", params).get("Item")
+            if item is None or item.get(TYPE_ATTR, {}).get("S") != meta.type_name:
+                raise self.model.DoesNotExist(
+                    f"Cannot get {meta.model_name}: no item has that key (fields: {fields})."
+                )
+            return qs._decode(item)
+        found = list(qs._fetch(2))
+        if not found:
+            raise self.model.DoesNotExist(
+                f"Cannot get {meta.model_name}: nothing matches the query (fields: {fields})."
+            )
+        if len(found) > 1:
+            raise self.model.MultipleObjectsReturned(
+                f"Cannot get one {meta.model_name}: more than one item matches the query "
+                f"(fields: {fields}); filter on more fields or use first()."
+            )
+        return found[0]
+
+    def page(self, size: int, cursor: str | None = None) -> Page[M]:
+        """Return `size` matches (fewer only on the last page) and a signed cursor for more.
+
+        Raises:
+            InvalidCursorError: The cursor was tampered with or belongs to another query.
+        """
+        if size < 1:
+            raise QueryError("Cannot fetch a page of fewer than 1 item.", code="bad-query")
+        plan = self._plan()
+        if len(plan.requests) != 1:
+            raise QueryError("Cannot page a parallel scan; scan with one segment.", code="bad-query")
+        settings = get_settings()
+        query = fingerprint(plan.requests[0], self.model._meta.type_name)
+        start = None
+        if cursor is not None:
+            start = decode_cursor(cursor, query, settings.cursor_secret, self.model._meta.model_name)
+        raws: list[dict[str, Any]] = []
+        for item, _ in self._raw(plan, limit=size + 1, start_key=start):
+            raws.append(item)
+            if len(raws) > size:
+                break
+        next_cursor = None
+        if len(raws) > size:
+            last = raws[size - 1]
+            key = {a: last[a] for a in plan.key_attrs if a in last}
+            next_cursor = encode_cursor(key, query, settings.cursor_secret)
+        return Page([self._decode(item) for item in raws[:size]], next_cursor)
+
+    # ------------------------------------------------------------------ writes
+
+    def create(self, **values: Any) -> M:
+        """Create and save a new item (PutItem, fails if the key exists)."""
+        obj = self.model(**values)
+        obj.save()
+        return obj
+
+    def get_or_create(
+        self, defaults: Mapping[str, Any] | None = None, **lookups: Any
+    ) -> tuple[M, bool]:
+        """Return (object, created): get by the lookups, else create with `defaults` added.
+
+        The create is conditional (`attribute_not_exists`), so two racing callers create one
+        item; the loser reads the winner's.
+        """
+        try:
+            return self.get(**lookups), False
+        except self.model.DoesNotExist:
+            pass
+        obj = self.model(**lookups, **(defaults or {}))
+        try:
+            obj.save()
+        except VersionConflictError:
+            raise
+        except ConditionFailedError:
+            return self.consistent().get(**lookups), False
+        return obj, True
+
+    def update_or_create(
+        self, defaults: Mapping[str, Any] | None = None, **lookups: Any
+    ) -> tuple[M, bool]:
+        """Return (object, created): update the match with `defaults`, else create it.
+
+        Retries on a concurrent change (bounded), so the last writer's defaults win.
+        """
+        for _ in range(_MAX_UPDATE_ATTEMPTS):
+            try:
+                obj = self.consistent().get(**lookups) if not self._state.index else self.get(**lookups)
+            except self.model.DoesNotExist:
+                obj = self.model(**lookups, **(defaults or {}))
+                try:
+                    obj.save()
+                except VersionConflictError:
+                    raise
+                except ConditionFailedError:
+                    continue
+                return obj, True
+            for name, value in (defaults or {}).items():
+                setattr(obj, name, value)
+            try:
+                obj.save()
+            except VersionConflictError:
+                continue
+            return obj, False
+        raise VersionConflictError(
+            f"Cannot update_or_create {self.model._meta.model_name}: the item kept changing "
+            f"during {_MAX_UPDATE_ATTEMPTS} attempts; try again.",
+            model=self.model._meta.model_name,
+        )
+
+    def bulk_create(self, objs: Iterable[M]) -> list[M]:
+        """Create new objects with BatchWriteItem (25 per request; unprocessed items retried).
+
+        BatchWriteItem cannot carry conditions: an object whose key already exists is
+        overwritten. Use ULID ids (the default) or `create()` when that matters.
+
+        Raises:
+            BatchIncompleteError: Items were still unprocessed after every retry (named).
+        """
+        from .._persistence import _timestamps, build_item
+
+        meta = self.model._meta
+        objs = list(objs)
+        prepared: list[tuple[M, dict[str, Any]]] = []
+        requests: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        for obj in objs:
+            if type(obj) is not self.model:
+                raise QueryError(
+                    f"Cannot bulk_create a {type(obj).__name__} through {meta.model_name}.objects.",
+                    code="bad-query",
+                )
+            if obj.version != 0:
+                raise QueryError(
+                    f"Cannot bulk_create a {meta.model_name} that is already saved "
+                    "(version > 0); call save() on it instead.",
+                    code="bad-query",
+                )
+            overrides = {**_timestamps(obj, True), "version": 1}
+            item = build_item(obj, overrides)
+            key = (item[PK]["S"], item[SK]["S"])
+            if key in seen:
+                raise QueryError(
+                    f"Cannot bulk_create two {meta.model_name} objects with the same key "
+                    f"(key fields: {', '.join(sorted(meta.key_fields))}).",
+                    code="bad-query",
+                )
+            seen.add(key)
+            prepared.append((obj, {**overrides, "_key": key}))
+            requests.append({"PutRequest": {"Item": item}})
+        batch_write(get_connection(), requests, meta.model_name)
+        for obj, overrides in prepared:
+            key = overrides.pop("_key")
+            obj.__dict__.update(overrides)
+            obj._loaded_key = key
+        return objs
+
+    def bulk_get(self, keys: Sequence[Mapping[str, Any]], *, consistent: bool = False) -> list[M | None]:
+        """Read many items by key (BatchGetItem, 100 per request), in request order.
+
+        Missing items come back as None; duplicate keys are read once.
+        """
+        meta = self.model._meta
+        wanted: list[tuple[str, str]] = []
+        for key in keys:
+            missing = sorted(f for f in meta.key_fields if f not in key)
+            if missing:
+                raise QueryError(
+                    f"Cannot bulk_get {meta.model_name}: a key lacks {', '.join(missing)}.",
+                    code="bad-query",
+                )
+            values = {f: _coerce(meta, f, key[f]) for f in meta.key_fields}
+            wanted.append(meta.primary_key(values))
+        found = batch_get(get_connection(), wanted, meta.model_name, consistent=consistent)
+        out: list[M | None] = []
+        for key_pair in wanted:
+            item = found.get(key_pair)
+            ok = item is not None and item.get(TYPE_ATTR, {}).get("S") == meta.type_name
+            out.append(self.model.from_item(item) if ok and item is not None else None)
+        return out
+
+    def update(self, **values: Any) -> int:
+        """Update every matching item with an UpdateItem each; return how many were updated.
+
+        Each write is conditional on the item still matching the filters at its read version;
+        an item changed concurrently is re-read and retried, one that no longer matches is
+        skipped.
+        """
+        meta = self.model._meta
+        if not values:
+            raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
+        conn = get_connection()
+        items = [item for item, _ in self._raw(self._plan(dataclasses.replace(self._state, projection=None)))]
+        count = 0
+        for item in items:
+            for attempt in range(1, _MAX_UPDATE_ATTEMPTS + 1):
+                assert meta.codec is not None
+                current = meta.codec.decode(item)
+                version = int(item[VERSION_ATTR]["N"]) if VERSION_ATTR in item else 0
+                ph = Placeholders()
+                condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
+                extra = compile_condition(self._state, ph)
+                if extra:
+                    condition += f" AND {extra}"
+                plan = plan_update(meta, values, current, ph, new_version=str(version + 1))
+                params = ph.apply(
+                    {
+                        "TableName": conn.table_name,
+                        "Key": {PK: item[PK], SK: item[SK]},
+                        "UpdateExpression": plan.expression(),
+                        "ConditionExpression": condition,
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                )
+                try:
+                    conn.send("UpdateItem", params)
+                except ConditionFailedError as exc:
+                    old = (exc.response or {}).get("Item")
+                    if not old or int(old.get(VERSION_ATTR, {}).get("N", "0")) == version:
+                        break  # deleted, or no longer matches the filters
+                    if attempt == _MAX_UPDATE_ATTEMPTS:
+                        raise VersionConflictError(
+                            f"Cannot update {meta.model_name}: an item kept changing during "
+                            f"{attempt} attempts; try again.",
+                            model=meta.model_name,
+                        ) from exc
+                    item = old
+                    continue
+                count += 1
+                break
+        return count
+
+    def delete(self) -> int:
+        """Delete every matching item (BatchWriteItem, 25 per request); return the count.
+
+        An unfiltered QuerySet must say so with `.all()` first.
+        """
+        meta = self.model._meta
+        if not self._state.where and not self._state.explicit_all:
+            raise QueryError(
+                f"Cannot delete every {meta.model_name} without saying so: call "
+                f".all().delete() (or filter first).",
+                code="bad-query",
+            )
+        plan = self._plan(dataclasses.replace(self._state, projection=()))
+        requests = [
+            {"DeleteRequest": {"Key": {PK: item[PK], SK: item[SK]}}} for item, _ in self._raw(plan)
+        ]
+        batch_write(get_connection(), requests, meta.model_name)
+        return len(requests)
+
+
+def _keys(q: Q) -> Iterator[str]:
+    for child in q.children:
+        if isinstance(child, Q):
+            yield from _keys(child)
+        else:
+            yield child[0]
+
+
+def _consistent_gsi(model: str) -> QueryError:
+    return QueryError(
+        f"Cannot read {model} consistently from a global secondary index: DynamoDB only "
+        "offers eventually consistent GSI reads. Query the table's key instead.",
+        code="consistent-gsi",
+    )
+
+
+class Collection:
+    """Several entity types that share a partition, fetched by one Query.
+
+    `group = Customer.objects.filter(id=cid).include(Order)`; `group.one(Customer)`,
+    `group.of(Order)`. Evaluated on first use.
+    """
+
+    def __init__(self, queryset: QuerySet[Any]) -> None:
+        self._qs = queryset
+        self._items: list[Model] | None = None
+
+    def explain(self) -> list[Request]:
+        """The one Query this collection sends."""
+        return self._qs.explain()
+
+    def _load(self) -> list[Model]:
+        if self._items is None:
+            items: list[Model] = []
+            for raw, _ in self._qs._raw(self._qs._plan()):
+                model = _registry.get_model(raw.get(TYPE_ATTR, {}).get("S", ""))
+                if model is not None:
+                    items.append(model.from_item(raw))
+            self._items = items
+        return self._items
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self._load())
+
+    def of(self, model: type[N]) -> list[N]:
+        """Every item of one type, in sort-key order."""
+        return [i for i in self._load() if type(i) is model]  # type: ignore[misc]
+
+    def one(self, model: type[N]) -> N:
+        """The single item of one type; raises its DoesNotExist / MultipleObjectsReturned."""
+        found = self.of(model)
+        if not found:
+            raise model.DoesNotExist(f"Cannot find a {model.__name__} in this collection.")
+        if len(found) > 1:
+            raise model.MultipleObjectsReturned(
+                f"Cannot pick one {model.__name__}: the collection holds {len(found)}."
+            )
+        return found[0]

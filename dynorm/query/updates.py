@@ -1,0 +1,193 @@
+"""Atomic UpdateItem expressions from plain values and `F` expressions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._codec import ValueProblem, number_to_wire, to_wire
+from .._constants import PK, SK, VERSION_ATTR
+from ..exceptions import InvalidValueError, QueryError
+from ..fields import utcnow
+from .expressions import F, UpdateOp
+from .lookups import _coerce, encode_value
+from .placeholders import Placeholders
+
+if TYPE_CHECKING:
+    from .._options import Options
+
+__all__ = ["UpdatePlan", "plan_update"]
+
+
+@dataclass
+class UpdatePlan:
+    """The clauses of one UpdateExpression and the plain values it assigns."""
+
+    sets: list[str] = field(default_factory=list)
+    removes: list[str] = field(default_factory=list)
+    adds: list[str] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    plain: dict[str, Any] = field(default_factory=dict)
+
+    def expression(self) -> str:
+        """Render `SET ... REMOVE ... ADD ... DELETE ...`."""
+        out = []
+        for word, parts in (
+            ("SET", self.sets),
+            ("REMOVE", self.removes),
+            ("ADD", self.adds),
+            ("DELETE", self.deletes),
+        ):
+            if parts:
+                out.append(f"{word} {', '.join(parts)}")
+        return " ".join(out)
+
+
+def _wire(meta: Options, name: str, value: Any) -> dict[str, Any]:
+    try:
+        av = to_wire(value)
+    except ValueProblem as exc:
+        raise InvalidValueError(
+            f"Cannot update {meta.model_name}.{name}: the value {exc.reason}.",
+            model=meta.model_name,
+            field=name,
+        ) from None
+    if av is None:
+        raise QueryError(
+            f"Cannot apply an empty value in an F() update of {meta.model_name}.{name}.",
+            code="bad-query",
+        )
+    return dict(av)
+
+
+def _check_field(meta: Options, name: str, what: str) -> None:
+    if name not in meta.field_names:
+        raise QueryError(
+            f"Cannot {what} {meta.model_name}.{name!r}: no such field.{meta.suggest_field(name)}",
+            code="unknown-field",
+        )
+
+
+def plan_update(
+    meta: Options,
+    values: Mapping[str, Any],
+    current: Mapping[str, Any],
+    ph: Placeholders,
+    *,
+    new_version: str | None,
+) -> UpdatePlan:
+    """Build the UpdateExpression clauses for `values` applied to an item whose fields are
+    `current` (used to recompute index keys); bumps the version and UpdatedAt fields.
+
+    `new_version` sets the version to that number; None increments it atomically.
+    """
+    plan = UpdatePlan()
+    index_fields = {f for i in meta.indexes.values() for f in (*i.pk.fields, *i.sk.fields)}
+    for name, value in values.items():
+        _check_field(meta, name, "update")
+        if name in meta.key_fields or name == "version":
+            raise QueryError(
+                f"Cannot update {meta.model_name}.{name} with update(): it is part of the "
+                "primary key or the version. Assign it and call save() (a key change moves "
+                "the item atomically).",
+                code="bad-query",
+            )
+        target = ph.name(meta.attr_names[name])
+        if isinstance(value, F):
+            value = UpdateOp("ref", value.name)
+        if isinstance(value, UpdateOp):
+            if name in index_fields:
+                raise QueryError(
+                    f"Cannot update {meta.model_name}.{name} with an F() expression: an index "
+                    "key is built from it, and dynorm must know the new value. Assign a value.",
+                    code="bad-query",
+                )
+            _check_field(meta, value.source, "reference")
+            _apply_op(meta, name, target, value, ph, plan)
+            continue
+        if value is not None:
+            value = _coerce(meta, name, value)
+        plan.plain[name] = value
+        assert meta.codec is not None
+        av = meta.codec.encode_field(name, value)
+        if av is None:
+            plan.removes.append(target)
+        else:
+            plan.sets.append(f"{target} = {ph.value(dict(av))}")
+    now = utcnow()
+    for name, kind in meta.field_kinds.items():
+        if kind == "updated_at" and name not in values:
+            plan.plain[name] = now
+            plan.sets.append(
+                f"{ph.name(meta.attr_names[name])} = {ph.value(encode_value(meta, name, now))}"
+            )
+    merged = {**current, **plan.plain}
+    touched = set(plan.plain)
+    for index in meta.indexes.values():
+        if not touched & {*index.pk.fields, *index.sk.fields}:
+            continue
+        keys = meta.index_keys({f: merged.get(f) for f in meta.field_names})
+        for attr in (index.pk_attr, index.sk_attr):
+            key = keys[attr]
+            if key is None:
+                plan.removes.append(ph.name(attr))
+            else:
+                plan.sets.append(f"{ph.name(attr)} = {ph.value({'S': key})}")
+    version = ph.name(VERSION_ATTR)
+    if new_version is None:
+        plan.sets.append(f"{version} = {version} + {ph.value({'N': '1'})}")
+    else:
+        plan.sets.append(f"{version} = {ph.value({'N': new_version})}")
+    return plan
+
+
+def _apply_op(
+    meta: Options, name: str, target: str, op: UpdateOp, ph: Placeholders, plan: UpdatePlan
+) -> None:
+    source = ph.name(meta.attr_names[op.source])
+    if op.kind == "ref":
+        plan.sets.append(f"{target} = {source}")
+    elif op.kind in ("add_num", "sub_num"):
+        if isinstance(op.value, bool) or not isinstance(op.value, (int, float)) and not hasattr(
+            op.value, "as_tuple"
+        ):
+            raise QueryError(
+                f"Cannot add a non-number to {meta.model_name}.{name} with F().",
+                code="bad-query",
+            )
+        try:
+            number = number_to_wire(op.value)
+        except ValueProblem as exc:
+            raise InvalidValueError(
+                f"Cannot update {meta.model_name}.{name}: the value {exc.reason}.",
+                model=meta.model_name,
+                field=name,
+            ) from None
+        sign = "+" if op.kind == "add_num" else "-"
+        plan.sets.append(f"{target} = {source} {sign} {ph.value({'N': number})}")
+    elif op.kind in ("append", "prepend"):
+        token = ph.value(_wire(meta, name, op.value))
+        args = f"{source}, {token}" if op.kind == "append" else f"{token}, {source}"
+        plan.sets.append(f"{target} = list_append({args})")
+    elif op.kind == "if_not_exists":
+        token = ph.value(encode_value(meta, name, _coerce(meta, name, op.value)))
+        plan.sets.append(f"{target} = if_not_exists({source}, {token})")
+    else:
+        if op.source != name:
+            raise QueryError(
+                f"Cannot {op.kind} members of F({op.source!r}) into {meta.model_name}.{name}: "
+                "set additions and removals apply to the same field.",
+                code="bad-query",
+            )
+        if not op.value:
+            raise QueryError(
+                f"Cannot {op.kind} an empty set on {meta.model_name}.{name}.", code="bad-query"
+            )
+        clause = f"{target} {ph.value(_wire(meta, name, op.value))}"
+        (plan.adds if op.kind == "add" else plan.deletes).append(clause)
+
+
+def key_params(pk: str, sk: str) -> dict[str, Any]:
+    """The Key parameter for a primary key."""
+    return {PK: {"S": pk}, SK: {"S": sk}}
