@@ -41,6 +41,7 @@ __all__ = [
     "ObjectDoesNotExist",
     "Page",
     "Q",
+    "QueryError",
     "QuerySet",
     "ServiceError",
     "ThrottledError",

@@ -73,13 +73,12 @@ def batch_get(
     unique = list(dict.fromkeys(keys))
     for start in range(0, len(unique), BATCH_GET_LIMIT):
         chunk = unique[start : start + BATCH_GET_LIMIT]
-        request: dict[str, Any] = {
-            "Keys": [{PK: {"S": pk}, SK: {"S": sk}} for pk, sk in chunk],
-        }
+        first: dict[str, Any] = {"Keys": [{PK: {"S": pk}, SK: {"S": sk}} for pk, sk in chunk]}
         if consistent:
-            request["ConsistentRead"] = True
+            first["ConsistentRead"] = True
+        request: dict[str, Any] | None = first
         attempt = 0
-        while request is not None:
+        while request:
             attempt += 1
             response = conn.send("BatchGetItem", {"RequestItems": {table: request}})
             for item in response.get("Responses", {}).get(table, []):
@@ -95,6 +94,4 @@ def batch_get(
                 )
             if request:
                 time.sleep(backoff(attempt))
-            else:
-                request = None
     return found

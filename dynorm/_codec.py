@@ -179,9 +179,7 @@ def _nested(value: Any, depth: int) -> AttributeValue:
 
 
 def _model_to_map(value: BaseModel, depth: int) -> dict[str, AttributeValue]:
-    return {
-        name: _nested(getattr(value, name), depth) for name in type(value).model_fields
-    }
+    return {name: _nested(getattr(value, name), depth) for name in type(value).model_fields}
 
 
 def from_wire(av: Mapping[str, Any]) -> Any:

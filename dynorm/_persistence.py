@@ -325,7 +325,11 @@ def refresh(instance: Model) -> None:
     conn = get_connection()
     response = conn.send(
         "GetItem",
-        {"TableName": conn.table_name, "Key": {PK: {"S": pk}, SK: {"S": sk}}, "ConsistentRead": True},
+        {
+            "TableName": conn.table_name,
+            "Key": {PK: {"S": pk}, SK: {"S": sk}},
+            "ConsistentRead": True,
+        },
     )
     item = response.get("Item")
     if item is None:
@@ -375,7 +379,11 @@ def update_instance_op(instance: Model, values: Mapping[str, Any]) -> WriteOp:
             _apply(instance, {**plan.plain, "version": new_version}, (pk, sk))
 
     return WriteOp(
-        "UpdateItem", ph.apply(params), type(instance), _version_conflict(instance, "update"), on_success
+        "UpdateItem",
+        ph.apply(params),
+        type(instance),
+        _version_conflict(instance, "update"),
+        on_success,
     )
 
 

@@ -132,9 +132,7 @@ def create_table(
         if wait:
             _wait_active(table, timeout)
     if any(m._meta.ttl_field for m in chosen):
-        ttl = conn.send("DescribeTimeToLive", {"TableName": table}).get(
-            "TimeToLiveDescription", {}
-        )
+        ttl = conn.send("DescribeTimeToLive", {"TableName": table}).get("TimeToLiveDescription", {})
         if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
             conn.send(
                 "UpdateTimeToLive",

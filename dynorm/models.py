@@ -22,9 +22,7 @@ from .query.queryset import Manager
 __all__ = ["Model", "ModelMeta"]
 
 _RESERVED_FIELD = re.compile(r"^(pk|sk|gsi\d+pk|gsi\d+sk)$")
-_META_KEYS = frozenset(
-    {"abstract", "type_name", "pk", "sk", "indexes", "max_versions", "compress"}
-)
+_META_KEYS = frozenset({"abstract", "type_name", "pk", "sk", "indexes", "max_versions", "compress"})
 
 
 def _subclass_exception(
@@ -40,7 +38,7 @@ def _subclass_exception(
 class ModelMeta(ModelMetaclass):
     """Metaclass of dynorm models: parses `Meta`, compiles keys and codec, registers the model."""
 
-    def __new__(
+    def __new__(  # noqa: D102 - documented on the class
         mcs,
         cls_name: str,
         bases: tuple[type[Any], ...],
@@ -48,9 +46,11 @@ class ModelMeta(ModelMetaclass):
         **kwargs: Any,
     ) -> type:
         meta_class = namespace.pop("Meta", None)
-        own_raw = {k: v for k, v in vars(meta_class).items() if not k.startswith("__")} if (
-            meta_class is not None
-        ) else {}
+        own_raw = (
+            {k: v for k, v in vars(meta_class).items() if not k.startswith("__")}
+            if (meta_class is not None)
+            else {}
+        )
         unknown = set(own_raw) - _META_KEYS
         if unknown:
             raise ConfigurationError(
@@ -97,7 +97,9 @@ class ModelMeta(ModelMetaclass):
         return cls
 
 
-def _build_options(cls: type[BaseModel], raw: dict[str, Any], kinds: dict[str, FieldKind]) -> Options:
+def _build_options(
+    cls: type[BaseModel], raw: dict[str, Any], kinds: dict[str, FieldKind]
+) -> Options:
     name = cls.__name__
     fields = cls.model_fields
     for field_name in fields:
@@ -139,7 +141,7 @@ def _build_options(cls: type[BaseModel], raw: dict[str, Any], kinds: dict[str, F
     if "pk" not in raw:
         raise ConfigurationError(
             f"Cannot create model {name} without a partition key: add "
-            f"`class Meta: pk = \"{type_name.upper()}#{{id}}\"` (or `abstract = True`).",
+            f'`class Meta: pk = "{type_name.upper()}#{{id}}"` (or `abstract = True`).',
             code="model-definition",
         )
     known = [f for f in fields if kinds.get(f) != "compressed"]
@@ -151,9 +153,7 @@ def _build_options(cls: type[BaseModel], raw: dict[str, Any], kinds: dict[str, F
             name=index.name,
             slot=slot,
             pk=KeyTemplate(index.pk, name, known, f"index {index.name!r} partition key"),
-            sk=KeyTemplate(
-                index.sk or type_name, name, known, f"index {index.name!r} sort key"
-            ),
+            sk=KeyTemplate(index.sk or type_name, name, known, f"index {index.name!r} sort key"),
         )
     meta.indexes = bound
     meta.key_fields = frozenset(meta.pk.fields + meta.sk.fields)
@@ -179,7 +179,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         DoesNotExist: ClassVar[type[ObjectDoesNotExist]]
         MultipleObjectsReturned: ClassVar[type[MultipleObjectsReturned]]
 
-    class Meta:
+    class Meta:  # noqa: D106 - the base of every model declares no keys
         abstract = True
 
     # ------------------------------------------------------------------ construction
@@ -253,4 +253,3 @@ class Model(BaseModel, metaclass=ModelMeta):
         """The item's primary key as stored (`{"pk": ..., "sk": ...}`), computed from fields."""
         pk, sk = self._meta.primary_key(self.__dict__)
         return {"pk": pk, "sk": sk}
-

@@ -88,7 +88,7 @@ class Everything(Model):
     items: list[int] = []
     mapping: dict[str, int] = {}
     line: OrderLine | None = None
-    maybe: Optional[int] = None  # noqa: UP007 - Optional on purpose
+    maybe: Optional[int] = None  # noqa: UP045 - Optional on purpose
     expires: datetime | None = fields.TTL()
     blob: str = fields.Compressed(default="")
 

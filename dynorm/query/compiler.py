@@ -114,7 +114,9 @@ def _render_q(meta: Options, q: Q, ph: Placeholders) -> str:
     return f"(NOT {text})" if q.negated else text
 
 
-def _key_templates(state: QueryState) -> tuple[KeyTemplate, KeyTemplate, str, str, BoundIndex | None]:
+def _key_templates(
+    state: QueryState,
+) -> tuple[KeyTemplate, KeyTemplate, str, str, BoundIndex | None]:
     meta = state.model._meta
     if state.index is None:
         assert meta.pk is not None and meta.sk is not None
@@ -321,7 +323,9 @@ def _sort_condition(
             (
                 lk
                 for lk in leaves
-                if lk.field == name and lk.is_plain and lk.lookup in RANGE_LOOKUPS
+                if lk.field == name
+                and lk.is_plain
+                and lk.lookup in RANGE_LOOKUPS
                 and lk.value is not None
             ),
             None,
@@ -347,8 +351,11 @@ def _begins(ph: Placeholders, attr: str, text: str) -> str:
 
 
 def _range(ph: Placeholders, attr: str, prefix: str, lk: Lookup, spec: str, last: bool) -> str:
-    """A sort-key range inside `prefix`; exact for gte/lte/between on the last template field,
-    a superset otherwise (the lookup then stays in the filter and makes it exact)."""
+    """A sort-key range inside `prefix`.
+
+    Exact for gte/lte/between on the last template field; a superset otherwise (the lookup
+    then stays in the filter and makes the result exact).
+    """
     tail = "" if last else MAX_CHAR
     low: str | None = None
     high: str | None = None

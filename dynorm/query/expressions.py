@@ -22,27 +22,33 @@ class Q:
     def __init__(self, *args: Q, **lookups: Any) -> None:
         for arg in args:
             if not isinstance(arg, Q):
-                raise TypeError(f"Q() takes Q objects and keyword lookups, not {type(arg).__name__}.")
+                raise TypeError(
+                    f"Q() takes Q objects and keyword lookups, not {type(arg).__name__}."
+                )
         self.children: list[Q | tuple[str, Any]] = [*args, *lookups.items()]
         self.connector: Literal["AND", "OR"] = "AND"
         self.negated = False
 
     @classmethod
-    def _make(cls, children: list[Q | tuple[str, Any]], connector: Literal["AND", "OR"], negated: bool) -> Q:
+    def _make(
+        cls, children: list[Q | tuple[str, Any]], connector: Literal["AND", "OR"], negated: bool
+    ) -> Q:
         q = cls()
         q.children, q.connector, q.negated = children, connector, negated
         return q
 
-    def _combine(self, other: object, connector: Literal["AND", "OR"]) -> Q:
+    def _combine(self, other: object, connector: Literal["AND", "OR"]) -> Any:
         if not isinstance(other, Q):
             return NotImplemented
         return Q._make([self, other], connector, False)
 
     def __and__(self, other: Q) -> Q:
-        return self._combine(other, "AND")
+        combined: Q = self._combine(other, "AND")
+        return combined
 
     def __or__(self, other: Q) -> Q:
-        return self._combine(other, "OR")
+        combined: Q = self._combine(other, "OR")
+        return combined
 
     def __invert__(self) -> Q:
         return Q._make(list(self.children), self.connector, not self.negated)
@@ -68,7 +74,9 @@ class Q:
         return f"{'~' if self.negated else ''}Q({inner})"
 
 
-UpdateKind = Literal["ref", "add_num", "sub_num", "append", "prepend", "if_not_exists", "add", "remove"]
+UpdateKind = Literal[
+    "ref", "add_num", "sub_num", "append", "prepend", "if_not_exists", "add", "remove"
+]
 
 
 @dataclass(frozen=True)

@@ -183,10 +183,14 @@ def _check_value(
         return [_one(meta, name, v, size, nested) for v in values]
     if lookup == "between":
         if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-            raise QueryError(f"Cannot use {where}: between takes a (low, high) pair.", code="bad-query")
+            raise QueryError(
+                f"Cannot use {where}: between takes a (low, high) pair.", code="bad-query"
+            )
         pair = list(value)
         if len(pair) != 2:
-            raise QueryError(f"Cannot use {where}: between takes a (low, high) pair.", code="bad-query")
+            raise QueryError(
+                f"Cannot use {where}: between takes a (low, high) pair.", code="bad-query"
+            )
         return tuple(_one(meta, name, v, size, nested) for v in pair)
     if lookup == "begins_with":
         if not isinstance(value, (str, bytes)) or not value:
@@ -244,7 +248,9 @@ def render_condition(meta: Options, lk: Lookup, ph: Placeholders) -> str:
     if lk.lookup == "exists":
         return f"attribute_exists({path})" if lk.value else f"attribute_not_exists({path})"
     if lk.value is None:
-        return f"attribute_not_exists({path})" if lk.lookup == "exact" else f"attribute_exists({path})"
+        return (
+            f"attribute_not_exists({path})" if lk.lookup == "exact" else f"attribute_exists({path})"
+        )
     operand = f"size({path})" if lk.size else path
     tokens = [ph.value(av) for av in lookup_values(meta, lk)]
     if lk.lookup in COMPARATORS:

@@ -398,12 +398,16 @@ class QuerySet(Generic[M]):
             raise QueryError("Cannot fetch a page of fewer than 1 item.", code="bad-query")
         plan = self._plan()
         if len(plan.requests) != 1:
-            raise QueryError("Cannot page a parallel scan; scan with one segment.", code="bad-query")
+            raise QueryError(
+                "Cannot page a parallel scan; scan with one segment.", code="bad-query"
+            )
         settings = get_settings()
         query = fingerprint(plan.requests[0], self.model._meta.type_name)
         start = None
         if cursor is not None:
-            start = decode_cursor(cursor, query, settings.cursor_secret, self.model._meta.model_name)
+            start = decode_cursor(
+                cursor, query, settings.cursor_secret, self.model._meta.model_name
+            )
         raws: list[dict[str, Any]] = []
         for item, _ in self._raw(plan, limit=size + 1, start_key=start):
             raws.append(item)
@@ -454,7 +458,11 @@ class QuerySet(Generic[M]):
         """
         for _ in range(_MAX_UPDATE_ATTEMPTS):
             try:
-                obj = self.consistent().get(**lookups) if not self._state.index else self.get(**lookups)
+                obj = (
+                    self.consistent().get(**lookups)
+                    if not self._state.index
+                    else self.get(**lookups)
+                )
             except self.model.DoesNotExist:
                 obj = self.model(**lookups, **(defaults or {}))
                 try:
@@ -475,6 +483,7 @@ class QuerySet(Generic[M]):
             f"Cannot update_or_create {self.model._meta.model_name}: the item kept changing "
             f"during {_MAX_UPDATE_ATTEMPTS} attempts; try again.",
             model=self.model._meta.model_name,
+            expected_version=0,
         )
 
     def bulk_create(self, objs: Iterable[M]) -> list[M]:
@@ -524,7 +533,9 @@ class QuerySet(Generic[M]):
             obj._loaded_key = key
         return objs
 
-    def bulk_get(self, keys: Sequence[Mapping[str, Any]], *, consistent: bool = False) -> list[M | None]:
+    def bulk_get(
+        self, keys: Sequence[Mapping[str, Any]], *, consistent: bool = False
+    ) -> list[M | None]:
         """Read many items by key (BatchGetItem, 100 per request), in request order.
 
         Missing items come back as None; duplicate keys are read once.
@@ -559,7 +570,10 @@ class QuerySet(Generic[M]):
         if not values:
             raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
         conn = get_connection()
-        items = [item for item, _ in self._raw(self._plan(dataclasses.replace(self._state, projection=None)))]
+        items = [
+            item
+            for item, _ in self._raw(self._plan(dataclasses.replace(self._state, projection=None)))
+        ]
         count = 0
         for item in items:
             for attempt in range(1, _MAX_UPDATE_ATTEMPTS + 1):
@@ -592,6 +606,7 @@ class QuerySet(Generic[M]):
                             f"Cannot update {meta.model_name}: an item kept changing during "
                             f"{attempt} attempts; try again.",
                             model=meta.model_name,
+                            expected_version=version,
                         ) from exc
                     item = old
                     continue
@@ -665,7 +680,7 @@ class Collection:
 
     def of(self, model: type[N]) -> list[N]:
         """Every item of one type, in sort-key order."""
-        return [i for i in self._load() if type(i) is model]  # type: ignore[misc]
+        return [i for i in self._load() if isinstance(i, model) and type(i) is model]
 
     def one(self, model: type[N]) -> N:
         """The single item of one type; raises its DoesNotExist / MultipleObjectsReturned."""

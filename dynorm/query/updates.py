@@ -77,8 +77,10 @@ def plan_update(
     *,
     new_version: str | None,
 ) -> UpdatePlan:
-    """Build the UpdateExpression clauses for `values` applied to an item whose fields are
-    `current` (used to recompute index keys); bumps the version and UpdatedAt fields.
+    """Build the UpdateExpression clauses for `values` applied to an item.
+
+    `current` holds the item's field values (to recompute index keys); the version and
+    UpdatedAt fields are bumped too.
 
     `new_version` sets the version to that number; None increments it atomically.
     """
@@ -149,8 +151,10 @@ def _apply_op(
     if op.kind == "ref":
         plan.sets.append(f"{target} = {source}")
     elif op.kind in ("add_num", "sub_num"):
-        if isinstance(op.value, bool) or not isinstance(op.value, (int, float)) and not hasattr(
-            op.value, "as_tuple"
+        if (
+            isinstance(op.value, bool)
+            or not isinstance(op.value, (int, float))
+            and not hasattr(op.value, "as_tuple")
         ):
             raise QueryError(
                 f"Cannot add a non-number to {meta.model_name}.{name} with F().",

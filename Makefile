@@ -1,0 +1,43 @@
+# dynorm: two commands on a fresh machine (Python >= 3.10, Java 17+, Node/npm or Docker).
+#   make demo   installs dynorm into .venv and runs the shop demo on DynamoDB Local
+#   make test   installs everything and runs lint, type checks, the whole test suite and the docs build
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint typecheck pytest docs docs-serve clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,docs]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) examples/shop.py
+
+lint: install
+	$(BIN)/ruff check dynorm tests examples benchmarks
+
+typecheck: install
+	$(BIN)/mypy dynorm
+	$(BIN)/mypy tests/typing
+	$(BIN)/pyright tests/typing
+
+pytest: install
+	$(PY) -m pytest -n 2 --dynorm-fail-on-skip
+
+docs: install
+	$(BIN)/mkdocs build --strict
+
+docs-serve: install
+	$(BIN)/mkdocs serve
+
+test: lint typecheck pytest docs
+
+clean:
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache

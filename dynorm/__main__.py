@@ -1,0 +1,5 @@
+"""`python -m dynorm`: the dynorm command line."""
+
+from .cli import main
+
+raise SystemExit(main())
