@@ -4,6 +4,7 @@ from . import fields
 from ._config import configure
 from ._options import Index
 from ._table import create_table, delete_table
+from ._transactions import Transaction, transaction, transaction_get
 from .exceptions import (
     BatchIncompleteError,
     ConditionFailedError,
@@ -22,6 +23,8 @@ from .exceptions import (
 )
 from .models import Model
 from .query import F, Manager, Page, Q, QuerySet
+from .singleton import SingletonModel
+from .versioning import VersionedModel
 
 __version__ = "0.1.0"
 
@@ -44,12 +47,17 @@ __all__ = [
     "QueryError",
     "QuerySet",
     "ServiceError",
+    "SingletonModel",
     "ThrottledError",
+    "Transaction",
     "TransactionCanceledError",
     "VersionConflictError",
+    "VersionedModel",
     "__version__",
     "configure",
     "create_table",
     "delete_table",
     "fields",
+    "transaction",
+    "transaction_get",
 ]

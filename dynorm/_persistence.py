@@ -308,16 +308,6 @@ def execute(op: WriteOp) -> dict[str, Any]:
     return response
 
 
-def save(instance: Model, update_fields: Iterable[str] | None) -> None:
-    """Save an instance (see `Model.save`)."""
-    execute(save_op(instance, update_fields))
-
-
-def delete(instance: Model) -> None:
-    """Delete an instance (see `Model.delete`)."""
-    execute(delete_op(instance))
-
-
 def refresh(instance: Model) -> None:
     """Reload an instance's fields from a consistent read of its stored item."""
     meta = instance._meta
@@ -387,6 +377,25 @@ def update_instance_op(instance: Model, values: Mapping[str, Any]) -> WriteOp:
     )
 
 
-def update_instance(instance: Model, values: Mapping[str, Any]) -> None:
-    """Apply an atomic UpdateItem with values or F expressions (see `Model.update`)."""
-    execute(update_instance_op(instance, values))
+def condition_check_op(instance: Model, conditions: Mapping[str, Any]) -> WriteOp:
+    """Build a ConditionCheck on an instance's stored item (for `tx.check`)."""
+    from .query.lookups import parse_lookup, render_condition
+
+    meta = instance._meta
+    pk, sk = instance._loaded_key or meta.primary_key(instance.__dict__)
+    ph = Placeholders()
+    if conditions:
+        condition = " AND ".join(
+            render_condition(meta, parse_lookup(meta, key, value), ph)
+            for key, value in conditions.items()
+        )
+    else:
+        condition = f"attribute_exists({ph.name(PK)})"
+    params = {
+        "Key": {PK: {"S": pk}, SK: {"S": sk}},
+        "ConditionExpression": condition,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    return WriteOp(
+        "ConditionCheck", ph.apply(params), type(instance), lambda exc: exc, lambda _: None
+    )

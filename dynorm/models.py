@@ -90,8 +90,13 @@ class ModelMeta(ModelMetaclass):
             type.__setattr__(
                 cls, exc_name, _subclass_exception(exc_name, exc_parents[exc_name], cls)
             )
-        if manager is not None or "objects" not in cls.__dict__:
-            type.__setattr__(cls, "objects", manager if manager is not None else Manager())
+        if manager is None:
+            managers: list[Manager] = [
+                b.__dict__["objects"] for b in cls.__mro__[1:] if "objects" in b.__dict__
+            ]
+            parent = managers[0] if managers else None
+            manager = Manager(parent.queryset_class if parent is not None else None)
+        type.__setattr__(cls, "objects", manager)
         if not meta.abstract:
             _registry.register(typing.cast("type[Model]", cls))
         return cls
@@ -138,6 +143,8 @@ def _build_options(
     )
     if abstract:
         return meta
+    if "pk" not in raw and getattr(cls, "__dynorm_singleton__", False):
+        raw = {**raw, "pk": f"SINGLETON#{type_name}"}
     if "pk" not in raw:
         raise ConfigurationError(
             f"Cannot create model {name} without a partition key: add "
@@ -211,7 +218,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             VersionConflictError: The stored version is not the one this object was loaded at.
             ConditionFailedError: Creating, and an item with the same key already exists.
         """
-        _persistence.save(self, update_fields)
+        _persistence.execute(self._save_op(update_fields))
 
     def delete(self) -> None:
         """Delete the item, conditional on the stored version being the loaded one.
@@ -221,7 +228,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         Raises:
             VersionConflictError: The item changed (or was deleted) since it was loaded.
         """
-        _persistence.delete(self)
+        _persistence.execute(self._delete_op())
 
     def refresh_from_db(self) -> None:
         """Reload every field from the table (a strongly consistent read).
@@ -244,7 +251,18 @@ class Model(BaseModel, metaclass=ModelMeta):
         Raises:
             VersionConflictError: The item changed since it was loaded.
         """
-        _persistence.update_instance(self, values)
+        _persistence.execute(self._update_op(values))
+
+    # ------------------------------------------------------------------ hooks
+
+    def _save_op(self, update_fields: Iterable[str] | None) -> _persistence.WriteOp:
+        return _persistence.save_op(self, update_fields)
+
+    def _delete_op(self) -> _persistence.WriteOp:
+        return _persistence.delete_op(self)
+
+    def _update_op(self, values: dict[str, Any]) -> _persistence.WriteOp:
+        return _persistence.update_instance_op(self, values)
 
     # ------------------------------------------------------------------ introspection
 
