@@ -96,7 +96,9 @@ def run() -> None:
     print(f"total={big.total} tags={sorted(big.tags)} version={big.version}")
 
     step("open orders via the by_status index, newest first")
-    for o in Order.objects.using_gsi("by_status").filter(status="open").order_by("-created_at")[:20]:
+    for o in (
+        Order.objects.using_gsi("by_status").filter(status="open").order_by("-created_at")[:20]
+    ):
         print(f"  {o.id} {o.total}")
 
     step("the customer and their orders in one request (a collection)")

@@ -17,7 +17,10 @@ from tests.models import Customer, Order
 def check_manager_and_queryset() -> None:
     assert_type(Order.objects, QuerySet[Order])
     assert_type(Order.objects.filter(customer_id="c1"), QuerySet[Order])
-    assert_type(Order.objects.using_gsi("by_status").filter(status="open").order_by("-created_at"), QuerySet[Order])
+    assert_type(
+        Order.objects.using_gsi("by_status").filter(status="open").order_by("-created_at"),
+        QuerySet[Order],
+    )
     assert_type(Order.objects.get(customer_id="c1", id="o1"), Order)
     assert_type(Order.objects.filter(customer_id="c1").first(), Order | None)
     assert_type(Order.objects.filter(customer_id="c1").last(), Order | None)
