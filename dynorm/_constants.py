@@ -24,6 +24,8 @@ SK = "sk"
 TYPE_ATTR = "_type"
 VERSION_ATTR = "version"
 TTL_ATTR = "_ttl"
+#: A random token written with every save, to recognise a retried write that already applied.
+WRITE_TOKEN_ATTR = "_wtok"
 
 
 def gsi_name(slot: int) -> str:

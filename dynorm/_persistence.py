@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._codec import Item, check_item_size, from_wire
 from ._config import get_connection
-from ._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
+from ._connection import logger
+from ._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .exceptions import (
     ConditionFailedError,
     DynormError,
@@ -28,13 +30,15 @@ class WriteOp:
     """One write ready to send alone or to join a transaction.
 
     `params` are the parameters of `operation` without TableName; `conflict` maps a
-    refused condition to the exception to raise; `on_success` updates the instance.
+    refused condition to the exception to raise (None: the refusal proves that this very
+    write was applied earlier, e.g. a retry after a lost response); `on_success` updates
+    the instance.
     """
 
     operation: str
     params: dict[str, Any]
     model: type[Model]
-    conflict: Callable[[DynormError], Exception]
+    conflict: Callable[[DynormError], Exception | None]
     on_success: Callable[[dict[str, Any]], None]
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -82,13 +86,34 @@ def _old_item(exc: DynormError) -> dict[str, Any] | None:
     return None
 
 
-def _version_conflict(instance: Model, action: str) -> Callable[[DynormError], Exception]:
+def new_write_token() -> str:
+    """A random token stored with each write (`_wtok`), to recognise our own earlier write."""
+    return secrets.token_hex(8)
+
+
+def already_applied(old: Mapping[str, Any] | None, token: str | None) -> bool:
+    """Whether the stored item (ALL_OLD of a refused write) carries this write's token.
+
+    Then the refusal came from a retry after a lost response that hit our own earlier success,
+    and reporting a conflict would be false. Comparing content instead would be unsafe: two
+    read-modify-write increments from the same version write identical items.
+    """
+    if old is None or token is None:
+        return False
+    return bool(old.get(WRITE_TOKEN_ATTR, {}).get("S") == token)
+
+
+def _version_conflict(
+    instance: Model, action: str, token: str | None = None
+) -> Callable[[DynormError], Exception | None]:
     model = instance._meta.model_name
     expected = instance.version
 
-    def conflict(exc: DynormError) -> Exception:
+    def conflict(exc: DynormError) -> Exception | None:
         current: int | None = None
         old = _old_item(exc)
+        if already_applied(old, token):
+            return None
         if old and VERSION_ATTR in old:
             current = int(from_wire(old[VERSION_ATTR]))
         state = (
@@ -109,8 +134,12 @@ def _version_conflict(instance: Model, action: str) -> Callable[[DynormError], E
     return conflict
 
 
-def _exists_conflict(instance: Model) -> Callable[[DynormError], Exception]:
-    def conflict(exc: DynormError) -> Exception:
+def _exists_conflict(
+    instance: Model, token: str | None = None
+) -> Callable[[DynormError], Exception | None]:
+    def conflict(exc: DynormError) -> Exception | None:
+        if already_applied(_old_item(exc), token):
+            return None
         return ConditionFailedError(
             f"Cannot create {instance._meta.model_name} (key fields: {_key_names(instance)}): "
             "an item with the same key already exists. Load it and save() that object, or "
@@ -146,6 +175,8 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
     overrides = _timestamps(instance, creating)
     overrides["version"] = instance.version + 1
     item = build_item(instance, overrides)
+    token = new_write_token()
+    item[WRITE_TOKEN_ATTR] = {"S": token}
     new_key = (item[PK]["S"], item[SK]["S"])
 
     def on_success(_: dict[str, Any]) -> None:
@@ -156,8 +187,11 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
         params = {
             "Item": item,
             "ConditionExpression": f"attribute_not_exists({ph.name(PK)})",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
-        return WriteOp("PutItem", ph.apply(params), cls, _exists_conflict(instance), on_success)
+        return WriteOp(
+            "PutItem", ph.apply(params), cls, _exists_conflict(instance, token), on_success
+        )
 
     old_key = instance._loaded_key or new_key
     version_cond = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(instance.version)})}"
@@ -186,7 +220,7 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
         version_conflict = _version_conflict(instance, "save")
         exists_conflict = _exists_conflict(instance)
 
-        def move_conflict(exc: DynormError) -> Exception:
+        def move_conflict(exc: DynormError) -> Exception | None:
             if isinstance(exc, TransactionCanceledError) and exc.reasons[:1] == [None]:
                 return exists_conflict(exc)
             return version_conflict(exc)
@@ -206,7 +240,7 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         return WriteOp(
-            "PutItem", ph.apply(params), cls, _version_conflict(instance, "save"), on_success
+            "PutItem", ph.apply(params), cls, _version_conflict(instance, "save", token), on_success
         )
 
     names = list(dict.fromkeys(update_fields))
@@ -233,6 +267,7 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
                 sets.append(f"{ph.name(attr)} = {ph.value(item[attr])}")
             else:
                 removes.append(ph.name(attr))
+    sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
     expression = "SET " + ", ".join(sets)
     if removes:
         expression += " REMOVE " + ", ".join(removes)
@@ -243,7 +278,11 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
     return WriteOp(
-        "UpdateItem", ph.apply(params), cls, _version_conflict(instance, "save"), on_success
+        "UpdateItem",
+        ph.apply(params),
+        cls,
+        _version_conflict(instance, "save", token),
+        on_success,
     )
 
 
@@ -299,11 +338,18 @@ def execute(op: WriteOp) -> dict[str, Any]:
     try:
         response = conn.send(op.operation, params)
     except ConditionFailedError as exc:
-        raise op.conflict(exc) from exc
+        error = op.conflict(exc)
+        if error is not None:
+            raise error from exc
+        response = {"Attributes": _old_item(exc)}
+        logger.info("dynorm: %s was already applied (a retry after a lost response)", op.operation)
     except TransactionCanceledError as exc:
-        if "ConditionalCheckFailed" in exc.reasons:
-            raise op.conflict(exc) from exc
-        raise
+        if "ConditionalCheckFailed" not in exc.reasons:
+            raise
+        error = op.conflict(exc)
+        if error is not None:
+            raise error from exc
+        response = {}
     op.on_success(response)
     return response
 
@@ -350,6 +396,8 @@ def update_instance_op(instance: Model, values: Mapping[str, Any]) -> WriteOp:
     ph = Placeholders()
     condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(instance.version)})}"
     plan = plan_update(meta, values, instance.__dict__, ph, new_version=str(instance.version + 1))
+    token = new_write_token()
+    plan.sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
     params = {
         "Key": {PK: {"S": pk}, SK: {"S": sk}},
         "UpdateExpression": plan.expression(),
@@ -372,7 +420,7 @@ def update_instance_op(instance: Model, values: Mapping[str, Any]) -> WriteOp:
         "UpdateItem",
         ph.apply(params),
         type(instance),
-        _version_conflict(instance, "update"),
+        _version_conflict(instance, "update", token),
         on_success,
     )
 

@@ -275,7 +275,7 @@ class VersionedModel(Model):
         model = meta.model_name
         expected = self.version
 
-        def conflict(exc: DynormError) -> Exception:
+        def conflict(exc: DynormError) -> Exception | None:
             if isinstance(exc, TransactionCanceledError) and exc.reasons[:1] != [
                 "ConditionalCheckFailed"
             ]:
