@@ -80,7 +80,7 @@ def batch_get(
         attempt = 0
         while request:
             attempt += 1
-            response = conn.send("BatchGetItem", {"RequestItems": {table: request}})
+            response = conn.send_raw("BatchGetItem", {"RequestItems": {table: request}})
             for item in response.get("Responses", {}).get(table, []):
                 found[(item[PK]["S"], item[SK]["S"])] = item
             request = response.get("UnprocessedKeys", {}).get(table)

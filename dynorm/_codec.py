@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import enum
 import gzip
 import json
@@ -12,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -54,11 +55,18 @@ def format_datetime(value: datetime) -> str:
         raise ValueProblem(
             "is a naive datetime; use a timezone-aware one such as datetime.now(timezone.utc)"
         )
-    v = value.astimezone(timezone.utc)
+    try:
+        v = value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueProblem("is outside the datetime range once converted to UTC") from None
     return (
         f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
         f"{v.second:02d}.{v.microsecond:06d}Z"
     )
+
+
+#: Wide enough that normalising never rounds (the default context keeps 28 digits).
+_WIDE = Context(prec=400, Emax=999_999, Emin=-999_999)
 
 
 def number_to_wire(value: int | float | Decimal) -> str:
@@ -79,7 +87,7 @@ def number_to_wire(value: int | float | Decimal) -> str:
     _check_decimal(dec)
     if isinstance(value, int):
         # 10**38 has 39 characters but one significant digit: send the normalised form.
-        return str(dec.normalize())
+        return str(dec.normalize(_WIDE))
     return str(dec)
 
 
@@ -88,7 +96,7 @@ def _check_decimal(dec: Decimal) -> None:
         raise ValueProblem("is NaN or infinite, which DynamoDB cannot store")
     if dec.is_zero():
         return
-    normal = dec.normalize()
+    normal = dec.normalize(_WIDE)
     digits = len(normal.as_tuple().digits)
     if digits > NUMBER_PRECISION:
         raise ValueProblem(
@@ -115,13 +123,18 @@ def _set_to_wire(value: set[Any] | frozenset[Any]) -> AttributeValue | None:
             raise ValueProblem("is a set mixing strings with other types")
         return {"SS": list(value)}
     if isinstance(sample, (bytes, bytearray)):
+        if not all(isinstance(v, (bytes, bytearray)) for v in value):
+            raise ValueProblem("is a set mixing bytes with other types")
         return {"BS": [bytes(v) for v in value]}
-    if isinstance(sample, (int, float, Decimal)) and not isinstance(sample, bool):
+    if all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in value):
         wire = [number_to_wire(v) for v in value]
         if len(set(map(Decimal, wire))) != len(wire):
             raise ValueProblem("is a set holding numbers that are equal to DynamoDB")
         return {"NS": wire}
-    raise ValueProblem("is a set of a type DynamoDB cannot store (use str, numbers or bytes)")
+    raise ValueProblem(
+        "is a set of a type DynamoDB cannot store, or of mixed types (use one of str, "
+        "numbers or bytes)"
+    )
 
 
 def to_wire(value: Any, depth: int = 0) -> AttributeValue | None:
@@ -129,7 +142,7 @@ def to_wire(value: Any, depth: int = 0) -> AttributeValue | None:
 
     Returns None for None and for empty sets (the attribute is then left off the item).
     """
-    if depth > NESTING_DEPTH_LIMIT:
+    if depth >= NESTING_DEPTH_LIMIT:  # real DynamoDB refuses 32 containers around a value
         raise ValueProblem(f"nests deeper than DynamoDB's {NESTING_DEPTH_LIMIT} levels")
     if value is None:
         return None
@@ -173,9 +186,12 @@ def to_wire(value: Any, depth: int = 0) -> AttributeValue | None:
 
 
 def _nested(value: Any, depth: int) -> AttributeValue:
-    # Inside lists and maps None is kept as NULL so the shape survives the round trip.
+    # Inside lists and maps None is kept as NULL so the shape survives the round trip, and
+    # an empty set (which DynamoDB refuses) becomes an empty list, which validates as a set.
     av = to_wire(value, depth)
-    return {"NULL": True} if av is None else av
+    if av is None:
+        return {"L": []} if isinstance(value, (set, frozenset)) else {"NULL": True}
+    return av
 
 
 def _model_to_map(value: BaseModel, depth: int) -> dict[str, AttributeValue]:
@@ -202,10 +218,17 @@ def from_wire(av: Mapping[str, Any]) -> Any:
         if tag == "NS":
             return {number_from_wire(v) for v in raw}
         if tag == "B":
-            return bytes(raw)
+            return wire_bytes(raw)
         if tag == "BS":
-            return {bytes(v) for v in raw}
+            return {wire_bytes(v) for v in raw}
     raise ValueError("empty attribute value")
+
+
+def wire_bytes(raw: Any) -> bytes:
+    """Bytes of a B value: botocore gives bytes, the raw JSON body (fast path) base64 text."""
+    if isinstance(raw, str):
+        return base64.b64decode(raw)
+    return bytes(raw)
 
 
 # --------------------------------------------------------------------------- sizes
@@ -213,7 +236,7 @@ def from_wire(av: Mapping[str, Any]) -> Any:
 
 def _number_size(text: str) -> int:
     try:
-        digits = Decimal(text).normalize().as_tuple().digits
+        digits = Decimal(text).normalize(_WIDE).as_tuple().digits
     except InvalidOperation:  # pragma: no cover - never produced by number_to_wire
         return len(text)
     return (len(digits) + 1) // 2 + 1
@@ -302,7 +325,7 @@ class FieldCodec:
 def _ttl_encode(value: Any) -> AttributeValue | None:
     if value is None:
         return None
-    if not isinstance(value, datetime) or value.tzinfo is None:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise ValueProblem("must be a timezone-aware datetime to be used as a TTL")
     return {"N": str(int(value.timestamp()))}
 
@@ -322,7 +345,7 @@ def _compressed_codec(annotation: Any) -> tuple[Callable[[Any], Any], Callable[[
 
         def dec(av: Mapping[str, Any]) -> Any:
             if "B" in av:
-                raw = bytes(av["B"])
+                raw = wire_bytes(av["B"])
                 return gzip.decompress(raw).decode("utf-8") if raw[:2] == _GZIP_MAGIC else raw
             return from_wire(av)
 
@@ -334,7 +357,7 @@ def _compressed_codec(annotation: Any) -> tuple[Callable[[Any], Any], Callable[[
 
         def dec_b(av: Mapping[str, Any]) -> Any:
             if "B" in av:
-                raw = bytes(av["B"])
+                raw = wire_bytes(av["B"])
                 return gzip.decompress(raw) if raw[:2] == _GZIP_MAGIC else raw
             return from_wire(av)
 
@@ -346,7 +369,7 @@ def _compressed_codec(annotation: Any) -> tuple[Callable[[Any], Any], Callable[[
 
     def dec_j(av: Mapping[str, Any]) -> Any:
         if "B" in av:
-            raw = bytes(av["B"])
+            raw = wire_bytes(av["B"])
             return json.loads(gzip.decompress(raw) if raw[:2] == _GZIP_MAGIC else raw)
         return from_wire(av)
 

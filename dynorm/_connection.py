@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -51,6 +53,36 @@ _METHODS = {
 }
 
 
+#: Operations whose successful response bodies dynorm decodes itself (see `send_raw`).
+FAST_OPERATIONS = ("Query", "Scan", "GetItem", "BatchGetItem")
+_RAW_BODY = "__dynorm_raw_body__"
+_raw_wanted: ContextVar[bool] = ContextVar("dynorm_raw_wanted", default=False)
+
+
+def _take_body(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """Botocore `before-parse` hook: keep a successful body for dynorm, parse nothing.
+
+    botocore's response parser is most of a read's client time (it walks every attribute
+    value through the service model); dynorm decodes the DynamoDB JSON straight into
+    models instead. Credentials, signing, retries and the CRC32 check stay botocore's (the
+    checksum is verified on the HTTP response, not on this dict). Errors parse as usual.
+    """
+    if _raw_wanted.get() and response_dict.get("status_code") == 200:
+        customized_response_dict[_RAW_BODY] = response_dict["body"]
+        response_dict["body"] = b"{}"
+
+
+def install_fast_path(client: Any) -> None:
+    """Register the raw-body hook on a client (idempotent; inert for other callers)."""
+    events = client.meta.events
+    for operation in FAST_OPERATIONS:
+        events.register(
+            f"before-parse.dynamodb.{operation}", _take_body, unique_id=f"dynorm-raw-{operation}"
+        )
+
+
 class Connection:
     """A DynamoDB client bound to dynorm's table.
 
@@ -63,6 +95,7 @@ class Connection:
         self.client = client
         self.table_name = table_name
         self._bound: dict[str, Callable[..., Any]] = {}
+        install_fast_path(client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Connection:
@@ -125,6 +158,24 @@ class Connection:
                 "retry it if it is idempotent or conditional."
             ) from exc
         return response
+
+    def send_raw(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Send a read and return the response as DynamoDB's own JSON (B values base64 text).
+
+        Skips botocore's response parser for successful responses (see `_take_body`);
+        errors are parsed and mapped exactly as in `send`.
+        """
+        token = _raw_wanted.set(True)
+        try:
+            response = self.send(operation, params)
+        finally:
+            _raw_wanted.reset(token)
+        body = response.pop(_RAW_BODY, None)
+        if body is None:  # a stubbed client, or a hook that answered: botocore parsed it
+            return response
+        data: dict[str, Any] = json.loads(body)
+        data["ResponseMetadata"] = response.get("ResponseMetadata", {})
+        return data
 
 
 def translate_client_error(exc: ClientError, operation: str, table: str) -> DynormError:

@@ -359,7 +359,7 @@ def refresh(instance: Model) -> None:
     meta = instance._meta
     pk, sk = instance._loaded_key or meta.primary_key(instance.__dict__)
     conn = get_connection()
-    response = conn.send(
+    response = conn.send_raw(
         "GetItem",
         {
             "TableName": conn.table_name,

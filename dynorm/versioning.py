@@ -21,7 +21,7 @@ from typing_extensions import Self
 
 from . import _persistence
 from ._batch import batch_write
-from ._codec import check_item_size
+from ._codec import check_item_size, wire_bytes
 from ._config import get_connection
 from ._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
 from .exceptions import DynormError, QueryError, TransactionCanceledError, VersionConflictError
@@ -97,7 +97,7 @@ def decode_history(model: type[V], item: dict[str, Any]) -> V:
     """Turn a history item back into a model instance of that version."""
     payload = item[_PAYLOAD]
     if "B" in payload:
-        data = payload["B"]
+        data = wire_bytes(payload["B"])
         if data[:2] == _GZIP_MAGIC:
             data = gzip.decompress(data)
         body: dict[str, Any] = _from_json(json.loads(data))
@@ -183,7 +183,7 @@ class VersionedQuerySet(QuerySet[V]):
             )
         pk, sk = meta.primary_key({f: _coerce(meta, f, v) for f, v in lookups.items()})
         conn = get_connection()
-        item = conn.send(
+        item = conn.send_raw(
             "GetItem",
             {
                 "TableName": conn.table_name,
@@ -328,7 +328,7 @@ class VersionedModel(Model):
     def _version(self, version: int) -> Self:
         pk, sk = self._loaded_key or self._meta.primary_key(self.__dict__)
         conn = get_connection()
-        item = conn.send(
+        item = conn.send_raw(
             "GetItem",
             {
                 "TableName": conn.table_name,

@@ -212,7 +212,7 @@ class QuerySet(Generic[M]):
         while True:
             if limit is not None and "FilterExpression" not in params:
                 params["Limit"] = max(1, min(limit - seen, 1000))
-            response = conn.send(request.operation, params)
+            response = conn.send_raw(request.operation, params)
             lek = response.get("LastEvaluatedKey")
             for item in response.get("Items", []):
                 seen += 1
@@ -230,7 +230,7 @@ class QuerySet(Generic[M]):
             try:
                 params = {**request.params, "TableName": conn.table_name}
                 while True:
-                    response = conn.send(request.operation, params)
+                    response = conn.send_raw(request.operation, params)
                     out.put(response.get("Items", []))
                     lek = response.get("LastEvaluatedKey")
                     if not lek:
@@ -370,7 +370,7 @@ class QuerySet(Generic[M]):
             }
             if qs._state.consistent:
                 params["ConsistentRead"] = True
-            item = conn.send("GetItem", params).get("Item")
+            item = conn.send_raw("GetItem", params).get("Item")
             if item is None or item.get(TYPE_ATTR, {}).get("S") != meta.type_name:
                 raise self.model.DoesNotExist(
                     f"Cannot get {meta.model_name}: no item has that key (fields: {fields})."
