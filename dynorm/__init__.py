@@ -29,11 +29,16 @@ from .versioning import VersionedModel
 __version__ = "0.1.0"
 
 __all__ = [
+    "__version__",
     "BatchIncompleteError",
     "ConditionFailedError",
     "ConfigurationError",
+    "configure",
+    "create_table",
+    "delete_table",
     "DynormError",
     "F",
+    "fields",
     "Index",
     "InvalidCursorError",
     "InvalidValueError",
@@ -50,14 +55,9 @@ __all__ = [
     "SingletonModel",
     "ThrottledError",
     "Transaction",
+    "transaction",
+    "transaction_get",
     "TransactionCanceledError",
     "VersionConflictError",
     "VersionedModel",
-    "__version__",
-    "configure",
-    "create_table",
-    "delete_table",
-    "fields",
-    "transaction",
-    "transaction_get",
 ]

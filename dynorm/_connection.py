@@ -117,6 +117,9 @@ class Connection:
             region = "us-east-1"  # any region works against a local endpoint
         config = Config(
             retries={"mode": "standard", "max_attempts": settings.max_attempts},
+            # dynorm builds every request itself and checks DynamoDB's limits first;
+            # botocore's parameter validation would walk each request again (~80 µs).
+            parameter_validation=False,
         )
         kwargs: dict[str, Any] = {}
         if settings.endpoint_url is not None and session.get_credentials() is None:

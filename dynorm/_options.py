@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,12 +37,26 @@ class Index:
     slot: int | None = None
 
 
-def render_key_value(value: Any, spec: str = "") -> str:
-    """Render one field value inside a key template."""
+_FIXED_INT = re.compile(r"^0(\d+)d$")
+
+
+def render_key_value(value: Any, spec: str = "", *, strict: bool = True) -> str:
+    """Render one field value inside a key template.
+
+    With a zero-padded integer spec (`{seq:010d}`), a value that does not fit the width (or
+    is negative) would break "text order is value order"; `strict` refuses it.
+    """
     if isinstance(value, enum.Enum):
         value = value.value
     if spec:
-        return format(value, spec)
+        text = format(value, spec)
+        match = _FIXED_INT.match(spec)
+        if strict and match and (len(text) != int(match.group(1)) or text.startswith("-")):
+            raise ValueProblem(
+                f"does not fit the fixed-width key format {spec!r} (negative, or too many "
+                "digits), so keys would sort out of order; widen the format"
+            )
+        return text
     if isinstance(value, str):
         return value
     if isinstance(value, datetime):

@@ -7,11 +7,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import _registry
+from .._codec import ValueProblem
 from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
 from .._options import BoundIndex, KeyTemplate, render_key_value
-from ..exceptions import QueryError
+from ..exceptions import InvalidValueError, QueryError
 from .expressions import Q
-from .lookups import RANGE_LOOKUPS, Lookup, is_orderable, parse_lookup, render_condition
+from .lookups import (
+    RANGE_LOOKUPS,
+    Lookup,
+    fixed_width,
+    is_fixed_width,
+    is_orderable,
+    parse_lookup,
+    render_condition,
+)
 from .placeholders import Placeholders
 
 if TYPE_CHECKING:
@@ -125,18 +134,29 @@ def _key_templates(
     return index.pk, index.sk, index.pk_attr, index.sk_attr, index
 
 
-def _sibling_templates(state: QueryState, index: BoundIndex | None) -> list[KeyTemplate]:
-    """Sort-key templates of other models that share the physical key we query."""
+def _could_render(tpl: KeyTemplate, value: str) -> bool:
+    """Whether a template could produce exactly `value` (judged by its literal prefix)."""
+    return value.startswith(tpl.prefix) if tpl.fields else value == tpl.source
+
+
+def _sibling_templates(
+    state: QueryState, index: BoundIndex | None, pk_value: str
+) -> list[KeyTemplate]:
+    """Sort-key templates of other models that can share the partition we query."""
     out: list[KeyTemplate] = []
     for model in _registry.all_models():
         if model is state.model:
             continue
         m = model._meta
         if index is None:
-            if m.sk is not None:
+            if m.pk is not None and m.sk is not None and _could_render(m.pk, pk_value):
                 out.append(m.sk)
         else:
-            out.extend(i.sk for i in m.indexes.values() if i.slot == index.slot)
+            out.extend(
+                i.sk
+                for i in m.indexes.values()
+                if i.slot == index.slot and _could_render(i.pk, pk_value)
+            )
     return out
 
 
@@ -225,6 +245,16 @@ def _projection(state: QueryState, ph: Placeholders, key_attrs: tuple[str, ...])
 
 def compile_query(state: QueryState, table_name: str) -> Plan:
     """Compile a QuerySet state into its DynamoDB request(s); pure, never sends."""
+    try:
+        return _compile_query(state, table_name)
+    except ValueProblem as exc:
+        name = state.model._meta.model_name
+        raise InvalidValueError(
+            f"Cannot query {name}: a key value {exc.reason}.", model=name
+        ) from None
+
+
+def _compile_query(state: QueryState, table_name: str) -> Plan:
     meta = state.model._meta
     if state.index is not None and state.index not in meta.indexes:
         raise QueryError(
@@ -241,6 +271,12 @@ def compile_query(state: QueryState, table_name: str) -> Plan:
             eq.setdefault(lk.field, lk)
     _check_order(state, sk_tpl, eq)
     models = (state.model, *state.include)
+    if state.scan and state.descending:
+        raise QueryError(
+            f"Cannot reverse a scan of {meta.model_name}: a Scan has no order. Query a key "
+            "instead, or sort the results in Python.",
+            code="bad-order-by",
+        )
     if state.scan:
         return _compile_scan(state, table_name, leaves, residual, index, key_attrs, models)
 
@@ -271,7 +307,10 @@ def compile_query(state: QueryState, table_name: str) -> Plan:
     if state.include:
         types = [m._meta.type_name for m in models]
         filters.append(f"{ph.name(TYPE_ATTR)} IN ({', '.join(ph.value({'S': t}) for t in types)})")
-    elif sk_mode != "eq" and not _prefix_is_unique(prefix, _sibling_templates(state, index)):
+    elif (sk_mode != "eq" or index is not None) and not _prefix_is_unique(
+        prefix, _sibling_templates(state, index, pk_value)
+    ):
+        # GSI keys are not unique: even a whole sort key can belong to another entity type.
         filters.append(f"{ph.name(TYPE_ATTR)} = {ph.value({'S': meta.type_name})}")
     if get_key is not None and (has_filter or state.projection is not None):
         get_key = None
@@ -332,10 +371,17 @@ def _sort_condition(
         )
         if rng is not None and rng.lookup == "begins_with":
             if is_orderable(meta, name, "") and not spec and isinstance(rng.value, str):
-                used.add(id(rng))
+                if last:  # earlier fields are followed by more key text: keep the filter
+                    used.add(id(rng))
                 return prefix, "range", _begins(ph, attr, prefix + rng.value), used
             rng = None
-        if rng is not None and is_orderable(meta, name, spec):
+        if (
+            rng is not None
+            and is_orderable(meta, name, spec)
+            # A variable-width field followed by more key text: only lower bounds are safe.
+            and (last or is_fixed_width(meta, name, spec) or rng.lookup in ("gt", "gte"))
+            and _fits(rng, spec)
+        ):
             cond = _range(ph, attr, prefix, rng, spec, last)
             if last and rng.lookup in ("gte", "lte", "between"):
                 used.add(id(rng))
@@ -344,6 +390,16 @@ def _sort_condition(
             return prefix, "prefix", _begins(ph, attr, prefix), used
         return prefix, "none", "", used
     return prefix, "eq", f"{ph.name(attr)} = {ph.value({'S': prefix})}", used
+
+
+def _fits(lk: Lookup, spec: str) -> bool:
+    """Whether range bounds render in the field's fixed width (else use prefix + filter)."""
+    width = fixed_width(spec)
+    if width is None:
+        return True
+    values = lk.value if lk.lookup == "between" else (lk.value,)
+    texts = [render_key_value(v, spec, strict=False) for v in values]
+    return all(len(t) == width and not t.startswith("-") for t in texts)
 
 
 def _begins(ph: Placeholders, attr: str, text: str) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import difflib
 import enum
+import re
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter
@@ -166,6 +168,12 @@ def _check_value(
     meta: Options, key: str, name: str, lookup: str, size: bool, nested: bool, value: Any
 ) -> Any:
     where = f"{meta.model_name} lookup {key}"
+    if value is None and lookup not in ("exact", "ne", "exists"):
+        raise QueryError(
+            f"Cannot use {where} with None: None is stored as a missing attribute; use "
+            f"{name}__exists=False (or =True) instead.",
+            code="bad-query",
+        )
     if lookup == "exists":
         if not isinstance(value, bool):
             raise QueryError(f"Cannot use {where}: exists takes True or False.", code="bad-query")
@@ -191,12 +199,31 @@ def _check_value(
             raise QueryError(
                 f"Cannot use {where}: between takes a (low, high) pair.", code="bad-query"
             )
-        return tuple(_one(meta, name, v, size, nested) for v in pair)
+        low, high = (_one(meta, name, v, size, nested) for v in pair)
+        try:
+            reversed_bounds = bool(low > high)
+        except TypeError:
+            reversed_bounds = False
+        if reversed_bounds:
+            raise QueryError(
+                f"Cannot use {where}: between takes (low, high) with low <= high; DynamoDB "
+                "rejects a BETWEEN whose bounds are reversed.",
+                code="bad-query",
+            )
+        return (low, high)
     if lookup == "begins_with":
         if not isinstance(value, (str, bytes)) or not value:
             raise QueryError(
                 f"Cannot use {where}: begins_with takes a non-empty string.", code="bad-query"
             )
+        if not nested and not size:
+            base, _ = unwrap_optional(_annotation(meta, name))
+            if base in (int, float, Decimal, bool):
+                raise QueryError(
+                    f"Cannot use {where}: begins_with applies to fields stored as strings "
+                    f"or binary, and {name} is stored as a number or a boolean.",
+                    code="bad-query",
+                )
         return value
     if lookup == "contains":
         return value
@@ -264,13 +291,40 @@ def render_condition(meta: Options, lk: Lookup, ph: Placeholders) -> str:
     return f"contains({path}, {tokens[0]})"
 
 
-def is_orderable(meta: Options, name: str, spec: str) -> bool:
-    """Whether a key template renders this field so that text order is value order."""
-    if spec:
-        return True
-    base, _ = unwrap_optional(_annotation(meta, name))
-    if base in (str, datetime, date):
+def _is_text_type(base: Any) -> bool:
+    if base in (str, bytes):
         return True
     if get_origin(base) is Literal:
         return all(isinstance(a, str) for a in get_args(base))
     return isinstance(base, type) and issubclass(base, enum.Enum) and issubclass(base, str)
+
+
+_FIXED_INT = re.compile(r"^0(\d+)d$")
+
+
+def fixed_width(spec: str) -> int | None:
+    """The width of a zero-padded integer spec such as `010d`, else None."""
+    match = _FIXED_INT.match(spec)
+    return int(match.group(1)) if match else None
+
+
+def is_orderable(meta: Options, name: str, spec: str) -> bool:
+    """Whether a key template renders this field so that text order is value order.
+
+    True for strings, datetimes and dates, and for integers with a zero-padded spec such as
+    `{seq:010d}` (dynorm refuses to store a value that does not fit that width).
+    """
+    base, _ = unwrap_optional(_annotation(meta, name))
+    if spec:
+        return fixed_width(spec) is not None and base is int
+    if base in (datetime, date):
+        return True
+    return base is not bytes and _is_text_type(base)
+
+
+def is_fixed_width(meta: Options, name: str, spec: str) -> bool:
+    """Whether every rendered value has the same width (safe before more key text)."""
+    base, _ = unwrap_optional(_annotation(meta, name))
+    if spec:
+        return fixed_width(spec) is not None and base is int
+    return base in (datetime, date)
