@@ -7,6 +7,7 @@ import importlib
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import _registry
 
@@ -26,7 +27,8 @@ def _local(args: argparse.Namespace) -> int:
     command = java_command(args.port)
     print(f"dynorm: DynamoDB Local on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
     try:
-        return subprocess.call(command)
+        # DynamoDB Local writes a metadata file into its working directory: keep it in the cache.
+        return subprocess.call(command, cwd=Path(command[3]).parent)
     except KeyboardInterrupt:
         return 0
 
