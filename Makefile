@@ -7,7 +7,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest docs docs-serve clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install demo test lint typecheck pytest docs docs-serve browser clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +30,12 @@ typecheck: install
 	$(BIN)/mypy tests/typing
 	$(BIN)/pyright tests/typing
 
-pytest: install
+# The docs browser check screenshots the site with Debian's headless Chromium.
+browser:
+	@command -v chromium >/dev/null 2>&1 || ( $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null )
+
+pytest: install browser
 	$(PY) -m pytest -n 2 --dynorm-fail-on-skip
 
 docs: install

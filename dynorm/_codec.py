@@ -162,6 +162,8 @@ def to_wire(value: Any, depth: int = 0) -> AttributeValue | None:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise ValueProblem("is a dict with non-string keys, which DynamoDB cannot store")
+            if not k:
+                raise ValueProblem("is a dict with an empty key, which DynamoDB cannot store")
             out[k] = _nested(v, depth + 1)
         return {"M": out}
     if isinstance(value, (list, tuple)):

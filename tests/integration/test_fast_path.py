@@ -1,0 +1,85 @@
+"""The fast read path (raw body, dynorm's decoder) matches botocore's parser on every type."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import boto3
+from botocore.config import Config
+
+import dynorm
+from dynorm import _config
+from tests.models import Color, Everything, OrderLine
+
+
+def sample() -> Everything:
+    return Everything(
+        s="é 漢字 🎉 \x00",
+        i=-(10**37),
+        f=1e-7,
+        d=Decimal("-12.3400"),
+        b=True,
+        raw=b"\x00\x01\xfe\xff",
+        when=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+        day=date(2024, 2, 29),
+        uid=uuid.uuid4(),
+        color=Color.BLUE,
+        kind="b",
+        ss={"", "x"},
+        ns={0, -1, 10**30},
+        bs={b"\x00", b"\xff"},
+        items=[1, -2, 3],
+        mapping={"a": 1, "b c.d": 2},
+        line=OrderLine(sku="s", qty=3, price=Decimal("0.01")),
+        maybe=7,
+        expires=datetime(2030, 1, 1, tzinfo=timezone.utc),
+        blob="z" * 5000,
+    )
+
+
+def test_raw_and_parsed_decoding_agree_on_every_field_type(dynorm_table: str) -> None:
+    e = sample()
+    e.save()
+    conn = _config.get_connection()
+    params = {
+        "TableName": conn.table_name,
+        "Key": {"pk": {"S": f"EVERY#{e.id}"}, "sk": {"S": "Everything"}},
+    }
+    parsed = conn.send("GetItem", params)["Item"]
+    raw = conn.send_raw("GetItem", params)["Item"]
+    assert isinstance(raw["raw"]["B"], str)  # base64 text: botocore did not parse it
+    assert isinstance(parsed["raw"]["B"], bytes)
+    assert Everything.from_item(raw) == Everything.from_item(parsed) == e
+    listed = list(Everything.objects.filter(id=e.id))
+    assert listed == [e]
+
+
+def test_a_user_supplied_client_keeps_working(dynorm_table: str, dynamodb_local: str) -> None:
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=dynamodb_local,
+        region_name="us-east-1",
+        aws_access_key_id="dynorm",
+        aws_secret_access_key="dynorm",
+        config=Config(retries={"mode": "standard", "max_attempts": 2}),
+    )
+    dynorm.configure(client=client)
+    e = sample()
+    e.save()
+    assert Everything.objects.get(id=e.id) == e
+    # the same client still parses normally for its owner
+    own = client.get_item(
+        TableName=dynorm_table, Key={"pk": {"S": f"EVERY#{e.id}"}, "sk": {"S": "Everything"}}
+    )
+    assert isinstance(own["Item"]["raw"]["B"], bytes)
+
+
+def test_empty_map_key_is_refused_before_sending(dynorm_table: str) -> None:
+    import pytest
+
+    from dynorm.exceptions import InvalidValueError
+
+    with pytest.raises(InvalidValueError, match="mapping"):
+        Everything(mapping={"": 1}).save()
