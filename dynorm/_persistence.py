@@ -174,6 +174,8 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
         )
     overrides = _timestamps(instance, creating)
     overrides["version"] = instance.version + 1
+    if instance._partial is not None and update_fields is not None:
+        return _partial_update_op(instance, list(dict.fromkeys(update_fields)), overrides)
     item = build_item(instance, overrides)
     token = new_write_token()
     item[WRITE_TOKEN_ATTR] = {"S": token}
@@ -281,6 +283,70 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
         "UpdateItem",
         ph.apply(params),
         cls,
+        _version_conflict(instance, "save", token),
+        on_success,
+    )
+
+
+def _partial_update_op(instance: Model, names: list[str], overrides: dict[str, Any]) -> WriteOp:
+    """save(update_fields=...) of an object loaded with only(): encode just those fields."""
+    meta = instance._meta
+    assert meta.codec is not None and instance._loaded_key is not None
+    if set(names) & meta.key_fields:
+        raise QueryError(
+            f"Cannot change a key field of a partial {meta.model_name} loaded with only(); "
+            "load it whole and save() it to move the item.",
+            code="bad-query",
+        )
+    values = {**instance.__dict__, **overrides}
+    ph = Placeholders()
+    condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(instance.version)})}"
+    sets: list[str] = []
+    removes: list[str] = []
+    for name in [*names, *(n for n in overrides if n not in names)]:
+        target = ph.name(meta.attr_names[name])
+        av = meta.codec.encode_field(name, values[name])
+        if av is None:
+            removes.append(target)
+        else:
+            sets.append(f"{target} = {ph.value(dict(av))}")
+    touched = set(names) | set(overrides)
+    for index in meta.indexes.values():
+        fields = {*index.pk.fields, *index.sk.fields}
+        if not fields & touched:
+            continue
+        missing = sorted(f for f in fields if f not in values)
+        if missing:
+            raise QueryError(
+                f"Cannot save a partial {meta.model_name}: index {index.name!r} is built from "
+                f"{', '.join(sorted(fields))}; load {', '.join(missing)} with only() too.",
+                code="bad-query",
+            )
+        keys = meta.index_keys({f: values.get(f) for f in meta.field_names})
+        for attr in (index.pk_attr, index.sk_attr):
+            key = keys[attr]
+            if key is None:
+                removes.append(ph.name(attr))
+            else:
+                sets.append(f"{ph.name(attr)} = {ph.value({'S': key})}")
+    token = new_write_token()
+    sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    pk, sk = instance._loaded_key
+    params = {
+        "Key": {PK: {"S": pk}, SK: {"S": sk}},
+        "UpdateExpression": expression,
+        "ConditionExpression": condition,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+    def on_success(_: dict[str, Any]) -> None:
+        _apply(instance, overrides, (pk, sk))
+
+    return WriteOp(
+        "UpdateItem",
+        ph.apply(params),
+        type(instance),
         _version_conflict(instance, "save", token),
         on_success,
     )

@@ -177,12 +177,32 @@ def transaction() -> Iterator[Transaction]:
 
 
 def transaction_get(
-    keys: Sequence[tuple[type[Model], Mapping[str, Any]]],
+    keys: Sequence[tuple[type[Model], Mapping[str, Any]] | Model],
 ) -> list[Model | None]:
     """Read up to 100 items atomically (TransactGetItems); None where an item is missing.
 
+    Pass `(Model, key fields)` pairs or model instances (their stored item is read):
     `dynorm.transaction_get([(Customer, {"id": cid}), (Order, {"customer_id": cid, "id": oid})])`
     """
+    from .models import Model as _Model
+
+    pairs: list[tuple[type[Model], Mapping[str, Any]]] = []
+    for entry in keys:
+        if isinstance(entry, _Model):
+            pairs.append((type(entry), {f: entry.__dict__[f] for f in entry._meta.key_fields}))
+        elif (
+            isinstance(entry, tuple)
+            and len(entry) == 2
+            and isinstance(entry[0], type)
+            and issubclass(entry[0], _Model)
+            and isinstance(entry[1], Mapping)
+        ):
+            pairs.append(entry)
+        else:
+            raise QueryError(
+                "Cannot transaction_get that: pass (Model, {key fields}) pairs or model instances.",
+                code="bad-query",
+            )
     from .query.lookups import _coerce
 
     if len(keys) > TRANSACT_ITEMS_LIMIT:
@@ -192,7 +212,7 @@ def transaction_get(
         )
     conn = get_connection()
     items = []
-    for model, key in keys:
+    for model, key in pairs:
         meta = model._meta
         missing = sorted(f for f in meta.key_fields if f not in key)
         if missing:
@@ -209,7 +229,7 @@ def transaction_get(
     except DynormError:
         raise
     out: list[Model | None] = []
-    for (model, _), got in zip(keys, response.get("Responses", [])):
+    for (model, _), got in zip(pairs, response.get("Responses", [])):
         item = got.get("Item")
         ok = item is not None and item.get("_type", {}).get("S") == model._meta.type_name
         out.append(model.from_item(item) if ok and item is not None else None)
