@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ._gc import gc_paused
 from .exceptions import (
     ConditionFailedError,
     ConfigurationError,
@@ -176,7 +177,8 @@ class Connection:
         body = response.pop(_RAW_BODY, None)
         if body is None:  # a stubbed client, or a hook that answered: botocore parsed it
             return response
-        data: dict[str, Any] = json.loads(body)
+        with gc_paused():
+            data: dict[str, Any] = json.loads(body)
         data["ResponseMetadata"] = response.get("ResponseMetadata", {})
         return data
 

@@ -15,6 +15,7 @@ from .. import _registry
 from .._batch import batch_get, batch_write
 from .._config import get_connection, get_settings
 from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
+from .._gc import gc_paused
 from ..exceptions import ConditionFailedError, QueryError, VersionConflictError
 from .compiler import Plan, QueryState, Request, compile_condition, compile_query
 from .expressions import Q
@@ -72,6 +73,22 @@ def _decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | 
     obj._loaded_key = (item[PK]["S"], item[SK]["S"])
     obj._partial = frozenset(loaded)
     return obj
+
+
+class _Pristine:
+    """The initial state per model, to recognise an untouched QuerySet cheaply."""
+
+    def __init__(self) -> None:
+        self._states: dict[type[Any], QueryState] = {}
+
+    def get(self, model: type[Any]) -> QueryState:
+        state = self._states.get(model)
+        if state is None:
+            state = self._states[model] = QueryState(model)
+        return state
+
+
+_PRISTINE = _Pristine()
 
 
 class QuerySet(Generic[M]):
@@ -199,8 +216,17 @@ class QuerySet(Generic[M]):
         self, plan: Plan, *, limit: int | None = None, start_key: dict[str, Any] | None = None
     ) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
         """Yield (item, LastEvaluatedKey of its page or None) across every page and segment."""
+        for items, lek in self._pages(plan, limit=limit, start_key=start_key):
+            for item in items:
+                yield item, lek
+
+    def _pages(
+        self, plan: Plan, *, limit: int | None = None, start_key: dict[str, Any] | None = None
+    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+        """Yield (items, LastEvaluatedKey or None) per response, following every page."""
         if len(plan.requests) > 1:
-            yield from self._parallel(plan)
+            for item, lek in self._parallel(plan):
+                yield [item], lek
             return
         conn = get_connection()
         request = plan.requests[0]
@@ -214,9 +240,9 @@ class QuerySet(Generic[M]):
                 params["Limit"] = max(1, min(limit - seen, 1000))
             response = conn.send_raw(request.operation, params)
             lek = response.get("LastEvaluatedKey")
-            for item in response.get("Items", []):
-                seen += 1
-                yield item, lek
+            items = response.get("Items", [])
+            seen += len(items)
+            yield items, lek
             if not lek:
                 return
             params["ExclusiveStartKey"] = lek
@@ -262,9 +288,13 @@ class QuerySet(Generic[M]):
         count = 0
         if limit is not None and limit <= 0:
             return
-        for item, _ in self._raw(plan, limit=limit):
-            yield self._decode(item)
-            count += 1
+        for items, _ in self._pages(plan, limit=limit):
+            if limit is not None:
+                items = items[: limit - count]
+            with gc_paused():  # a page allocates many small objects: skip GC passes over them
+                decoded = [self._decode(item) for item in items]
+            yield from decoded
+            count += len(decoded)
             if limit is not None and count >= limit:
                 return
 
@@ -358,24 +388,20 @@ class QuerySet(Generic[M]):
             DoesNotExist: Nothing matches.
             MultipleObjectsReturned: More than one item matches.
         """
+        meta = self.model._meta
+        if (
+            not args
+            and self._state == _PRISTINE.get(self.model)
+            and lookups.keys() == meta.key_fields
+        ):
+            # The common `get(<whole primary key>)`: render the key directly, skip the compiler.
+            values = {f: _coerce(meta, f, v) for f, v in lookups.items()}
+            return self._get_item(meta.primary_key(values), ", ".join(sorted(lookups)))
         qs = self.filter(*args, **lookups) if args or lookups else self
         plan = qs._plan()
-        meta = self.model._meta
         fields = ", ".join(sorted({k.split("__")[0] for q in qs._state.where for k in _keys(q)}))
         if plan.get_key is not None:
-            conn = get_connection()
-            params: dict[str, Any] = {
-                "TableName": conn.table_name,
-                "Key": key_params(*plan.get_key),
-            }
-            if qs._state.consistent:
-                params["ConsistentRead"] = True
-            item = conn.send_raw("GetItem", params).get("Item")
-            if item is None or item.get(TYPE_ATTR, {}).get("S") != meta.type_name:
-                raise self.model.DoesNotExist(
-                    f"Cannot get {meta.model_name}: no item has that key (fields: {fields})."
-                )
-            return qs._decode(item)
+            return qs._get_item(plan.get_key, fields)
         found = list(qs._fetch(2))
         if not found:
             raise self.model.DoesNotExist(
@@ -387,6 +413,25 @@ class QuerySet(Generic[M]):
                 f"(fields: {fields}); filter on more fields or use first()."
             )
         return found[0]
+
+    def _get_item(self, key: tuple[str, str], fields: str) -> M:
+        meta = self.model._meta
+        conn = get_connection()
+        params: dict[str, Any] = {"TableName": conn.table_name, "Key": key_params(*key)}
+        if self._state.consistent:
+            params["ConsistentRead"] = True
+        if self._state.projection is not None:
+            ph = Placeholders()
+            attrs = [PK, SK, TYPE_ATTR, VERSION_ATTR]
+            attrs += [meta.attr_names[f] for f in self._state.projection]
+            params["ProjectionExpression"] = ", ".join(ph.name(a) for a in dict.fromkeys(attrs))
+            ph.apply(params)
+        item = conn.send_raw("GetItem", params).get("Item")
+        if item is None or item.get(TYPE_ATTR, {}).get("S") != meta.type_name:
+            raise self.model.DoesNotExist(
+                f"Cannot get {meta.model_name}: no item has that key (fields: {fields})."
+            )
+        return self._decode(item)
 
     def page(self, size: int, cursor: str | None = None) -> Page[M]:
         """Return `size` matches (fewer only on the last page) and a signed cursor for more.
