@@ -378,11 +378,77 @@ def _compressed_codec(annotation: Any) -> tuple[Callable[[Any], Any], Callable[[
     return enc_j, dec_j
 
 
+Decoder = Callable[[Mapping[str, Any]], Any]
+
+
+def _tagged(tag: str, convert: Callable[[Any], Any] | None = None) -> Decoder:
+    """A decoder for values stored under one tag; anything else takes the generic path."""
+    if convert is None:
+
+        def plain(av: Mapping[str, Any]) -> Any:
+            try:
+                return av[tag]
+            except KeyError:
+                return from_wire(av)
+
+        return plain
+
+    def converted(av: Mapping[str, Any]) -> Any:
+        try:
+            raw = av[tag]
+        except KeyError:
+            return from_wire(av)
+        return convert(raw)
+
+    return converted
+
+
+def _int_or_decimal(text: str) -> int | Decimal:
+    try:
+        return int(text)
+    except ValueError:
+        return Decimal(text)
+
+
+def decoder_for(annotation: Any, depth: int = 0) -> Decoder:
+    """A decoder specialised for a type (compiled once per model; generic fallback)."""
+    base, _ = unwrap_optional(annotation)
+    if depth > 8:
+        return from_wire
+    if base is str:
+        return _tagged("S")
+    if base is bool:
+        return _tagged("BOOL")
+    if base is int:
+        return _tagged("N", _int_or_decimal)
+    if base is Decimal:
+        return _tagged("N", Decimal)
+    if base is float:
+        return _tagged("N", float)
+    origin = typing.get_origin(base)
+    if isinstance(base, type) and issubclass(base, BaseModel):
+        fields = [(n, decoder_for(f.annotation, depth + 1)) for n, f in base.model_fields.items()]
+
+        def to_map(raw: Mapping[str, Any]) -> dict[str, Any]:
+            return {n: dec(raw[n]) for n, dec in fields if n in raw}
+
+        return _tagged("M", to_map)
+    if origin is list:
+        args = typing.get_args(base)
+        item = decoder_for(args[0], depth + 1) if args else from_wire
+        return _tagged("L", lambda raw: [item(v) for v in raw])
+    if origin is dict:
+        args = typing.get_args(base)
+        value = decoder_for(args[1], depth + 1) if len(args) == 2 else from_wire
+        return _tagged("M", lambda raw: {k: value(v) for k, v in raw.items()})
+    return from_wire
+
+
 def compile_field(name: str, attr: str, annotation: Any, kind: str | None) -> FieldCodec:
     """Build the codec of one field from its annotation and dynorm kind."""
     base, nullable = unwrap_optional(annotation)
     encode: Callable[[Any], AttributeValue | None] = to_wire
-    decode: Callable[[Mapping[str, Any]], Any] = from_wire
+    decode: Callable[[Mapping[str, Any]], Any] = decoder_for(annotation)
     if kind == "ttl":
         encode, decode = _ttl_encode, _ttl_decode
     elif kind == "compressed":
