@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timezone
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter
 
 from ._constants import (
     ITEM_SIZE_LIMIT,
@@ -184,6 +184,10 @@ def to_wire(value: Any, depth: int = 0) -> AttributeValue | None:
         return {"S": value.isoformat()}
     if isinstance(value, uuid.UUID):
         return {"S": str(value)}
+    if isinstance(value, SecretStr):
+        return {"S": value.get_secret_value()}
+    if isinstance(value, SecretBytes):
+        return {"B": value.get_secret_value()}
     raise ValueProblem(f"has type {cls.__name__}, which dynorm cannot store")
 
 
@@ -237,11 +241,20 @@ def wire_bytes(raw: Any) -> bytes:
 
 
 def _number_size(text: str) -> int:
+    """Bytes of a number as DynamoDB stores it.
+
+    Base-100 digits aligned on the decimal point, plus one byte (one more if negative).
+    """
     try:
-        digits = Decimal(text).normalize(_WIDE).as_tuple().digits
+        sign, digits, exponent = Decimal(text).normalize(_WIDE).as_tuple()
     except InvalidOperation:  # pragma: no cover - never produced by number_to_wire
         return len(text)
-    return (len(digits) + 1) // 2 + 1
+    if not digits or digits == (0,):
+        return 2
+    assert isinstance(exponent, int)
+    highest = exponent + len(digits) - 1  # power of ten of the first digit
+    pairs = highest // 2 - exponent // 2 + 1
+    return pairs + 1 + sign
 
 
 def value_size(av: Mapping[str, Any]) -> int:
@@ -275,7 +288,16 @@ def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
 
 def check_item_size(item: Mapping[str, Mapping[str, Any]], model: str) -> None:
     """Raise ItemTooLargeError when an item is over DynamoDB's 400 KB limit."""
-    size = item_size(item)
+    try:
+        size = item_size(item)
+    except UnicodeEncodeError:
+        bad = [k for k, v in item.items() if not _encodable(k, v)]
+        raise InvalidValueError(
+            f"Cannot save {model}: {', '.join(bad) or 'an attribute'} holds text that is not "
+            "valid Unicode (a lone surrogate), which DynamoDB cannot store.",
+            model=model,
+            field=bad[0] if bad else None,
+        ) from None
     if size > ITEM_SIZE_LIMIT:
         sizes = sorted(
             ((len(k.encode()) + value_size(v), k) for k, v in item.items()), reverse=True
@@ -289,6 +311,15 @@ def check_item_size(item: Mapping[str, Mapping[str, Any]], model: str) -> None:
             size=size,
             largest=largest,
         )
+
+
+def _encodable(name: str, av: Mapping[str, Any]) -> bool:
+    try:
+        name.encode("utf-8")
+        value_size(av)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- per-model codec

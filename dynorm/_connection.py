@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,9 @@ _THROTTLE_CODES = frozenset(
         "RequestLimitExceeded",
     }
 )
+
+_CONFLICT_ATTEMPTS = 4
+_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 
 _METHODS = {
     "GetItem": "get_item",
@@ -117,7 +122,8 @@ class Connection:
                 )
             region = "us-east-1"  # any region works against a local endpoint
         config = Config(
-            retries={"mode": "standard", "max_attempts": settings.max_attempts},
+            # total_max_attempts counts the first attempt; botocore's max_attempts does not.
+            retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
             # dynorm builds every request itself and checks DynamoDB's limits first;
             # botocore's parameter validation would walk each request again (~80 µs).
             parameter_validation=False,
@@ -151,17 +157,28 @@ class Connection:
             method = getattr(self.client, _METHODS[operation])
             self._bound[operation] = method
         logger.debug("dynorm: sending %s to table %s", operation, self.table_name)
-        try:
-            response: dict[str, Any] = method(**params)
-        except ClientError as exc:
-            raise translate_client_error(exc, operation, self.table_name) from exc
-        except BotoCoreError as exc:
-            raise ServiceError(
-                f"Cannot complete {operation} on table {self.table_name!r}: "
-                f"{type(exc).__name__}. The request may or may not have been applied; "
-                "retry it if it is idempotent or conditional."
-            ) from exc
-        return response
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response: dict[str, Any] = method(**params)
+                return response
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code == "TransactionConflictException" and attempt < _CONFLICT_ATTEMPTS:
+                    # The item is locked by a running transaction; nothing was applied, and
+                    # botocore does not retry this code.
+                    time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+                    continue
+                raise translate_client_error(exc, operation, self.table_name) from exc
+            except BotoCoreError as exc:
+                write = operation in _WRITES
+                raise ServiceError(
+                    f"Cannot complete {operation} on table {self.table_name!r}: "
+                    f"{type(exc).__name__}. The request may or may not have been applied; "
+                    "retry it if it is idempotent or conditional.",
+                    maybe_applied=write,
+                ) from exc
 
     def send_raw(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Send a read and return the response as DynamoDB's own JSON (B values base64 text).
@@ -233,8 +250,12 @@ def translate_client_error(exc: ClientError, operation: str, table: str) -> Dyno
         )
         too_large.aws_code, too_large.response = code, response
         return too_large
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
+    maybe = status >= 500 and operation in _WRITES
+    suffix = " The write may or may not have been applied." if maybe else ""
     return ServiceError(
-        f"DynamoDB rejected {operation} on table {table!r}: {code}: {aws_message}",
+        f"DynamoDB rejected {operation} on table {table!r}: {code}: {aws_message}{suffix}",
+        maybe_applied=maybe,
         aws_code=code,
         response=response,
     )

@@ -19,7 +19,7 @@ from .exceptions import (
     VersionConflictError,
 )
 from .fields import utcnow
-from .query.placeholders import Placeholders
+from .query.placeholders import Placeholders, check_expressions
 
 if TYPE_CHECKING:
     from .models import Model
@@ -114,6 +114,8 @@ def _version_conflict(
         old = _old_item(exc)
         if already_applied(old, token):
             return None
+        if action == "delete" and old is None:
+            return None  # already gone (e.g. our retried delete after a lost response)
         if old and VERSION_ATTR in old:
             current = int(from_wire(old[VERSION_ATTR]))
         state = (
@@ -394,6 +396,7 @@ def execute(op: WriteOp) -> dict[str, Any]:
         return {}
     conn = get_connection()
     params = dict(op.params)
+    check_expressions(params, op.model.__name__)
     if op.operation == "TransactWriteItems":
         params["TransactItems"] = [
             {kind: {**body, "TableName": conn.table_name} for kind, body in action.items()}

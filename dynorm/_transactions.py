@@ -13,10 +13,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._codec import item_size
+from ._codec import item_size, value_size
 from ._config import get_connection
 from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT
 from .exceptions import DynormError, QueryError, TransactionCanceledError
+from .query.placeholders import check_expressions
 
 if TYPE_CHECKING:
     from ._persistence import WriteOp
@@ -55,6 +56,13 @@ def _actions(op: WriteOp) -> list[dict[str, Any]]:
     return [{_KINDS[op.operation]: body}]
 
 
+def _action_size(body: Mapping[str, Any]) -> int:
+    """An upper estimate of what one action adds to the 4 MB transaction payload."""
+    size = item_size(body.get("Item") or body.get("Key") or {})
+    size += sum(value_size(v) for v in body.get("ExpressionAttributeValues", {}).values())
+    return size + sum(len(k) for k in body if k.endswith("Expression"))
+
+
 class Transaction:
     """The writes of one `transaction()` block; `check()` adds a ConditionCheck."""
 
@@ -81,6 +89,7 @@ class Transaction:
         for index, op in enumerate(self.ops):
             for action in _actions(op):
                 ((kind, body),) = action.items()
+                check_expressions(body, op.model.__name__)
                 items.append({kind: {**body, "TableName": table}})
                 owner.append(index)
         if len(items) > TRANSACT_ITEMS_LIMIT:
@@ -89,7 +98,7 @@ class Transaction:
                 f"{TRANSACT_ITEMS_LIMIT}. Split the work into smaller transactions.",
                 code="bad-query",
             )
-        size = sum(item_size(a.get("Put", {}).get("Item", {})) for a in items)
+        size = sum(_action_size(body) for a in items for body in a.values())
         if size > TRANSACT_SIZE_LIMIT:
             raise QueryError(
                 f"Cannot commit a transaction of {size} bytes: DynamoDB allows 4 MB in one "

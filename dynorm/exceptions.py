@@ -235,4 +235,21 @@ class InvalidCursorError(DynormError):
 
 
 class ServiceError(DynormError):
-    """Raised for any other error reported by DynamoDB or the network."""
+    """Raised for any other error reported by DynamoDB or the network.
+
+    Attributes:
+        maybe_applied: True when a write failed in a way (network error, server error) that
+            leaves open whether DynamoDB applied it; reload before retrying an unconditional
+            write. dynorm's own conditional saves recognise their earlier success by a token.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        maybe_applied: bool = False,
+        aws_code: str | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, aws_code=aws_code, response=response)
+        self.maybe_applied = maybe_applied

@@ -7,12 +7,12 @@ import typing
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
-from pydantic._internal._model_construction import ModelMetaclass
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationInfo, model_validator
+from pydantic._internal._model_construction import ModelMetaclass, init_private_attributes
 from typing_extensions import Self
 
 from . import _persistence, _registry
-from ._codec import ModelCodec, compile_field
+from ._codec import ModelCodec, compile_field, unwrap_optional
 from ._constants import TTL_ATTR
 from ._options import BoundIndex, KeyTemplate, Options, assign_slots
 from .exceptions import ConfigurationError, MultipleObjectsReturned, ObjectDoesNotExist
@@ -21,6 +21,8 @@ from .query.queryset import Manager
 
 __all__ = ["Model", "ModelMeta"]
 
+_TRUSTED = "dynorm_trusted"
+_TRUSTED_CONTEXT = {_TRUSTED: True}
 _RESERVED_FIELD = re.compile(r"^(pk|sk|gsi\d+pk|gsi\d+sk)$")
 _META_KEYS = frozenset({"abstract", "type_name", "pk", "sk", "indexes", "max_versions", "compress"})
 
@@ -65,6 +67,11 @@ class ModelMeta(ModelMetaclass):
                 kinds[key] = value.kind
                 namespace[key] = value.to_field_info()
         cls = super().__new__(mcs, cls_name, bases, namespace, **kwargs)
+        post_init = cls.__dict__.get("model_post_init")
+        if getattr(post_init, "__wrapped__", None) is init_private_attributes:
+            # pydantic wraps the parent's private-attribute setup in the child's and runs it
+            # twice per instance; once is enough (a user-defined model_post_init is kept).
+            type.__setattr__(cls, "model_post_init", init_private_attributes)
         parent_meta = next(
             (b.__dict__["_meta"] for b in cls.__mro__[1:] if "_meta" in b.__dict__), None
         )
@@ -107,7 +114,13 @@ def _build_options(
 ) -> Options:
     name = cls.__name__
     fields = cls.model_fields
-    for field_name in fields:
+    for field_name, info in fields.items():
+        if info.alias or info.validation_alias or info.serialization_alias:
+            raise ConfigurationError(
+                f"Cannot use an alias on {name}.{field_name}: dynorm stores every field under "
+                "its own name. Rename the field instead (or convert at your API boundary).",
+                code="model-definition",
+            )
         if _RESERVED_FIELD.match(field_name):
             raise ConfigurationError(
                 f"Cannot name a field {field_name!r} on {name}: dynorm stores its keys under "
@@ -164,6 +177,17 @@ def _build_options(
         )
     meta.indexes = bound
     meta.key_fields = frozenset(meta.pk.fields + meta.sk.fields)
+    templates = [meta.pk, meta.sk, *(t for i in bound.values() for t in (i.pk, i.sk))]
+    for template in templates:
+        for field_name in template.fields:
+            base, _ = unwrap_optional(fields[field_name].annotation)
+            if base is float:
+                raise ConfigurationError(
+                    f"Cannot use the float field {field_name!r} in a key template of {name}: "
+                    "floats have several texts for one value (0.0 and -0.0, 1e16+1), so an "
+                    "item could become unreachable. Use int, Decimal or str.",
+                    code="key-template",
+                )
     return meta
 
 
@@ -189,13 +213,24 @@ class Model(BaseModel, metaclass=ModelMeta):
     class Meta:  # noqa: D106 - the base of every model declares no keys
         abstract = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_untrusted_version(cls, data: Any, info: ValidationInfo) -> Any:
+        # `version` comes only from the table: taken from user input (mass assignment), it
+        # would turn the create of a new object into a conditional overwrite of a stored one.
+        if isinstance(data, dict) and "version" in data and info.field_name is None:
+            context = info.context
+            if not (isinstance(context, dict) and context.get(_TRUSTED)):
+                data = {k: v for k, v in data.items() if k != "version"}
+        return data
+
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Self:
         """Build an instance from a DynamoDB item (attribute-value JSON) as stored."""
         assert cls._meta.codec is not None
-        obj = cls.model_validate(cls._meta.codec.decode(item))
+        obj = cls.model_validate(cls._meta.codec.decode(item), context=_TRUSTED_CONTEXT)
         pk, sk = item.get("pk"), item.get("sk")
         if pk is not None and sk is not None:
             obj._loaded_key = (pk["S"], sk["S"])
@@ -240,7 +275,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         """
         _persistence.refresh(self)
 
-    def update(self, **values: Any) -> None:
+    def update(self, /, **values: Any) -> None:
         """Apply an atomic UpdateItem (values or `F` expressions) and refresh the instance.
 
         `o.update(total=F("total") + 5, tags=F("tags").add({"gift"}))` bumps the version,
@@ -267,7 +302,7 @@ class Model(BaseModel, metaclass=ModelMeta):
     # ------------------------------------------------------------------ introspection
 
     @property
-    def key(self) -> dict[str, str]:
+    def dynamo_key(self) -> dict[str, str]:
         """The item's primary key as stored (`{"pk": ..., "sk": ...}`), computed from fields."""
         pk, sk = self._meta.primary_key(self.__dict__)
         return {"pk": pk, "sk": sk}

@@ -137,10 +137,10 @@ class HistoryQuerySet(QuerySet[V]):
             code="bad-query",
         )
 
-    def filter(self, *args: Any, **lookups: Any) -> Self:  # noqa: D102 - refused
+    def filter(self, /, *args: Any, **lookups: Any) -> Self:  # noqa: D102 - refused
         raise self._refuse("filter")
 
-    def exclude(self, *args: Any, **lookups: Any) -> Self:  # noqa: D102 - refused
+    def exclude(self, /, *args: Any, **lookups: Any) -> Self:  # noqa: D102 - refused
         raise self._refuse("exclude")
 
     def using_gsi(self, name: str) -> Self:  # noqa: D102 - refused
@@ -149,7 +149,7 @@ class HistoryQuerySet(QuerySet[V]):
     def only(self, *fields: str) -> Self:  # noqa: D102 - refused
         raise self._refuse("project")
 
-    def update(self, **values: Any) -> int:  # noqa: D102 - refused
+    def update(self, /, **values: Any) -> int:  # noqa: D102 - refused
         raise self._refuse("update")
 
     def delete(self) -> int:  # noqa: D102 - refused
@@ -165,7 +165,7 @@ def _history_keys(model: type[VersionedModel], pk: str, sk: str) -> list[dict[st
 class VersionedQuerySet(QuerySet[V]):
     """The QuerySet of versioned models: `get(<key>, version=n)` reads one version."""
 
-    def get(self, *args: Any, version: int | None = None, **lookups: Any) -> V:
+    def get(self, /, *args: Any, version: int | None = None, **lookups: Any) -> V:
         """Return the current object, or version `version` of it when given.
 
         Raises:
@@ -198,7 +198,7 @@ class VersionedQuerySet(QuerySet[V]):
             )
         return decode_history(self.model, item)
 
-    def update(self, **values: Any) -> int:
+    def update(self, /, **values: Any) -> int:
         """Refused: versioned objects change through save(), which writes their history."""
         raise QueryError(
             f"Cannot update {self.model.__name__} objects in bulk: each change must write a "

@@ -64,7 +64,7 @@ def run() -> None:
 
     step("create a customer and three orders in the customer's partition")
     ada = Customer.objects.create(email="ada@example.com", name="Ada")
-    print(f"customer {ada.id} version={ada.version} key={ada.key}")
+    print(f"customer {ada.id} version={ada.version} key={ada.dynamo_key}")
     for total in ("12.50", "80.00", "640.00"):
         o = Order.objects.create(
             customer_id=ada.id,

@@ -21,7 +21,7 @@ from .lookups import (
     parse_lookup,
     render_condition,
 )
-from .placeholders import Placeholders
+from .placeholders import Placeholders, check_expressions
 
 if TYPE_CHECKING:
     from .._options import Options
@@ -328,6 +328,7 @@ def _compile_query(state: QueryState, table_name: str) -> Plan:
     if state.consistent:
         params["ConsistentRead"] = True
     ph.apply(params)
+    check_expressions(params, meta.model_name)
     return Plan([Request("Query", params)], get_key, has_filter, key_attrs, models)
 
 
@@ -466,6 +467,7 @@ def _compile_scan(
     if state.consistent:
         params["ConsistentRead"] = True
     ph.apply(params)
+    check_expressions(params, meta.model_name)
     if state.segments <= 1:
         return Plan([Request("Scan", params)], None, has_filter, key_attrs, models)
     requests = [

@@ -19,7 +19,7 @@ class Q:
     OR: Literal["OR"] = "OR"
     __slots__ = ("children", "connector", "negated")
 
-    def __init__(self, *args: Q, **lookups: Any) -> None:
+    def __init__(self, /, *args: Q, **lookups: Any) -> None:
         for arg in args:
             if not isinstance(arg, Q):
                 raise TypeError(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
+
+from .._constants import EXPRESSION_LENGTH_LIMIT, EXPRESSION_OPERATOR_LIMIT
+from ..exceptions import QueryError
 
 
 class Placeholders:
@@ -46,3 +50,27 @@ class Placeholders:
         if self.values:
             params["ExpressionAttributeValues"] = dict(self.values)
         return params
+
+
+_OPERATOR = re.compile(r"<>|<=|>=|=|<|>|\b(?:AND|OR|NOT|BETWEEN|IN)\b|\b[a-z_]+\(")
+
+
+def check_expressions(params: dict[str, Any], model: str) -> None:
+    """Refuse expressions over DynamoDB's limits (4 KB, 300 operators) before sending."""
+    for key, text in params.items():
+        if not key.endswith("Expression") or not isinstance(text, str):
+            continue
+        if len(text.encode("utf-8")) > EXPRESSION_LENGTH_LIMIT:
+            raise QueryError(
+                f"Cannot send the {key} for {model}: it is {len(text)} bytes, over DynamoDB's "
+                f"{EXPRESSION_LENGTH_LIMIT}-byte limit. Split the query or simplify the filter.",
+                code="bad-query",
+            )
+        operators = len(_OPERATOR.findall(text))
+        if operators > EXPRESSION_OPERATOR_LIMIT:
+            raise QueryError(
+                f"Cannot send the {key} for {model}: it uses {operators} operators or "
+                f"functions, over DynamoDB's {EXPRESSION_OPERATOR_LIMIT}. Split the query or "
+                "simplify the filter.",
+                code="bad-query",
+            )

@@ -14,14 +14,14 @@ from typing_extensions import Self
 from .. import _registry
 from .._batch import batch_get, batch_write
 from .._config import get_connection, get_settings
-from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
+from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .._gc import gc_paused
 from ..exceptions import ConditionFailedError, QueryError, VersionConflictError
 from .compiler import Plan, QueryState, Request, compile_condition, compile_query
 from .expressions import Q
 from .lookups import _coerce
 from .pagination import decode_cursor, encode_cursor, fingerprint
-from .placeholders import Placeholders
+from .placeholders import Placeholders, check_expressions
 from .updates import key_params, plan_update
 
 if TYPE_CHECKING:
@@ -120,13 +120,13 @@ class QuerySet(Generic[M]):
         """Return a copy; before `delete()`, it says "every matching item" explicitly."""
         return self._clone(explicit_all=True)
 
-    def filter(self, *args: Q, **lookups: Any) -> Self:
+    def filter(self, /, *args: Q, **lookups: Any) -> Self:
         """Keep items matching every lookup (`field__lookup=value`) and `Q` object."""
         q = Q(*args, **lookups)
         self._check(q)
         return self._clone(where=(*self._state.where, q))
 
-    def exclude(self, *args: Q, **lookups: Any) -> Self:
+    def exclude(self, /, *args: Q, **lookups: Any) -> Self:
         """Drop items matching all the given lookups (`NOT (...)` in the filter)."""
         q = ~Q(*args, **lookups)
         self._check(q)
@@ -381,7 +381,7 @@ class QuerySet(Generic[M]):
         """The last match in sort-key order (one reversed Query), or None."""
         return self.reverse().first()
 
-    def get(self, *args: Q, **lookups: Any) -> M:
+    def get(self, /, *args: Q, **lookups: Any) -> M:
         """Return the one matching item; GetItem when the lookups name a whole primary key.
 
         Raises:
@@ -467,14 +467,14 @@ class QuerySet(Generic[M]):
 
     # ------------------------------------------------------------------ writes
 
-    def create(self, **values: Any) -> M:
+    def create(self, /, **values: Any) -> M:
         """Create and save a new item (PutItem, fails if the key exists)."""
         obj = self.model(**values)
         obj.save()
         return obj
 
     def get_or_create(
-        self, defaults: Mapping[str, Any] | None = None, **lookups: Any
+        self, /, defaults: Mapping[str, Any] | None = None, **lookups: Any
     ) -> tuple[M, bool]:
         """Return (object, created): get by the lookups, else create with `defaults` added.
 
@@ -495,7 +495,7 @@ class QuerySet(Generic[M]):
         return obj, True
 
     def update_or_create(
-        self, defaults: Mapping[str, Any] | None = None, **lookups: Any
+        self, /, defaults: Mapping[str, Any] | None = None, **lookups: Any
     ) -> tuple[M, bool]:
         """Return (object, created): update the match with `defaults`, else create it.
 
@@ -604,7 +604,7 @@ class QuerySet(Generic[M]):
             out.append(self.model.from_item(item) if ok and item is not None else None)
         return out
 
-    def update(self, **values: Any) -> int:
+    def update(self, /, **values: Any) -> int:
         """Update every matching item with an UpdateItem each; return how many were updated.
 
         Each write is conditional on the item still matching the filters at its read version;
@@ -614,6 +614,10 @@ class QuerySet(Generic[M]):
         meta = self.model._meta
         if not values:
             raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
+        from .._persistence import already_applied, new_write_token
+
+        # Check field names, F() references and values before anything is sent.
+        plan_update(meta, values, dict.fromkeys(meta.field_names), Placeholders(), new_version="1")
         conn = get_connection()
         items = [
             item
@@ -631,6 +635,8 @@ class QuerySet(Generic[M]):
                 if extra:
                     condition += f" AND {extra}"
                 plan = plan_update(meta, values, current, ph, new_version=str(version + 1))
+                token = new_write_token()
+                plan.sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
                 params = ph.apply(
                     {
                         "TableName": conn.table_name,
@@ -640,10 +646,14 @@ class QuerySet(Generic[M]):
                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                     }
                 )
+                check_expressions(params, meta.model_name)
                 try:
                     conn.send("UpdateItem", params)
                 except ConditionFailedError as exc:
                     old = (exc.response or {}).get("Item")
+                    if already_applied(old, token):  # a retry after a lost response
+                        count += 1
+                        break
                     if not old or int(old.get(VERSION_ATTR, {}).get("N", "0")) == version:
                         break  # deleted, or no longer matches the filters
                     if attempt == _MAX_UPDATE_ATTEMPTS:

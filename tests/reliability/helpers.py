@@ -337,3 +337,12 @@ def decode_cursor_payload(cursor: str) -> dict[str, Any]:
     body = cursor.split(".")[0]
     data: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     return data
+
+
+def loaded(model: Any, **values: Any) -> Any:
+    """An instance as if loaded from the table at `values["version"]` (no request sent).
+
+    The public constructor ignores `version` (mass-assignment protection, scenario 53), so
+    tests that simulate a loaded object validate with dynorm's trusted context.
+    """
+    return model.model_validate(values, context={"dynorm_trusted": True})

@@ -16,7 +16,7 @@ from dynorm.exceptions import (
     VersionConflictError,
 )
 from tests.reliability.conftest import Offline
-from tests.reliability.helpers import raw_client, raw_get, table_name, without_token
+from tests.reliability.helpers import loaded, raw_client, raw_get, table_name, without_token
 
 
 class RelCounter(Model):
@@ -216,7 +216,7 @@ def _version_token(params: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("how", ["update", "update_fields"])
 def test_s05_partial_update_is_a_conditional_update_expression(offline: Offline, how: str) -> None:
-    account = RelAccount(tenant="t1", id="a1", owner="ann", version=3)
+    account = loaded(RelAccount, tenant="t1", id="a1", owner="ann", version=3)
     account.owner = "bob"
     if how == "update":
         account.update(owner="bob")
@@ -236,7 +236,7 @@ def test_s05_partial_update_is_a_conditional_update_expression(offline: Offline,
 
 
 def test_s05_local_version_rises_only_after_success(offline: Offline) -> None:
-    account = RelAccount(tenant="t1", id="a1", owner="ann", version=3)
+    account = loaded(RelAccount, tenant="t1", id="a1", owner="ann", version=3)
 
     def refuse(operation: str, params: dict[str, Any]) -> dict[str, Any]:
         raise ServiceError("injected: DynamoDB answered 500")

@@ -18,7 +18,7 @@ from dynorm.exceptions import (
     QueryError,
 )
 from tests.reliability.conftest import Offline
-from tests.reliability.helpers import Faults, aws_error, raw_client, raw_get, table_name
+from tests.reliability.helpers import Faults, aws_error, loaded, raw_client, raw_get, table_name
 
 LIMIT = 409_600  # 400 KB, binary
 
@@ -156,15 +156,6 @@ def _random_item_near_limit(rng: random.Random, index: int, slack: int) -> dict[
     return item
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: _codec.value_size (_number_size) under-counts N values versus DynamoDB: a "
-        "negative number costs one byte more, and digits are paired around the decimal point "
-        "('1234567.891' is 7 bytes, dynorm says 6), so items near 409,600 B pass "
-        "check_item_size and the server rejects them"
-    ),
-)
 def test_s12_size_estimator_never_says_ok_when_the_server_rejects(dynorm_table: str) -> None:
     rng = random.Random(20240601)
     client = raw_client()
@@ -215,7 +206,7 @@ def test_s13_key_limits_apply_to_queries_and_updates(offline: Offline) -> None:
         list(RelKeyed.objects.filter(part="a" * 2049))
     with pytest.raises(InvalidValueError):
         list(RelKeyed.objects.using_gsi("rel_keyed_by_gkey").filter(gkey="g" * 2049))
-    saved = RelKeyed(part="a", slug="x", version=1)
+    saved = loaded(RelKeyed, part="a", slug="x", version=1)
     with pytest.raises(InvalidValueError):
         saved.update(gkey="g" * 2049)
     assert offline.calls == []
@@ -225,8 +216,8 @@ def test_s13_keys_at_exactly_the_byte_limit_are_stored(dynorm_table: str) -> Non
     at_limit = RelKeyed(
         part="€" * 682 + "aa", slug="€" * 339 + "a", gkey="g" * 2048, gsort="€" * 339
     )
-    assert len(at_limit.key["pk"].encode()) == 2048
-    assert len(at_limit.key["sk"].encode()) == 1024
+    assert len(at_limit.dynamo_key["pk"].encode()) == 2048
+    assert len(at_limit.dynamo_key["sk"].encode()) == 1024
     at_limit.save()  # DynamoDB accepts keys of exactly 2048 / 1024 bytes (GSI keys too)
     assert RelKeyed.objects.get(part=at_limit.part, slug=at_limit.slug).gkey == "g" * 2048
     found = list(RelKeyed.objects.using_gsi("rel_keyed_by_gkey").filter(gkey="g" * 2048))
@@ -322,14 +313,6 @@ def _long_and_chain() -> Q:
     return q
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: query/compiler.py never counts operators or measures expression length "
-        "(EXPRESSION_LENGTH_LIMIT is unused): a 151-way OR (301 operators) and an 8 KB filter "
-        "are sent, and DynamoDB's ValidationException comes back as ServiceError"
-    ),
-)
 @pytest.mark.parametrize(
     "build", [lambda: _or_chain(151), _long_and_chain], ids=["301-operators", "8kb"]
 )
@@ -373,14 +356,6 @@ def test_s16_transaction_over_4mb_of_puts_is_refused_before_sending(offline: Off
     assert all(obj.version == 0 for obj in objs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: Transaction._request (_transactions.py) sums only Put items toward the 4 MB "
-        "limit; 11 saves with update_fields of 390 KB each are sent and DynamoDB's 'Transaction "
-        "payload size cannot exceed 4MB' comes back as ServiceError"
-    ),
-)
 def test_s16_transaction_over_4mb_of_updates_is_refused_before_sending(
     dynorm_table: str, sent: list[tuple[str, dict[str, Any]]]
 ) -> None:
@@ -397,8 +372,8 @@ def test_s16_transaction_over_4mb_of_updates_is_refused_before_sending(
 def test_s16_same_item_twice_in_a_transaction_is_refused_before_sending(
     offline: Offline,
 ) -> None:
-    a = RelTx(id="same", version=1)
-    b = RelTx(id="same", version=1)
+    a = loaded(RelTx, id="same", version=1)
+    b = loaded(RelTx, id="same", version=1)
     with pytest.raises(DynormError):
         with dynorm.transaction():
             a.body = "one"

@@ -11,7 +11,7 @@ import dynorm
 from dynorm import Model
 from dynorm.exceptions import DynormError, ServiceError, TransactionCanceledError
 from tests.reliability.conftest import FakeTime, Offline
-from tests.reliability.helpers import Faults, aws_error, raw_get
+from tests.reliability.helpers import Faults, aws_error, loaded, raw_get
 
 
 class RelLedger(Model):
@@ -62,8 +62,8 @@ def test_s40_cancellation_reasons_line_up_and_nothing_changes(dynorm_table: str)
 
 def test_s41_exception_inside_a_transaction_block_sends_nothing(offline: Offline) -> None:
     created = RelLedger(id="a")
-    saved = RelLedger(id="b", owner="ann", version=3)
-    doomed = RelLedger(id="c", version=2)
+    saved = loaded(RelLedger, id="b", owner="ann", version=3)
+    doomed = loaded(RelLedger, id="c", version=2)
     with pytest.raises(RuntimeError):
         with dynorm.transaction() as tx:
             created.save()
@@ -167,14 +167,6 @@ def test_s43_condition_failure_in_a_transaction_is_not_retried(
     assert len(attempts) == 1 and dynorm_sleeps.sleeps == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: a single-item write refused with TransactionConflictException (the item is "
-        "inside an ongoing transaction; botocore does not retry it) is not retried: "
-        "_persistence.execute / Connection.send raise ServiceError on the first attempt"
-    ),
-)
 def test_s43_single_item_transaction_conflict_is_retried_too(
     faults: Faults, dynorm_sleeps: FakeTime, retry_sleeps: FakeTime
 ) -> None:

@@ -98,14 +98,6 @@ def test_s45_persistent_throttling_raises_throttled_error(
     assert meter.version == 0 and _stored("m1") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: Connection.from_settings passes max_attempts as botocore's "
-        "retries['max_attempts'], which counts retries, not attempts: the default 3 makes 4 "
-        "attempts and configure(max_attempts=1) still retries once (use total_max_attempts)"
-    ),
-)
 @pytest.mark.parametrize("configured", [None, 1, 5])
 def test_s45_configured_max_attempts_is_the_number_of_attempts(
     faults: Faults, retry_sleeps: FakeTime, configured: int | None
@@ -153,14 +145,6 @@ def test_s46_lost_response_on_an_atomic_increment_applies_it_once(faults: Faults
     assert meter.reading == 11 and meter.version == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: QuerySet.update (query/queryset.py) writes no per-write token; after a lost "
-        "response the retry's ConditionalCheckFailed shows version+1, dynorm takes it for a "
-        "concurrent change and applies the update again (F('reading') + 1 adds 2)"
-    ),
-)
 def test_s46_lost_response_on_a_bulk_update_is_not_applied_twice(faults: Faults) -> None:
     RelMeter.objects.create(id="m1", reading=10)
     applied = faults.lose_response("UpdateItem")
@@ -173,14 +157,6 @@ def test_s46_lost_response_on_a_bulk_update_is_not_applied_twice(faults: Faults)
     assert stored is not None and stored["reading"] == {"N": "11"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: a DeleteItem retried after a lost response finds the item gone and "
-        "_persistence._version_conflict reports VersionConflictError ('the item no longer "
-        "exists') although this very delete was applied"
-    ),
-)
 def test_s46_lost_response_on_a_delete_is_reported_as_success(faults: Faults) -> None:
     meter = RelMeter.objects.create(id="m1")
     applied = faults.lose_response("DeleteItem")
@@ -254,14 +230,6 @@ def test_s47_500_after_the_write_applied_is_not_applied_twice(
     assert meter.reading == 11 and meter.version == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: _connection.translate_client_error turns a 500 InternalServerError on a write "
-        "into a plain ServiceError whose message does not say the write may have been applied "
-        "(the network-error path does); there is no maybe_applied flag"
-    ),
-)
 def test_s47_500_on_a_write_says_it_may_have_been_applied(
     faults: Faults, retry_sleeps: FakeTime
 ) -> None:

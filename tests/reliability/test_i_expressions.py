@@ -15,7 +15,7 @@ import dynorm
 from dynorm import F, Index, Model, Q, VersionedModel
 from dynorm.exceptions import ConfigurationError
 from tests.reliability.conftest import Offline
-from tests.reliability.helpers import bare_words, check_placeholders, raw_get
+from tests.reliability.helpers import bare_words, check_placeholders, loaded, raw_get
 
 # The DynamoDB reserved words (docs: ReservedWords), lower-cased.
 RESERVED_WORDS = """
@@ -209,13 +209,6 @@ def test_s48_generated_model_with_every_reserved_word(
     _check_requests(sent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: the reserved word 'key' cannot be a field name: Model.key is a property "
-        "(models.py), so declaring `key: str` makes pydantic warn that the field shadows it"
-    ),
-)
 def test_s48_field_named_key(dynorm_table: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -231,15 +224,6 @@ def test_s48_field_named_key(dynorm_table: str) -> None:
     assert RelKeyField.objects.filter(id="k1", key="a").first() is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: a field named 'self' (reserved word SELF) cannot be used in lookups: "
-        "QuerySet.filter/get/create/update take `self` as an ordinary parameter "
-        "(query/queryset.py), so filter(self=...) raises TypeError 'multiple values for "
-        "argument self'"
-    ),
-)
 def test_s48_field_named_self(dynorm_table: str) -> None:
     namespace: dict[str, Any] = {
         "__annotations__": {"id": str, "self": str},
@@ -300,14 +284,6 @@ def test_s49_special_character_map_keys_are_literal_names(
     _check_requests(sent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: pydantic aliases are neither refused nor used as attribute names: the item is "
-        "stored under the field names (_codec / models attr_names) and reading it back fails "
-        "with pydantic's extra_forbidden ValidationError"
-    ),
-)
 def test_s49_aliased_fields_are_literal_attributes_or_refused(dynorm_table: str) -> None:
     try:
 
@@ -382,7 +358,7 @@ QUERYSETS: dict[str, Callable[[], Any]] = {
     "scan": lambda: RelReserved.objects.scan().filter(size__lt=3),
     "scan-segments": lambda: RelReserved.objects.scan(segments=3).filter(count=1),
     "consistent": lambda: RelReserved.objects.consistent().filter(id="r1", order=1),
-    "history": lambda: RelVersioned(id="v", version=2).history(),
+    "history": lambda: loaded(RelVersioned, id="v", version=2).history(),
 }
 
 
@@ -415,12 +391,12 @@ def test_s50_every_write_defines_and_uses_every_placeholder(offline: Offline) ->
     with dynorm.transaction() as tx:
         obj.name = "cid"
         obj.save()
-        tx.check(RelReserved(id="r2", version=1), status="new", size__gt=1)
-        tx.check(RelReserved(id="r3", version=1))
-        RelReserved(id="r4", version=3).delete()
+        tx.check(loaded(RelReserved, id="r2", version=1), status="new", size__gt=1)
+        tx.check(loaded(RelReserved, id="r3", version=1))
+        loaded(RelReserved, id="r4", version=3).delete()
     RelReserved.objects.filter(id="r1", status="new").update(level=F("level") + 1, owner="o")
     RelReserved.objects.filter(id="r1").delete()
-    moved = RelReserved(id="r1", version=2)
+    moved = loaded(RelReserved, id="r1", version=2)
     moved.id = "r9"
     moved.save()  # a key change: delete + put in one transaction
     doc = RelVersioned(id="v")

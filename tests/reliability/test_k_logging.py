@@ -154,13 +154,6 @@ class RelVault(Model):
         pk = "RELVAULT#{id}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dynorm: pydantic SecretStr fields cannot be stored: _codec.to_wire raises "
-        "InvalidValueError ('has type SecretStr, which dynorm cannot store')"
-    ),
-)
 def test_s55_secret_str_field_is_stored_and_never_shown(
     dynorm_table: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -49,5 +49,5 @@ def check_collections() -> None:
 def check_instances() -> None:
     o = Order(customer_id="c1", total=Decimal(1))
     assert_type(o.version, int)
-    assert_type(o.key, dict[str, str])
+    assert_type(o.dynamo_key, dict[str, str])
     assert_type(Order.from_item({}), Order)

@@ -617,7 +617,7 @@ def test_value_sizes():
     assert value_size({"N": "1"}) == 2
     assert value_size({"N": "12"}) == 2
     assert value_size({"N": "123"}) == 3
-    assert value_size({"N": "1.500"}) == 2  # trailing zeros are trimmed
+    assert value_size({"N": "1.500"}) == 3  # trailing zeros trimmed: base-100 digits 01 50
     assert value_size({"N": "1E+38"}) == 2
     assert value_size({"SS": ["ab", "é"]}) == 4
     assert value_size({"NS": ["1", "123"]}) == 5

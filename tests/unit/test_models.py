@@ -215,7 +215,7 @@ def test_abstract_base_is_inherited_but_not_registered(registry):
     assert meta.field_kinds["id"] == "ulid"
     assert get_model("Invoice") is Invoice
     invoice = Invoice(tenant="t1", id="i1")
-    assert invoice.key == {"pk": "TENANT#t1", "sk": "Invoice"}
+    assert invoice.dynamo_key == {"pk": "TENANT#t1", "sk": "Invoice"}
 
 
 def test_child_of_concrete_model_gets_its_own_type_name(registry):
@@ -448,7 +448,7 @@ def test_version_defaults_to_zero():
 
 def test_model_key_property():
     c = Customer(id="c1", email="a@b.c", name="A")
-    assert c.key == {"pk": "CUSTOMER#c1", "sk": "PROFILE"}
+    assert c.dynamo_key == {"pk": "CUSTOMER#c1", "sk": "PROFILE"}
 
 
 def test_partition_key_byte_limit():
