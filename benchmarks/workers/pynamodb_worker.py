@@ -1,0 +1,144 @@
+"""PynamoDB 6 (its own virtualenv), on the "common" table: the same items as raw boto3/dynorm.
+
+`VersionAttribute` gives the same semantics as dynorm's save() of a new object (a PutItem
+conditional on the item not existing, version 1). Decimal and dynorm's fixed-width ISO
+timestamps need two small custom attributes; everything else is stock PynamoDB.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import botocore
+import pynamodb
+from common import Client, botocore_parse, iso, main
+from pynamodb.attributes import (
+    Attribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    VersionAttribute,
+)
+from pynamodb.constants import NUMBER, STRING
+from pynamodb.models import Model
+
+
+class DecimalAttribute(Attribute[Decimal]):
+    attr_type = NUMBER
+
+    def serialize(self, value: Decimal) -> str:
+        return str(value)
+
+    def deserialize(self, value: str) -> Decimal:
+        return Decimal(value)
+
+
+class IsoDateTimeAttribute(Attribute[datetime]):
+    attr_type = STRING
+
+    def serialize(self, value: datetime) -> str:
+        return iso(value)
+
+    def deserialize(self, value: str) -> datetime:
+        return datetime.fromisoformat(value)
+
+
+class OrderLine(MapAttribute[str, Any]):
+    sku = UnicodeAttribute()
+    name = UnicodeAttribute()
+    qty = NumberAttribute()
+    price = DecimalAttribute()
+
+
+class Address(MapAttribute[str, Any]):
+    name = UnicodeAttribute()
+    street = UnicodeAttribute()
+    city = UnicodeAttribute()
+    postcode = UnicodeAttribute()
+    country = UnicodeAttribute()
+
+
+class Order(Model):
+    class Meta:
+        table_name = "set-at-runtime"
+        host: str | None = None
+        region = "us-east-1"
+        aws_access_key_id = "bench"
+        aws_secret_access_key = "bench"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    type_ = UnicodeAttribute(attr_name="_type", default="Order")
+    version = VersionAttribute()
+    id = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    status = UnicodeAttribute(default="open")
+    total = DecimalAttribute()
+    created_at = IsoDateTimeAttribute()
+    lines = ListAttribute(of=OrderLine, default=list)
+    tags = UnicodeSetAttribute(default=set)
+    shipping = Address()
+    note = UnicodeAttribute(default="")
+
+
+class PynamoClient(Client):
+    name = "pynamodb"
+
+    def __init__(self, endpoint: str, table: str) -> None:
+        super().__init__(endpoint, table)
+        Order.Meta.host = endpoint
+        Order.Meta.table_name = table
+
+    def versions(self) -> dict[str, str]:
+        return {"pynamodb": pynamodb.__version__, "botocore": botocore.__version__}
+
+    def prepare_put(self, orders: list[dict[str, Any]]) -> list[Any]:
+        out = []
+        for o in orders:
+            out.append(
+                Order(
+                    pk=f"CUSTOMER#{o['customer_id']}",
+                    sk=f"ORDER#{o['id']}",
+                    id=o["id"],
+                    customer_id=o["customer_id"],
+                    status=o["status"],
+                    total=o["total"],
+                    created_at=o["created_at"],
+                    lines=[OrderLine(**line) for line in o["lines"]],
+                    tags=set(o["tags"]),
+                    shipping=Address(**o["shipping"]),
+                    note=o["note"],
+                )
+            )
+        return out
+
+    def prepare_key(self, order: dict[str, Any]) -> Any:
+        return (f"CUSTOMER#{order['customer_id']}", f"ORDER#{order['id']}")
+
+    # ------------------------------------------------------------------ timed
+
+    def put(self, obj: Order) -> None:
+        obj.save()
+
+    def get(self, key: tuple[str, str]) -> Order:
+        return Order.get(*key)
+
+    def query(self, customer_id: str) -> list[Order]:
+        return list(Order.query(f"CUSTOMER#{customer_id}", Order.sk.startswith("ORDER#")))
+
+    def bulk(self, objs: list[Order]) -> None:
+        with Order.batch_write() as batch:
+            for obj in objs:
+                batch.save(obj)
+
+    def decode(self, body: bytes) -> list[Order]:
+        parsed = botocore_parse(body)
+        return [Order.from_raw_data(item) for item in parsed["Items"]]
+
+
+if __name__ == "__main__":
+    main(PynamoClient)
