@@ -34,6 +34,13 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _SMALL_INT = 10**NUMBER_PRECISION
 
 
+def invalid_value(action: str, model: str, field: str, problem: ValueProblem) -> InvalidValueError:
+    """The typed error for a value DynamoDB cannot take, naming model and field (no value)."""
+    return InvalidValueError(
+        f"Cannot {action} {model}.{field}: the value {problem.reason}.", model=model, field=field
+    )
+
+
 class ValueProblem(Exception):
     """A value that DynamoDB cannot store; re-raised with the model and field named."""
 
@@ -515,11 +522,7 @@ class ModelCodec:
         try:
             return codec.encode(value)
         except ValueProblem as exc:
-            raise InvalidValueError(
-                f"Cannot store {self.model_name}.{name}: the value {exc.reason}.",
-                model=self.model_name,
-                field=name,
-            ) from None
+            raise invalid_value("store", self.model_name, name, exc) from None
 
     def encode(self, instance: BaseModel, overrides: Mapping[str, Any] | None = None) -> Item:
         """Return the item attributes for the instance's fields (keys are added by the caller)."""
@@ -530,11 +533,7 @@ class ModelCodec:
             try:
                 av = f.encode(value)
             except ValueProblem as exc:
-                raise InvalidValueError(
-                    f"Cannot store {self.model_name}.{f.name}: the value {exc.reason}.",
-                    model=self.model_name,
-                    field=f.name,
-                ) from None
+                raise invalid_value("store", self.model_name, f.name, exc) from None
             if av is not None:
                 item[f.attr] = av
         return item

@@ -108,6 +108,25 @@ def decode_history(model: type[V], item: dict[str, Any]) -> V:
     return model.from_item(body)
 
 
+def read_version(model: type[V], pk: str, sk: str, version: int) -> V:
+    """Read version `version` of the object stored under (pk, sk): a consistent GetItem."""
+    conn = get_connection()
+    item = conn.send_raw(
+        "GetItem",
+        {
+            "TableName": conn.table_name,
+            "Key": {PK: {"S": pk}, SK: {"S": history_sk(sk, version)}},
+            "ConsistentRead": True,
+        },
+    ).get("Item")
+    if item is None:
+        raise model.DoesNotExist(
+            f"Cannot get version {version} of {model._meta.model_name}: it does not exist "
+            "(never written, or pruned by Meta.max_versions)."
+        )
+    return decode_history(model, item)
+
+
 class HistoryQuerySet(QuerySet[V]):
     """The versions of one versioned object, newest first (`obj.history()`)."""
 
@@ -182,21 +201,7 @@ class VersionedQuerySet(QuerySet[V]):
                 code="bad-query",
             )
         pk, sk = meta.primary_key({f: _coerce(meta, f, v) for f, v in lookups.items()})
-        conn = get_connection()
-        item = conn.send_raw(
-            "GetItem",
-            {
-                "TableName": conn.table_name,
-                "Key": {PK: {"S": pk}, SK: {"S": history_sk(sk, version)}},
-                "ConsistentRead": True,
-            },
-        ).get("Item")
-        if item is None:
-            raise self.model.DoesNotExist(
-                f"Cannot get version {version} of {meta.model_name}: it does not exist (never "
-                "written, or pruned by Meta.max_versions)."
-            )
-        return decode_history(self.model, item)
+        return read_version(self.model, pk, sk, version)
 
     def update(self, /, **values: Any) -> int:
         """Refused: versioned objects change through save(), which writes their history."""
@@ -327,20 +332,7 @@ class VersionedModel(Model):
 
     def _version(self, version: int) -> Self:
         pk, sk = self._loaded_key or self._meta.primary_key(self.__dict__)
-        conn = get_connection()
-        item = conn.send_raw(
-            "GetItem",
-            {
-                "TableName": conn.table_name,
-                "Key": {PK: {"S": pk}, SK: {"S": history_sk(sk, version)}},
-                "ConsistentRead": True,
-            },
-        ).get("Item")
-        if item is None:
-            raise type(self).DoesNotExist(
-                f"Cannot read version {version} of {self._meta.model_name}: it does not exist."
-            )
-        return decode_history(type(self), item)
+        return read_version(type(self), pk, sk, version)
 
     def revert(self, version: int) -> None:
         """Write a new version whose content is that of `version` (conditional save)."""

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter
 
-from .._codec import ValueProblem, to_wire, unwrap_optional
+from .._codec import ValueProblem, invalid_value, to_wire, unwrap_optional
 from .._constants import IN_OPERANDS_LIMIT
-from ..exceptions import InvalidValueError, QueryError
+from ..exceptions import QueryError
 from .placeholders import Placeholders
 
 if TYPE_CHECKING:
@@ -113,11 +113,7 @@ def encode_raw(meta: Options, name: str, value: Any) -> dict[str, Any]:
     try:
         av = to_wire(value)
     except ValueProblem as exc:
-        raise InvalidValueError(
-            f"Cannot filter {meta.model_name} on {name}: the value {exc.reason}.",
-            model=meta.model_name,
-            field=name,
-        ) from None
+        raise invalid_value("filter on", meta.model_name, name, exc) from None
     if av is None:
         raise QueryError(
             f"Cannot compare {meta.model_name}.{name} with None inside a lookup; use "

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._codec import ValueProblem, number_to_wire, to_wire
+from .._codec import ValueProblem, invalid_value, number_to_wire, to_wire
 from .._constants import PK, SK, VERSION_ATTR
-from ..exceptions import InvalidValueError, QueryError
+from ..exceptions import QueryError
 from ..fields import utcnow
 from .expressions import F, UpdateOp
 from .lookups import _coerce, encode_value
@@ -48,11 +48,7 @@ def _wire(meta: Options, name: str, value: Any) -> dict[str, Any]:
     try:
         av = to_wire(value)
     except ValueProblem as exc:
-        raise InvalidValueError(
-            f"Cannot update {meta.model_name}.{name}: the value {exc.reason}.",
-            model=meta.model_name,
-            field=name,
-        ) from None
+        raise invalid_value("update", meta.model_name, name, exc) from None
     if av is None:
         raise QueryError(
             f"Cannot apply an empty value in an F() update of {meta.model_name}.{name}.",
@@ -163,11 +159,7 @@ def _apply_op(
         try:
             number = number_to_wire(op.value)
         except ValueProblem as exc:
-            raise InvalidValueError(
-                f"Cannot update {meta.model_name}.{name}: the value {exc.reason}.",
-                model=meta.model_name,
-                field=name,
-            ) from None
+            raise invalid_value("update", meta.model_name, name, exc) from None
         sign = "+" if op.kind == "add_num" else "-"
         plan.sets.append(f"{target} = {source} {sign} {ph.value({'N': number})}")
     elif op.kind in ("append", "prepend"):
