@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import ModelCodec, ValueProblem, format_datetime
 from ._constants import PARTITION_KEY_LIMIT, SORT_KEY_LIMIT, gsi_name, gsi_pk, gsi_sk
-from .exceptions import ConfigurationError, InvalidValueError
+from .exceptions import ConfigurationError, InvalidValueError, QueryError
 
 if TYPE_CHECKING:
     from .fields import FieldKind
@@ -280,6 +280,15 @@ class Options:
             else:
                 out[index.pk_attr], out[index.sk_attr] = pk, sk
         return out
+
+    def check_field(self, name: str, action: str) -> None:
+        """Raise QueryError (with a close-match hint) unless `name` is a field of the model."""
+        if name not in self.field_names:
+            raise QueryError(
+                f"Cannot {action} {self.model_name}.{name!r}: no such field."
+                f"{self.suggest_field(name)}",
+                code="unknown-field",
+            )
 
     def suggest_field(self, name: str) -> str:
         """Return ' Perhaps you meant ...?' for an unknown field name, or ''."""

@@ -249,12 +249,7 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
 
     names = list(dict.fromkeys(update_fields))
     for name in names:
-        if name not in meta.field_names:
-            raise QueryError(
-                f"Cannot save update_fields={names!r} of {meta.model_name}: {name!r} is not a "
-                f"field.{meta.suggest_field(name)}",
-                code="unknown-field",
-            )
+        meta.check_field(name, "save update_fields of")
     names += [n for n in overrides if n not in names]
     sets: list[str] = []
     removes: list[str] = []

@@ -233,12 +233,7 @@ def _projection(state: QueryState, ph: Placeholders, key_attrs: tuple[str, ...])
     meta = state.model._meta
     attrs: list[str] = [*key_attrs, TYPE_ATTR, VERSION_ATTR]
     for name in state.projection:
-        if name not in meta.field_names:
-            raise QueryError(
-                f"Cannot select {meta.model_name}.{name!r} with only(): no such field."
-                f"{meta.suggest_field(name)}",
-                code="unknown-field",
-            )
+        meta.check_field(name, "select with only()")
         attrs.append(meta.attr_names[name])
     return ", ".join(ph.name(a) for a in dict.fromkeys(attrs))
 

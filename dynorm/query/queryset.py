@@ -154,13 +154,7 @@ class QuerySet(Generic[M]):
         """Order by a sort-key field of the index in use; `-field` for descending."""
         descending = field.startswith("-")
         name = field.lstrip("-")
-        meta = self.model._meta
-        if name not in meta.field_names:
-            raise QueryError(
-                f"Cannot order {meta.model_name} by {name!r}: no such field."
-                f"{meta.suggest_field(name)}",
-                code="unknown-field",
-            )
+        self.model._meta.check_field(name, "order by")
         return self._clone(order_field=name, descending=descending)
 
     def reverse(self) -> Self:
@@ -169,14 +163,8 @@ class QuerySet(Generic[M]):
 
     def only(self, *fields: str) -> Self:
         """Load only these fields (ProjectionExpression); the instances cannot be saved whole."""
-        meta = self.model._meta
         for name in fields:
-            if name not in meta.field_names:
-                raise QueryError(
-                    f"Cannot select {meta.model_name}.{name!r} with only(): no such field."
-                    f"{meta.suggest_field(name)}",
-                    code="unknown-field",
-                )
+            self.model._meta.check_field(name, "select with only()")
         return self._clone(projection=tuple(dict.fromkeys(fields)))
 
     def consistent(self) -> Self:

@@ -57,14 +57,6 @@ def _wire(meta: Options, name: str, value: Any) -> dict[str, Any]:
     return dict(av)
 
 
-def _check_field(meta: Options, name: str, what: str) -> None:
-    if name not in meta.field_names:
-        raise QueryError(
-            f"Cannot {what} {meta.model_name}.{name!r}: no such field.{meta.suggest_field(name)}",
-            code="unknown-field",
-        )
-
-
 def plan_update(
     meta: Options,
     values: Mapping[str, Any],
@@ -83,7 +75,7 @@ def plan_update(
     plan = UpdatePlan()
     index_fields = {f for i in meta.indexes.values() for f in (*i.pk.fields, *i.sk.fields)}
     for name, value in values.items():
-        _check_field(meta, name, "update")
+        meta.check_field(name, "update")
         if name in meta.key_fields or name == "version":
             raise QueryError(
                 f"Cannot update {meta.model_name}.{name} with update(): it is part of the "
@@ -101,7 +93,7 @@ def plan_update(
                     "key is built from it, and dynorm must know the new value. Assign a value.",
                     code="bad-query",
                 )
-            _check_field(meta, value.source, "reference")
+            meta.check_field(value.source, "reference")
             _apply_op(meta, name, target, value, ph, plan)
             continue
         if value is not None:
