@@ -59,6 +59,12 @@ _METHODS = {
 }
 
 
+_loads: Callable[[bytes], Any]
+try:  # the optional `dynorm[fast]` extra: orjson parses a 1 MB page about 3x faster
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - both parsers are tested in tests/unit/test_fast_json.py
+    _loads = json.loads
+
 #: Operations whose successful response bodies dynorm decodes itself (see `send_raw`).
 FAST_OPERATIONS = ("Query", "Scan", "GetItem", "BatchGetItem")
 _RAW_BODY = "__dynorm_raw_body__"
@@ -195,7 +201,7 @@ class Connection:
         if body is None:  # a stubbed client, or a hook that answered: botocore parsed it
             return response
         with gc_paused():
-            data: dict[str, Any] = json.loads(body)
+            data: dict[str, Any] = _loads(body)
         data["ResponseMetadata"] = response.get("ResponseMetadata", {})
         return data
 
