@@ -236,37 +236,54 @@ class QuerySet(Generic[M]):
             params["ExclusiveStartKey"] = lek
 
     def _parallel(self, plan: Plan) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """Run scan segments in threads; stop them when the consumer stops early."""
         conn = get_connection()
         out: queue.Queue[Any] = queue.Queue(maxsize=4)
         done = object()
+        stop = threading.Event()
+
+        def put(value: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    out.put(value, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def run(request: Request) -> None:
             try:
                 params = {**request.params, "TableName": conn.table_name}
-                while True:
+                while not stop.is_set():
                     response = conn.send_raw(request.operation, params)
-                    out.put(response.get("Items", []))
+                    if not put(response.get("Items", [])):
+                        return
                     lek = response.get("LastEvaluatedKey")
                     if not lek:
                         break
                     params["ExclusiveStartKey"] = lek
-                out.put(done)
+                put(done)
             except BaseException as exc:  # re-raised in the consuming thread
-                out.put(exc)
+                put(exc)
 
         threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in plan.requests]
         for t in threads:
             t.start()
         remaining = len(threads)
-        while remaining:
-            got = out.get()
-            if got is done:
-                remaining -= 1
-            elif isinstance(got, BaseException):
-                raise got
-            else:
-                for item in got:
-                    yield item, None
+        try:
+            while remaining:
+                got = out.get()
+                if got is done:
+                    remaining -= 1
+                elif isinstance(got, BaseException):
+                    raise got
+                else:
+                    for item in got:
+                        yield item, None
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=5)
 
     def _decode(self, item: dict[str, Any]) -> M:
         return _decode(self.model, item, self._state.projection)

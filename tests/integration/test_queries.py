@@ -235,3 +235,15 @@ def test_injection_values_are_inert(dynorm_table: str) -> None:
         Order.objects.filter(**{"status) OR (1=1": "x"})
     with pytest.raises(QueryError):
         Order.objects.filter(customer_id="c1").order_by("total OR 1")
+
+
+def test_parallel_scan_stops_its_threads_when_abandoned(dynorm_table: str) -> None:
+    import threading
+
+    orders(40)
+    before = threading.active_count()
+    it = Order.objects.scan(segments=4).iterator()
+    assert next(it).customer_id == "c1"
+    it.close()  # the consumer stops early: the segment threads must end
+    assert threading.active_count() == before
+    assert len(list(Order.objects.scan(segments=4).iterator())) == 40
