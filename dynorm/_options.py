@@ -117,17 +117,6 @@ class KeyTemplate:
                 out.append(render_key_value(value, spec))
         return "".join(out)
 
-    def render_prefix(self, values: Mapping[str, Any]) -> tuple[str, bool]:
-        """Render as far as the given fields allow; returns (text, whether it is complete)."""
-        out: list[str] = []
-        for literal, name, spec in self.parts:
-            out.append(literal)
-            if name is not None:
-                if name not in values:
-                    return "".join(out), False
-                out.append(render_key_value(values[name], spec))
-        return "".join(out), True
-
     def __repr__(self) -> str:
         return f"KeyTemplate({self.source!r})"
 

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ._codec import item_size, value_size
 from ._config import get_connection
@@ -32,13 +32,6 @@ _KINDS = {
     "DeleteItem": "Delete",
     "ConditionCheck": "ConditionCheck",
 }
-
-
-class WriteCollector(Protocol):
-    """Anything that collects writes instead of sending them (a transaction)."""
-
-    def add(self, op: WriteOp) -> None:
-        """Collect one write."""
 
 
 _current: ContextVar[Transaction | None] = ContextVar("dynorm_transaction", default=None)

@@ -74,13 +74,6 @@ def test_template_render_returns_none_when_a_field_is_none():
     assert t.render({"id": "x", "seq": 1}) == "A#x#1"
 
 
-def test_template_render_prefix_stops_at_the_first_missing_field():
-    t = template("A#{id}#B#{seq}")
-    assert t.render_prefix({"id": "x"}) == ("A#x#B#", False)
-    assert t.render_prefix({"id": "x", "seq": 2}) == ("A#x#B#2", True)
-    assert t.render_prefix({}) == ("A#", False)
-
-
 def test_template_unknown_field_raises_with_a_suggestion():
     with pytest.raises(ConfigurationError) as info:
         template("X#{nmae}")
