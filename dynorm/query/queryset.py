@@ -490,14 +490,23 @@ class QuerySet(Generic[M]):
             return self.get(**lookups), False
         except self.model.DoesNotExist:
             pass
+        created = self._create_if_absent(lookups, defaults)
+        if created is None:
+            return self.consistent().get(**lookups), False
+        return created, True
+
+    def _create_if_absent(
+        self, lookups: Mapping[str, Any], defaults: Mapping[str, Any] | None
+    ) -> M | None:
+        """Create the object (PutItem, attribute_not_exists); None if another writer won."""
         obj = self.model(**lookups, **(defaults or {}))
         try:
             obj.save()
         except VersionConflictError:
             raise
         except ConditionFailedError:
-            return self.consistent().get(**lookups), False
-        return obj, True
+            return None
+        return obj
 
     def update_or_create(
         self, /, defaults: Mapping[str, Any] | None = None, **lookups: Any
@@ -514,14 +523,10 @@ class QuerySet(Generic[M]):
                     else self.get(**lookups)
                 )
             except self.model.DoesNotExist:
-                obj = self.model(**lookups, **(defaults or {}))
-                try:
-                    obj.save()
-                except VersionConflictError:
-                    raise
-                except ConditionFailedError:
-                    continue
-                return obj, True
+                created = self._create_if_absent(lookups, defaults)
+                if created is None:
+                    continue  # created concurrently: read it and update it
+                return created, True
             for name, value in (defaults or {}).items():
                 setattr(obj, name, value)
             try:
