@@ -23,7 +23,7 @@ from . import _persistence
 from ._batch import batch_write
 from ._codec import check_item_size, wire_bytes
 from ._config import get_connection
-from ._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
+from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TYPE_ATTR, VERSION_ATTR
 from .exceptions import DynormError, QueryError, TransactionCanceledError, VersionConflictError
 from .models import Model
 from .query.compiler import Plan, Request
@@ -303,16 +303,25 @@ class VersionedModel(Model):
         pk, sk = op.params["Key"][PK]["S"], op.params["Key"][SK]["S"]
         base_success = op.on_success
         model = type(self)
+        history = _history_keys(model, pk, sk)
 
         def on_success(response: dict[str, Any]) -> None:
             base_success(response)
-            keys = _history_keys(model, pk, sk)
+            # Whatever the transaction did not cover (a long history, or versions pruned
+            # differently since) is deleted in batches; normally nothing is left.
+            left = _history_keys(model, pk, sk)
             batch_write(
-                get_connection(), [{"DeleteRequest": {"Key": k}} for k in keys], model.__name__
+                get_connection(), [{"DeleteRequest": {"Key": k}} for k in left], model.__name__
             )
 
-        op.on_success = on_success
-        return op
+        if len(history) + 1 > TRANSACT_ITEMS_LIMIT:
+            op.on_success = on_success
+            return op
+        # The current item and its whole history go in one transaction: all or nothing.
+        actions = [{"Delete": op.params}] + [{"Delete": {"Key": k}} for k in history]
+        return _persistence.WriteOp(
+            "TransactWriteItems", {"TransactItems": actions}, model, op.conflict, on_success
+        )
 
     def _update_op(self, values: dict[str, Any]) -> WriteOp:
         raise QueryError(

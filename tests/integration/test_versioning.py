@@ -248,3 +248,45 @@ def test_singleton_load_and_locking(dynorm_table: str) -> None:
     dup = SiteSettings(maintenance=False)
     with pytest.raises(ConditionFailedError):
         dup.save()
+
+
+def test_delete_is_one_transaction_and_a_stale_delete_keeps_everything(
+    dynorm_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dynorm._connection import Connection
+
+    p = Page.objects.create(title="T", body="1")
+    p.body = "2"
+    p.save()
+    stale = Page.objects.get(id=p.id)
+    p.body = "3"
+    p.save()
+    before = raw_partition(f"PAGE#{p.id}")
+    with pytest.raises(VersionConflictError):
+        stale.delete()
+    assert raw_partition(f"PAGE#{p.id}") == before  # nothing of the history went either
+
+    sent: list[str] = []
+    original = Connection.send
+
+    def spy(self: Connection, operation: str, params: Any) -> dict[str, Any]:
+        sent.append(operation)
+        return original(self, operation, params)
+
+    monkeypatch.setattr(Connection, "send", spy)
+    p.delete()
+    assert sent == ["Query", "TransactWriteItems", "Query"]
+    assert raw_partition(f"PAGE#{p.id}") == []
+
+
+def test_delete_of_a_history_longer_than_a_transaction(dynorm_table: str) -> None:
+    p = Note.objects.create(text="0")  # max_versions = 3 keeps history short: use Page
+    page = Page.objects.create(title="T", body="0")
+    for n in range(1, 101):
+        page.body = str(n)
+        page.save()
+    assert page.history().count() == 101
+    page.delete()
+    assert raw_partition(f"PAGE#{page.id}") == []
+    p.delete()
+    assert raw_partition(f"NOTE#{p.id}") == []
