@@ -24,6 +24,7 @@ from ._batch import batch_write
 from ._codec import check_item_size, wire_bytes
 from ._config import get_connection
 from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TYPE_ATTR, VERSION_ATTR
+from ._transactions import current_transaction
 from .exceptions import DynormError, QueryError, TransactionCanceledError, VersionConflictError
 from .models import Model
 from .query.compiler import Plan, Request
@@ -221,6 +222,16 @@ class VersionedQuerySet(QuerySet[V]):
         for pk, sk in keys:
             requests.append({"DeleteRequest": {"Key": {PK: {"S": pk}, SK: {"S": sk}}}})
             requests += [{"DeleteRequest": {"Key": k}} for k in _history_keys(self.model, pk, sk)]
+        tx = current_transaction()
+        if tx is not None:  # join the transaction: one Delete action per item and version
+            for request in requests:
+                key = request["DeleteRequest"]["Key"]
+                tx.add(
+                    _persistence.WriteOp(
+                        "DeleteItem", {"Key": key}, self.model, lambda e: e, lambda _: None
+                    )
+                )
+            return len(keys)
         batch_write(get_connection(), requests, self.model.__name__)
         return len(keys)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -16,7 +16,7 @@ from .._batch import batch_get, batch_write
 from .._config import get_connection, get_settings
 from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .._gc import gc_paused
-from ..exceptions import ConditionFailedError, QueryError, VersionConflictError
+from ..exceptions import ConditionFailedError, DynormError, QueryError, VersionConflictError
 from .compiler import Plan, QueryState, Request, compile_condition, compile_query
 from .expressions import Q
 from .lookups import _coerce
@@ -581,6 +581,26 @@ class QuerySet(Generic[M]):
             seen.add(key)
             prepared.append((obj, {**overrides, "_key": key}))
             requests.append({"PutRequest": {"Item": item}})
+        from .._transactions import current_transaction
+
+        tx = current_transaction()
+        if tx is not None:
+            # Inside a transaction each create is a conditional Put (attribute_not_exists):
+            # unlike BatchWriteItem, it cannot overwrite an existing item.
+            from .._persistence import WriteOp
+
+            for (obj, overrides), request in zip(prepared, requests):
+                ph = Placeholders()
+                params = ph.apply(
+                    {
+                        "Item": request["PutRequest"]["Item"],
+                        "ConditionExpression": f"attribute_not_exists({ph.name(PK)})",
+                    }
+                )
+                tx.add(
+                    WriteOp("PutItem", params, self.model, _same_error, _applier(obj, overrides))
+                )
+            return objs
         batch_write(get_connection(), requests, meta.model_name)
         for obj, overrides in prepared:
             key = overrides.pop("_key")
@@ -624,8 +644,10 @@ class QuerySet(Generic[M]):
         meta = self.model._meta
         if not values:
             raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
-        from .._persistence import already_applied, new_write_token
+        from .._persistence import WriteOp, already_applied, new_write_token
+        from .._transactions import current_transaction
 
+        tx = current_transaction()
         # Check field names, F() references and values before anything is sent.
         plan_update(meta, values, dict.fromkeys(meta.field_names), Placeholders(), new_version="1")
         conn = get_connection()
@@ -657,6 +679,11 @@ class QuerySet(Generic[M]):
                     }
                 )
                 check_expressions(params, meta.model_name)
+                if tx is not None:  # join the transaction: sent (or not) with the block
+                    params.pop("TableName")
+                    tx.add(WriteOp("UpdateItem", params, self.model, _same_error, _no_op))
+                    count += 1
+                    break
                 try:
                     conn.send("UpdateItem", params)
                 except ConditionFailedError as exc:
@@ -691,12 +718,38 @@ class QuerySet(Generic[M]):
                 f".all().delete() (or filter first).",
                 code="bad-query",
             )
+        from .._persistence import WriteOp
+        from .._transactions import current_transaction
+
         plan = self._plan(dataclasses.replace(self._state, projection=()))
-        requests = [
-            {"DeleteRequest": {"Key": {PK: item[PK], SK: item[SK]}}} for item, _ in self._raw(plan)
-        ]
+        keys = [{PK: item[PK], SK: item[SK]} for item, _ in self._raw(plan)]
+        tx = current_transaction()
+        if tx is not None:  # join the transaction: one Delete action per item
+            for key in keys:
+                tx.add(WriteOp("DeleteItem", {"Key": key}, self.model, _same_error, _no_op))
+            return len(keys)
+        requests = [{"DeleteRequest": {"Key": key}} for key in keys]
         batch_write(get_connection(), requests, meta.model_name)
         return len(requests)
+
+
+def _same_error(exc: DynormError) -> Exception:
+    return exc
+
+
+def _no_op(_: dict[str, Any]) -> None:
+    return None
+
+
+def _applier(obj: Any, overrides: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """Apply a bulk create's version and timestamps to the object after the commit."""
+
+    def apply(_: dict[str, Any]) -> None:
+        values = dict(overrides)
+        obj._loaded_key = values.pop("_key")
+        obj.__dict__.update(values)
+
+    return apply
 
 
 def _keys(q: Q) -> Iterator[str]:

@@ -290,3 +290,48 @@ def test_delete_of_a_history_longer_than_a_transaction(dynorm_table: str) -> Non
     assert raw_partition(f"PAGE#{page.id}") == []
     p.delete()
     assert raw_partition(f"NOTE#{p.id}") == []
+
+
+def test_queryset_writes_join_a_transaction(dynorm_table: str) -> None:
+    c = Customer.objects.create(email="a@example.com", name="Ada")
+    a = Order.objects.create(customer_id=c.id, total=Decimal(1))
+    b = Order.objects.create(customer_id=c.id, total=Decimal(2))
+    new = [Order(customer_id=c.id, total=Decimal(9)) for _ in range(2)]
+    with dynorm.transaction():
+        assert Order.objects.filter(customer_id=c.id, total__lt=2).update(status="paid") == 1
+        assert Order.objects.filter(customer_id=c.id, total=2).delete() == 1
+        Order.objects.bulk_create(new)
+        # nothing is sent before the block exits
+        assert Order.objects.get(customer_id=c.id, id=a.id).status == "open"
+        assert Order.objects.filter(customer_id=c.id).count() == 2
+        assert all(o.version == 0 for o in new)
+    assert Order.objects.get(customer_id=c.id, id=a.id).status == "paid"
+    with pytest.raises(Order.DoesNotExist):
+        Order.objects.get(customer_id=c.id, id=b.id)
+    assert all(o.version == 1 for o in new)
+    assert Order.objects.filter(customer_id=c.id).count() == 3
+
+
+def test_bulk_create_in_a_transaction_cannot_overwrite(dynorm_table: str) -> None:
+    existing = Counter.objects.create(name="taken", value=5)
+    with pytest.raises(TransactionCanceledError) as info:
+        with dynorm.transaction():
+            Counter.objects.bulk_create([Counter(name="free"), Counter(name="taken")])
+    assert info.value.reasons == [None, "ConditionalCheckFailed"]
+    assert Counter.objects.get(name="taken").value == existing.value
+    with pytest.raises(Counter.DoesNotExist):
+        Counter.objects.get(name="free")
+
+
+def test_versioned_queryset_delete_joins_a_transaction(dynorm_table: str) -> None:
+    p = Page.objects.create(title="T", body="1")
+    p.body = "2"
+    p.save()
+    with pytest.raises(RuntimeError):
+        with dynorm.transaction():
+            assert Page.objects.filter(id=p.id).delete() == 1
+            raise RuntimeError("abort")
+    assert p.history().count() == 2  # nothing was sent
+    with dynorm.transaction():
+        Page.objects.filter(id=p.id).delete()
+    assert raw_partition(f"PAGE#{p.id}") == []
