@@ -609,15 +609,25 @@ class QuerySet(Generic[M]):
         return objs
 
     def bulk_get(
-        self, keys: Sequence[Mapping[str, Any]], *, consistent: bool = False
+        self, keys: Sequence[Mapping[str, Any] | M], *, consistent: bool = False
     ) -> list[M | None]:
         """Read many items by key (BatchGetItem, 100 per request), in request order.
 
         Missing items come back as None; duplicate keys are read once.
         """
+        from ..models import Model as Model_
+
         meta = self.model._meta
         wanted: list[tuple[str, str]] = []
         for key in keys:
+            if isinstance(key, Model_):
+                key = {f: key.__dict__[f] for f in meta.key_fields}
+            if not isinstance(key, Mapping):
+                raise QueryError(
+                    f"Cannot bulk_get {meta.model_name} with a {type(key).__name__}: pass "
+                    "mappings of key fields (or model instances).",
+                    code="bad-query",
+                )
             missing = sorted(f for f in meta.key_fields if f not in key)
             if missing:
                 raise QueryError(

@@ -247,3 +247,10 @@ def test_parallel_scan_stops_its_threads_when_abandoned(dynorm_table: str) -> No
     it.close()  # the consumer stops early: the segment threads must end
     assert threading.active_count() == before
     assert len(list(Order.objects.scan(segments=4).iterator())) == 40
+
+
+def test_bulk_get_accepts_instances_and_refuses_other_entries(dynorm_table: str) -> None:
+    made = orders(2)
+    assert [o.id for o in Order.objects.bulk_get(made) if o] == [o.id for o in made]
+    with pytest.raises(QueryError):
+        Order.objects.bulk_get([...])  # type: ignore[list-item]
