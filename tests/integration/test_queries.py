@@ -254,3 +254,38 @@ def test_bulk_get_accepts_instances_and_refuses_other_entries(dynorm_table: str)
     assert [o.id for o in Order.objects.bulk_get(made) if o] == [o.id for o in made]
     with pytest.raises(QueryError):
         Order.objects.bulk_get([...])  # type: ignore[list-item]
+
+
+def test_custom_queryset_as_manager(dynorm_table: str) -> None:
+    from typing_extensions import Self
+
+    from dynorm import Model, QuerySet, _registry
+
+    class RichQuerySet(QuerySet["Tagged"]):
+        def open_for(self, owner: str) -> Self:
+            return self.filter(owner=owner, status="open")
+
+    with _registry.isolated_registry():
+
+        class Tagged(Model):
+            owner: str
+            name: str
+            status: str = "open"
+
+            objects = RichQuerySet.as_manager()
+
+            class Meta:
+                pk = "TAGGED#{owner}"
+                sk = "TAGGED#{name}"
+
+        class Child(Tagged):
+            class Meta:
+                type_name = "TaggedChild"
+                sk = "CHILD#{name}"
+
+        Tagged.objects.create(owner="o", name="a")
+        Tagged.objects.create(owner="o", name="b", status="closed")
+        qs = Tagged.objects.open_for("o")  # type: ignore[attr-defined]
+        assert isinstance(qs, RichQuerySet)
+        assert [t.name for t in qs] == ["a"]
+        assert isinstance(Child.objects, RichQuerySet)  # inherited by subclasses
