@@ -250,67 +250,55 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
     names = list(dict.fromkeys(update_fields))
     for name in names:
         meta.check_field(name, "save update_fields of")
-    names += [n for n in overrides if n not in names]
-    sets: list[str] = []
-    removes: list[str] = []
-    for name in names:
-        attr = meta.attr_names[name]
-        av = item.get(attr)
-        if av is None:
-            removes.append(ph.name(attr))
-        else:
-            sets.append(f"{ph.name(attr)} = {ph.value(av)}")
-    for index in meta.indexes.values():
-        for attr in (index.pk_attr, index.sk_attr):
-            if attr in item:
-                sets.append(f"{ph.name(attr)} = {ph.value(item[attr])}")
-            else:
-                removes.append(ph.name(attr))
-    sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
-    expression = "SET " + ", ".join(sets)
-    if removes:
-        expression += " REMOVE " + ", ".join(removes)
-    params = {
-        "Key": {PK: item[PK], SK: item[SK]},
-        "UpdateExpression": expression,
-        "ConditionExpression": version_cond,
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
-    return WriteOp(
-        "UpdateItem",
-        ph.apply(params),
-        cls,
-        _version_conflict(instance, "save", token),
-        on_success,
-    )
+    return _update_fields_op(instance, names, overrides, old_key, partial=False)
 
 
 def _partial_update_op(instance: Model, names: list[str], overrides: dict[str, Any]) -> WriteOp:
     """save(update_fields=...) of an object loaded with only(): encode just those fields."""
     meta = instance._meta
-    assert meta.codec is not None and instance._loaded_key is not None
+    assert instance._loaded_key is not None
     if set(names) & meta.key_fields:
         raise QueryError(
             f"Cannot change a key field of a partial {meta.model_name} loaded with only(); "
             "load it whole and save() it to move the item.",
             code="bad-query",
         )
+    return _update_fields_op(instance, names, overrides, instance._loaded_key, partial=True)
+
+
+def _update_fields_op(
+    instance: Model,
+    names: list[str],
+    overrides: dict[str, Any],
+    key: tuple[str, str],
+    *,
+    partial: bool,
+) -> WriteOp:
+    """Build the UpdateItem of `save(update_fields=...)`, conditional on the loaded version.
+
+    It sets those fields, the overrides (version, timestamps), the index keys and a write
+    token. A whole object rewrites every index key; a partial one (loaded with only()) those built
+    from the fields it changes, which must all be loaded.
+    """
+    from .query.updates import UpdatePlan
+
+    meta = instance._meta
+    assert meta.codec is not None
     values = {**instance.__dict__, **overrides}
     ph = Placeholders()
     condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(instance.version)})}"
-    sets: list[str] = []
-    removes: list[str] = []
+    plan = UpdatePlan()
     for name in [*names, *(n for n in overrides if n not in names)]:
         target = ph.name(meta.attr_names[name])
         av = meta.codec.encode_field(name, values[name])
         if av is None:
-            removes.append(target)
+            plan.removes.append(target)
         else:
-            sets.append(f"{target} = {ph.value(dict(av))}")
+            plan.sets.append(f"{target} = {ph.value(dict(av))}")
     touched = set(names) | set(overrides)
     for index in meta.indexes.values():
         fields = {*index.pk.fields, *index.sk.fields}
-        if not fields & touched:
+        if partial and not fields & touched:
             continue
         missing = sorted(f for f in fields if f not in values)
         if missing:
@@ -321,24 +309,22 @@ def _partial_update_op(instance: Model, names: list[str], overrides: dict[str, A
             )
         keys = meta.index_keys({f: values.get(f) for f in meta.field_names})
         for attr in (index.pk_attr, index.sk_attr):
-            key = keys[attr]
-            if key is None:
-                removes.append(ph.name(attr))
+            index_key = keys[attr]
+            if index_key is None:
+                plan.removes.append(ph.name(attr))
             else:
-                sets.append(f"{ph.name(attr)} = {ph.value({'S': key})}")
+                plan.sets.append(f"{ph.name(attr)} = {ph.value({'S': index_key})}")
     token = new_write_token()
-    sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
-    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-    pk, sk = instance._loaded_key
+    plan.sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
     params = {
-        "Key": {PK: {"S": pk}, SK: {"S": sk}},
-        "UpdateExpression": expression,
+        "Key": {PK: {"S": key[0]}, SK: {"S": key[1]}},
+        "UpdateExpression": plan.expression(),
         "ConditionExpression": condition,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
 
     def on_success(_: dict[str, Any]) -> None:
-        _apply(instance, overrides, (pk, sk))
+        _apply(instance, overrides, key)
 
     return WriteOp(
         "UpdateItem",
