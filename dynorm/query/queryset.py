@@ -425,12 +425,7 @@ class QuerySet(Generic[M]):
         params: dict[str, Any] = {"TableName": conn.table_name, "Key": key_params(*key)}
         if self._state.consistent:
             params["ConsistentRead"] = True
-        if self._state.projection is not None:
-            ph = Placeholders()
-            attrs = [PK, SK, TYPE_ATTR, VERSION_ATTR]
-            attrs += [meta.attr_names[f] for f in self._state.projection]
-            params["ProjectionExpression"] = ", ".join(ph.name(a) for a in dict.fromkeys(attrs))
-            ph.apply(params)
+        # No projection here: only() disables the GetItem plan (compiler), so get() queries.
         item = conn.send_raw("GetItem", params).get("Item")
         if item is None or item.get(TYPE_ATTR, {}).get("S") != meta.type_name:
             raise self.model.DoesNotExist(
