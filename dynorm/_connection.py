@@ -186,20 +186,36 @@ class Connection:
                     maybe_applied=write,
                 ) from exc
 
-    def send_raw(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Send a read and return the response as DynamoDB's own JSON (B values base64 text).
+    def send_body(
+        self, operation: str, params: Mapping[str, Any]
+    ) -> tuple[bytes | None, dict[str, Any]]:
+        """Send a read and return (the raw JSON body, the response without it).
 
-        Skips botocore's response parser for successful responses (see `_take_body`);
-        errors are parsed and mapped exactly as in `send`.
+        The body is None when botocore parsed the response itself (a stubbed client, or a
+        hook that answered); the response then holds the parsed result. Errors are parsed
+        and mapped exactly as in `send`.
         """
         token = _raw_wanted.set(True)
         try:
             response = self.send(operation, params)
         finally:
             _raw_wanted.reset(token)
-        body = response.pop(_RAW_BODY, None)
-        if body is None:  # a stubbed client, or a hook that answered: botocore parsed it
+        return response.pop(_RAW_BODY, None), response
+
+    def send_raw(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Send a read and return the response as DynamoDB's own JSON (B values base64 text).
+
+        Skips botocore's response parser for successful responses (see `_take_body`);
+        errors are parsed and mapped exactly as in `send`.
+        """
+        body, response = self.send_body(operation, params)
+        if body is None:
             return response
+        return self.loads(body, response)
+
+    @staticmethod
+    def loads(body: bytes, response: Mapping[str, Any]) -> dict[str, Any]:
+        """Parse a raw body kept by `send_body` into DynamoDB JSON."""
         with gc_paused():
             data: dict[str, Any] = _loads(body)
         data["ResponseMetadata"] = response.get("ResponseMetadata", {})

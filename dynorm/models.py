@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationInfo, model_v
 from pydantic._internal._model_construction import ModelMetaclass, init_private_attributes
 from typing_extensions import Self
 
-from . import _persistence, _registry
+from . import _persistence, _registry, _wire
 from ._codec import ModelCodec, compile_field, unwrap_optional
 from ._constants import TTL_ATTR
 from ._options import BoundIndex, KeyTemplate, Options, assign_slots
@@ -306,3 +306,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         """The item's primary key as stored (`{"pk": ..., "sk": ...}`), computed from fields."""
         pk, sk = self._meta.primary_key(self.__dict__)
         return {"pk": pk, "sk": sk}
+
+
+# Loads are trusted: the wire schema (fast read path) leaves this validator out.
+_wire.trust_before_validator(Model._ignore_untrusted_version.__func__)

@@ -7,7 +7,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from typing_extensions import Self
 
@@ -16,6 +16,7 @@ from .._batch import batch_get, batch_write
 from .._config import get_connection, get_settings
 from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .._gc import gc_paused
+from .._wire import wire_decoder
 from ..exceptions import ConditionFailedError, DynormError, QueryError, VersionConflictError
 from .compiler import Plan, QueryState, Request, compile_condition, compile_query
 from .expressions import Q
@@ -25,12 +26,14 @@ from .placeholders import Placeholders, check_expressions
 from .updates import key_params, plan_update
 
 if TYPE_CHECKING:
+    from .._connection import Connection
     from ..models import Model
 
 __all__ = ["Collection", "Manager", "Page", "QuerySet"]
 
 M = TypeVar("M", bound="Model")
 N = TypeVar("N", bound="Model")
+T = TypeVar("T")
 
 _MAX_UPDATE_ATTEMPTS = 5
 
@@ -57,6 +60,13 @@ class Page(Generic[M]):
 
     items: list[M]
     next_cursor: str | None
+
+
+def _raw_page(
+    conn: Connection, operation: str, params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    response = conn.send_raw(operation, params)
+    return response.get("Items", []), response.get("LastEvaluatedKey")
 
 
 def _decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | None) -> M:
@@ -216,6 +226,17 @@ class QuerySet(Generic[M]):
             for item, lek in self._parallel(plan):
                 yield [item], lek
             return
+        yield from self._follow(plan, _raw_page, limit=limit, start_key=start_key)
+
+    def _follow(
+        self,
+        plan: Plan,
+        fetch: Callable[[Connection, str, dict[str, Any]], tuple[list[T], dict[str, Any] | None]],
+        *,
+        limit: int | None = None,
+        start_key: dict[str, Any] | None = None,
+    ) -> Iterator[tuple[list[T], dict[str, Any] | None]]:
+        """Send the plan's one request page after page; `fetch` sends one and reads it."""
         conn = get_connection()
         request = plan.requests[0]
         params = dict(request.params)
@@ -226,9 +247,7 @@ class QuerySet(Generic[M]):
         while True:
             if limit is not None and "FilterExpression" not in params:
                 params["Limit"] = max(1, min(limit - seen, 1000))
-            response = conn.send_raw(request.operation, params)
-            lek = response.get("LastEvaluatedKey")
-            items = response.get("Items", [])
+            items, lek = fetch(conn, request.operation, params)
             seen += len(items)
             yield items, lek
             if not lek:
@@ -288,20 +307,46 @@ class QuerySet(Generic[M]):
     def _decode(self, item: dict[str, Any]) -> M:
         return _decode(self.model, item, self._state.projection)
 
+    def _model_page(
+        self, conn: Connection, operation: str, params: dict[str, Any]
+    ) -> tuple[list[M], dict[str, Any] | None]:
+        """Send one request and validate its body into instances (see `dynorm._wire`)."""
+        body, response = conn.send_body(operation, params)
+        with gc_paused():  # a page allocates many small objects: skip GC passes over them
+            if body is not None:
+                got = wire_decoder(self.model).decode_page(body)
+                if got is not None:
+                    return cast("list[M]", got[0]), got[1]
+                response = conn.loads(body, response)  # a shape the wire schema refused
+            items = [self._decode(item) for item in response.get("Items", [])]
+        return items, response.get("LastEvaluatedKey")
+
     def _fetch(self, limit: int | None = None) -> Iterator[M]:
         plan = self._plan()
         count = 0
         if limit is not None and limit <= 0:
             return
-        for items, _ in self._pages(plan, limit=limit):
+        pages: Iterator[tuple[list[M], Any]]
+        if (
+            len(plan.requests) == 1
+            and self._state.projection is None
+            and type(self)._decode is QuerySet._decode
+        ):
+            pages = self._follow(plan, self._model_page, limit=limit)
+        else:
+            pages = self._decoded_pages(plan, limit)
+        for decoded, _ in pages:
             if limit is not None:
-                items = items[: limit - count]
-            with gc_paused():  # a page allocates many small objects: skip GC passes over them
-                decoded = [self._decode(item) for item in items]
+                decoded = decoded[: limit - count]
             yield from decoded
             count += len(decoded)
             if limit is not None and count >= limit:
                 return
+
+    def _decoded_pages(self, plan: Plan, limit: int | None) -> Iterator[tuple[list[M], Any]]:
+        for items, lek in self._pages(plan, limit=limit):
+            with gc_paused():
+                yield [self._decode(item) for item in items], lek
 
     def iterator(self) -> Iterator[M]:
         """Stream results page by page without caching them."""

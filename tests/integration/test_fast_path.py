@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 import boto3
+import pytest
 from botocore.config import Config
+from pydantic import ValidationError
 
 import dynorm
 from dynorm import _config
+from dynorm._wire import WireDecoder
 from tests.models import Color, Everything, OrderLine
 
 
@@ -77,9 +81,69 @@ def test_a_user_supplied_client_keeps_working(dynorm_table: str, dynamodb_local:
 
 
 def test_empty_map_key_is_refused_before_sending(dynorm_table: str) -> None:
-    import pytest
-
     from dynorm.exceptions import InvalidValueError
 
     with pytest.raises(InvalidValueError, match="mapping"):
         Everything(mapping={"": 1}).save()
+
+
+class _WireSpy:
+    """Records what the wire schema made of each page (None: refused)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.results: list[Any] = []
+        original = WireDecoder.decode_page
+
+        def spy(decoder: WireDecoder, body: bytes) -> Any:
+            got = original(decoder, body)
+            self.results.append(got)
+            return got
+
+        monkeypatch.setattr(WireDecoder, "decode_page", spy)
+
+
+def test_queries_validate_pages_with_the_wire_schema(
+    dynorm_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    e = sample()
+    e.save()
+    spy = _WireSpy(monkeypatch)
+    assert list(Everything.objects.filter(id=e.id)) == [e]
+    assert Everything.objects.filter(id=e.id).first() == e
+    assert len(spy.results) == 2 and all(r is not None for r in spy.results)
+
+
+def test_a_page_the_wire_schema_refuses_takes_the_general_decoder(
+    dynorm_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    e = sample()
+    e.save()
+    conn = _config.get_connection()
+    key = {"pk": {"S": f"EVERY#{e.id}"}, "sk": {"S": "Everything"}}
+    # Another writer stored the number as a string: the general decoder still reads it.
+    conn.client.update_item(
+        TableName=conn.table_name,
+        Key=key,
+        UpdateExpression="SET #i = :v",
+        ExpressionAttributeNames={"#i": "i"},
+        ExpressionAttributeValues={":v": {"S": "42"}},
+    )
+    spy = _WireSpy(monkeypatch)
+    (got,) = Everything.objects.filter(id=e.id)
+    assert spy.results == [None]
+    assert got.i == 42 and got.model_copy(update={"i": e.i}) == e
+    assert got._loaded_key == (key["pk"]["S"], key["sk"]["S"])
+    # A value neither path can read fails the same way on both (pydantic's error).
+    conn.client.update_item(
+        TableName=conn.table_name,
+        Key=key,
+        UpdateExpression="SET #i = :v",
+        ExpressionAttributeNames={"#i": "i"},
+        ExpressionAttributeValues={":v": {"S": "forty-two"}},
+    )
+    with pytest.raises(ValidationError) as listed:
+        list(Everything.objects.filter(id=e.id))
+    raw = conn.send_raw("GetItem", {"TableName": conn.table_name, "Key": key})["Item"]
+    with pytest.raises(ValidationError) as direct:
+        Everything.from_item(raw)
+    assert listed.value.errors() == direct.value.errors()

@@ -12,6 +12,8 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from dynorm._config import get_connection
+from dynorm._wire import wire_decoder
 from tests.models import Color, Everything, OrderLine
 
 EXAMPLES = int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "500"))
@@ -75,3 +77,10 @@ def test_s17_s24_every_field_type_round_trips_through_dynamodb_local(
     assert isinstance(got.raw, bytes)
     listed = list(Everything.objects.filter(id=obj.id))
     assert listed == [obj]
+    # The list above took the wire schema unless it refused the page: check it did not.
+    conn = get_connection()
+    (request,) = Everything.objects.filter(id=obj.id).explain()
+    body, _ = conn.send_body(request.operation, {**request.params, "TableName": conn.table_name})
+    assert body is not None
+    page = wire_decoder(Everything).decode_page(body)
+    assert page is not None and page[0] == [obj]

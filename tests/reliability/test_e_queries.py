@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -80,15 +81,16 @@ def small_pages(faults: Faults) -> None:
 def pages(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The number of items in every Query page DynamoDB returned."""
     sizes: list[int] = []
-    original = Connection.send_raw
+    original = Connection.send_body
 
-    def spy(self: Connection, operation: str, params: Any) -> dict[str, Any]:
-        response = original(self, operation, params)
+    def spy(self: Connection, operation: str, params: Any) -> tuple[bytes | None, dict[str, Any]]:
+        body, response = original(self, operation, params)
         if operation == "Query":
-            sizes.append(len(response.get("Items", [])))
-        return response
+            parsed = response if body is None else json.loads(body)
+            sizes.append(len(parsed.get("Items", [])))
+        return body, response
 
-    monkeypatch.setattr(Connection, "send_raw", spy)
+    monkeypatch.setattr(Connection, "send_body", spy)
     yield sizes
 
 

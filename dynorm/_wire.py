@@ -1,0 +1,431 @@
+"""Validate DynamoDB JSON straight into model instances: one pydantic-core schema per model.
+
+The fast read path. A Query or Scan response body, as DynamoDB sent it, is validated in one
+pass by pydantic-core (JSON parsing included) into instances of the model: no Python dict of
+the item, no per-field Python decoder for scalar, set and nested-model fields.
+
+The schema is the model's own core schema (so every type, constraint and after-validator is
+pydantic's) with each field reading its DynamoDB attribute value through a validation alias:
+`[attr, "S"]` for a string, `["M", name, "N"]` for a number in a nested model, and so on.
+Each alias has a second choice, the whole attribute value, so a value stored under another
+type tag fails validation instead of silently becoming the field default. Fields it does not
+express natively (lists of scalars, dicts, TTL, compressed, unions, `Any`, ...) keep dynorm's
+per-field decoder, called by pydantic-core on that field only.
+
+Anything the schema refuses is not an error here: the page is decoded again with the
+general decoders (`ModelCodec.decode` + `model_validate`), which accept every stored shape
+and raise dynorm's own errors. A model the schema cannot express (a user `mode="before"`
+model validator, a custom `__init__`, strict or `extra="allow"` config) always takes that
+path. `tests/unit/test_wire.py` compares both paths on every field type.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import logging
+import threading
+import typing
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+from pydantic._internal._model_construction import init_private_attributes
+from pydantic_core import SchemaValidator, ValidationError
+
+from ._codec import Decoder, decoder_for, unwrap_optional
+from ._constants import PK, SK
+
+if TYPE_CHECKING:
+    from .models import Model
+
+__all__ = ["WireDecoder", "wire_decoder"]
+
+logger = logging.getLogger("dynorm")
+
+Schema = dict[str, Any]
+
+PK_FIELD = "__dynorm_pk__"
+SK_FIELD = "__dynorm_sk__"
+
+# Core schema leaves that validate a JSON string / number-string / bool the way they
+# validate the Python value dynorm's own decoder would produce from it.
+_SCALAR_LEAVES = frozenset(
+    {
+        "str",
+        "int",
+        "float",
+        "decimal",
+        "bool",
+        "datetime",
+        "date",
+        "time",
+        "uuid",
+        "literal",
+        "enum",
+    }
+)
+_SET_LEAVES = frozenset({"set", "frozenset"})
+# Wrappers a field's schema may have around its type that keep its meaning on wire input.
+_TRANSPARENT = frozenset({"nullable", "function-after"})
+_MAX_DEPTH = 8  # same bound as decoder_for: deeper values use the generic decoder
+
+_trusted_before: set[Callable[..., Any]] = set()
+_build_lock = threading.Lock()
+
+
+def trust_before_validator(function: Callable[..., Any]) -> None:
+    """Let the wire schema drop this model validator (dynorm's own, a no-op on loads)."""
+    _trusted_before.add(function)
+
+
+def _scalar_tag(base: Any) -> str | None:
+    """The type tag dynorm stores a scalar under, if the value is a scalar."""
+    if base is bool:
+        return "BOOL"
+    if base is int or base is float or base is Decimal:
+        return "N"
+    if base is str or base is datetime or base is date or base is time or base is uuid.UUID:
+        return "S"
+    if isinstance(base, type) and issubclass(base, enum.Enum):
+        values = [m.value for m in base]
+        return "S" if values and all(type(v) is str for v in values) else None
+    if typing.get_origin(base) is Literal:
+        args = typing.get_args(base)
+        return "S" if args and all(type(a) is str for a in args) else None
+    return None
+
+
+def _tolerant(decode: Decoder) -> Callable[[Any], Any]:
+    """A field decoder that passes non-attribute values through (validated defaults)."""
+
+    def run(av: Any) -> Any:
+        return decode(av) if type(av) is dict else av
+
+    return run
+
+
+class _Builder:
+    """Rewrites a model's core schema to read DynamoDB JSON."""
+
+    def __init__(self, definitions: Mapping[str, Schema]) -> None:
+        self.definitions = definitions
+        self.classes: set[type[BaseModel]] = set()
+
+    def resolve(self, node: Schema) -> Schema:
+        while node.get("type") == "definition-ref":
+            node = self.definitions[node["schema_ref"]]
+        return node
+
+    def chain(self, node: Schema) -> tuple[list[Schema], Schema] | None:
+        """Split `node` into transparent wrappers and the leaf; None if a wrapper is opaque."""
+        wrappers: list[Schema] = []
+        node = self.resolve(node)
+        while node.get("type") in _TRANSPARENT:
+            wrappers.append(node)
+            node = self.resolve(node["schema"])
+        if node.get("type", "").startswith("function-"):
+            return None
+        return wrappers, node
+
+    @staticmethod
+    def rebuild(wrappers: list[Schema], leaf: Schema) -> Schema:
+        for wrapper in reversed(wrappers):
+            leaf = {**wrapper, "schema": leaf}
+        return leaf
+
+    def model(
+        self, node: Schema, cls: type[BaseModel], *, depth: int, stack: tuple[type, ...]
+    ) -> Schema | None:
+        """A copy of a model node whose fields read the model's attribute values."""
+        config = node.get("config") or {}
+        if (
+            node.get("custom_init")
+            or node.get("root_model")
+            or config.get("strict")
+            or config.get("extra_fields_behavior") == "allow"
+            or cls in stack
+            or depth > _MAX_DEPTH
+        ):
+            return None
+        top = depth == 0
+        inner = self.resolve(node["schema"])
+        if top and inner.get("type") == "function-before":
+            function = inner["function"]["function"]
+            if getattr(function, "__func__", function) not in _trusted_before:
+                return None
+            inner = self.resolve(inner["schema"])
+        if inner.get("type") != "model-fields":
+            return None
+        prefix: list[str | int] = [] if top else ["M"]
+        fields: dict[str, Schema] = {}
+        for name, field in inner["fields"].items():
+            info = cls.model_fields.get(name)
+            if info is None:
+                return None
+            fields[name] = self.field(field, info.annotation, [*prefix, name], depth, (*stack, cls))
+        out = {k: v for k, v in node.items() if k != "ref"}
+        out["schema"] = {
+            **inner,
+            "fields": fields,
+            # An item carries keys, type and write token beside the fields; a nested map
+            # must be a map ({"M": ...}), or the general decoder takes the page.
+            "extra_behavior": "ignore" if top else "forbid",
+        }
+        self.classes.add(cls)
+        return out
+
+    def field(
+        self,
+        field: Schema,
+        annotation: Any,
+        path: list[str | int],
+        depth: int,
+        stack: tuple[type, ...],
+        *,
+        decode: Decoder | None = None,
+        native: bool = True,
+    ) -> Schema:
+        """A model-field reading its attribute value at `path` (decoder: `decode` or generic)."""
+        schema = field["schema"]
+        default: Schema | None = None
+        if schema.get("type") == "default":
+            default, schema = schema, schema["schema"]
+        read = self.value(schema, annotation, path, depth, stack) if native else None
+        if read is None:  # dynorm's decoder for this field, then the field's own schema
+            dec = decode or decoder_for(annotation, depth)
+            value: Schema = {
+                "type": "function-before",
+                "function": {"type": "no-info", "function": _tolerant(dec)},
+                "schema": schema,
+            }
+            alias: list[list[str | int]] = [path]
+        else:
+            value, alias = read
+        if default is not None:
+            value = {**default, "schema": value}
+        return {**field, "schema": value, "validation_alias": alias}
+
+    def value(
+        self,
+        schema: Schema,
+        annotation: Any,
+        path: list[str | int],
+        depth: int,
+        stack: tuple[type, ...],
+    ) -> tuple[Schema, list[list[str | int]]] | None:
+        """The field's schema and alias when pydantic-core can read it natively, else None."""
+        split = self.chain(schema)
+        if split is None:
+            return None
+        wrappers, leaf = split
+        base, nullable = unwrap_optional(annotation)
+        kind = leaf.get("type")
+        tag = _scalar_tag(base)
+        if tag is not None and kind in _SCALAR_LEAVES:
+            if nullable and depth:
+                # Inside a map None is stored as {"NULL": true}, which an alias cannot turn
+                # into None without also accepting a wrong tag: dynorm's decoder reads it.
+                return None
+            return schema, [[*path, tag], path]
+        origin = typing.get_origin(base)
+        if origin in (set, frozenset) and kind in _SET_LEAVES:
+            args = typing.get_args(base)
+            item = self.chain(leaf["items_schema"]) if args and "items_schema" in leaf else None
+            item_tag = _scalar_tag(args[0]) if args else None
+            if (
+                item is not None
+                and item_tag in ("S", "N")
+                and item[1].get("type") in _SCALAR_LEAVES
+            ):
+                return schema, [[*path, item_tag + "S"], path]
+            return None
+        if isinstance(base, type) and issubclass(base, BaseModel) and kind == "model":
+            wire = self.model(leaf, base, depth=depth + 1, stack=stack)
+            return None if wire is None else (self.rebuild(wrappers, wire), [path])
+        if origin is list and kind == "list" and "items_schema" in leaf:
+            args = typing.get_args(base)
+            item_base = unwrap_optional(args[0])[0] if args else None
+            item = self.chain(leaf["items_schema"])
+            if not (isinstance(item_base, type) and issubclass(item_base, BaseModel)) or not item:
+                return None
+            item_wrappers, item_leaf = item
+            if item_leaf.get("type") != "model":
+                return None
+            wire = self.model(item_leaf, item_base, depth=depth + 2, stack=stack)
+            if wire is None:
+                return None
+            items = {**leaf, "items_schema": self.rebuild(item_wrappers, wire)}
+            return self.rebuild(wrappers, items), [[*path, "L"], path]
+        return None
+
+
+class WireDecoder:
+    """Decodes DynamoDB JSON response bodies of one model into instances."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self.model = model
+        self.page: SchemaValidator | None = None
+        self.always_set: frozenset[str] = frozenset()
+        self.private: dict[str, Any] | None = None
+        self._build()
+
+    def _build(self) -> None:
+        model = self.model
+        codec = model._meta.codec
+        assert codec is not None
+        root: Schema = copy.copy(model.__pydantic_core_schema__)  # type: ignore[arg-type]
+        definitions: list[Schema] = []
+        if root.get("type") == "definitions":
+            definitions = list(root["definitions"])
+            root = root["schema"]
+        builder = _Builder({d["ref"]: d for d in definitions})
+        node = builder.resolve(root)
+        if node.get("type") != "model" or node.get("cls") is not model:
+            return
+        wire = builder.model(node, model, depth=0, stack=())
+        if wire is None:
+            return
+        fields = wire["schema"]["fields"]
+        original = builder.resolve(node["schema"])
+        if original.get("type") == "function-before":  # dynorm's trusted validator
+            original = builder.resolve(original["schema"])
+        kinds = model._meta.field_kinds
+        always: set[str] = set()
+        for fc in codec.fields:
+            rewritten = builder.field(
+                original["fields"][fc.name],
+                model.model_fields[fc.name].annotation,
+                [fc.attr],
+                0,
+                (model,),
+                decode=fc.decode,
+                native=kinds.get(fc.name) not in ("ttl", "compressed"),
+            )
+            if fc.missing is not None:
+                # An absent attribute means None (or an empty set) was saved, whatever the
+                # field's default: the general decoder passes that value, and so does this.
+                schema = rewritten["schema"]
+                if schema.get("type") == "default":
+                    schema = schema["schema"]
+                rewritten["schema"] = {
+                    "type": "default",
+                    "schema": schema,
+                    "default_factory": fc.missing,
+                    "validate_default": True,
+                }
+                always.add(fc.name)
+            fields[fc.name] = rewritten
+        for pseudo, attr in ((PK_FIELD, PK), (SK_FIELD, SK)):
+            fields[pseudo] = {
+                "type": "model-field",
+                "schema": {"type": "str"},
+                "validation_alias": [[attr, "S"]],
+            }
+        items: Schema = {"type": "list", "items_schema": wire}
+        page: Schema = {
+            "type": "typed-dict",
+            "fields": {
+                "Items": {"type": "typed-dict-field", "schema": items, "required": False},
+                "LastEvaluatedKey": {
+                    "type": "typed-dict-field",
+                    "schema": {"type": "any"},
+                    "required": False,
+                },
+            },
+            "extra_behavior": "ignore",
+        }
+        if definitions:
+            page = {"type": "definitions", "schema": page, "definitions": definitions}
+        self.private = _private_template(model)
+        if self.private is not None:  # set below from a copy, without a Python call per item
+            wire.pop("post_init", None)
+        self.page = _validator(page, builder.classes)
+        self.always_set = frozenset(always)
+
+    def decode_page(self, body: bytes) -> tuple[list[Model], dict[str, Any] | None] | None:
+        """Validate a Query/Scan body into (instances, LastEvaluatedKey); None if refused."""
+        if self.page is None:
+            return None
+        try:
+            data = self.page.validate_json(body)
+        except ValidationError as exc:
+            logger.debug(
+                "dynorm: %s page took the general decoder (%s)",
+                self.model.__name__,
+                ", ".join(f"{e['type']} at {'.'.join(map(str, e['loc']))}" for e in exc.errors()),
+            )
+            return None
+        objs: list[Model] = data.get("Items", [])
+        always = self.always_set
+        template = self.private
+        for obj in objs:
+            values = obj.__dict__
+            key = (values.pop(PK_FIELD), values.pop(SK_FIELD))
+            fields_set = obj.__pydantic_fields_set__
+            fields_set.discard(PK_FIELD)
+            fields_set.discard(SK_FIELD)
+            fields_set |= always
+            if template is None:
+                private = obj.__pydantic_private__
+                assert private is not None
+                private["_loaded_key"] = key
+            else:
+                private = template.copy()
+                private["_loaded_key"] = key
+                _set_private(obj, private)
+        return objs, data.get("LastEvaluatedKey")
+
+
+# The slot's own setter: BaseModel.__setattr__ is for fields, not for this slot.
+_set_private: Callable[[Any, dict[str, Any]], None] = vars(BaseModel)[
+    "__pydantic_private__"
+].__set__
+_IMMUTABLE: tuple[type, ...] = (type(None), bool, int, float, str, bytes, tuple, frozenset, Decimal)
+
+
+def _private_template(model: type[Model]) -> dict[str, Any] | None:
+    """The private attributes every loaded instance starts with, when a copy can set them.
+
+    None when the model defines its own `model_post_init` or a private attribute with a
+    factory or a mutable default: pydantic-core then calls `model_post_init` per instance.
+    """
+    if vars(model).get("model_post_init", model.model_post_init) is not init_private_attributes:
+        return None
+    template: dict[str, Any] = {}
+    for name, attr in model.__private_attributes__.items():
+        default: Any = attr.default
+        if attr.default_factory is not None or type(default) not in _IMMUTABLE:
+            return None
+        template[name] = default
+    return template
+
+
+def _validator(schema: Schema, classes: Iterable[type[BaseModel]]) -> SchemaValidator:
+    # pydantic-core reuses a complete model class's own validator for a "model" node and
+    # ignores the node's schema (its "prebuilt" shortcut, checked only while building). The
+    # wire schema must be built from the given nodes, so the classes read as incomplete for
+    # the build and complete again right after.
+    with _build_lock:
+        flipped = [c for c in classes if c.__dict__.get("__pydantic_complete__")]
+        for cls in flipped:
+            type.__setattr__(cls, "__pydantic_complete__", False)
+        try:
+            return SchemaValidator(schema)
+        finally:
+            for cls in flipped:
+                type.__setattr__(cls, "__pydantic_complete__", True)
+
+
+_decoders: dict[type[Any], WireDecoder] = {}
+
+
+def wire_decoder(model: type[Model]) -> WireDecoder:
+    """The model's wire decoder, built on first use."""
+    decoder = _decoders.get(model)
+    if decoder is None:
+        decoder = _decoders.setdefault(model, WireDecoder(model))
+    return decoder
