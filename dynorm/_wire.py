@@ -271,7 +271,13 @@ class WireDecoder:
         self.page: SchemaValidator | None = None
         self.always_set: frozenset[str] = frozenset()
         self.private: dict[str, Any] | None = None
-        self._build()
+        try:
+            self._build()
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the general decoder
+            # The general decoder reads every model; a schema pydantic-core will not build
+            # (a type this module did not foresee) must cost speed, never a query.
+            logger.debug("dynorm: no wire schema for %s (%s)", model.__name__, type(exc).__name__)
+            self.page = None
 
     def _build(self) -> None:
         model = self.model

@@ -18,8 +18,9 @@ from typing import Any, Optional
 import pytest
 from hypothesis import given, settings, strategies as st
 from pydantic import BaseModel, PrivateAttr, field_validator, model_validator
+from pydantic_core import SchemaError
 
-from dynorm import Model
+from dynorm import Model, _wire
 from dynorm._persistence import build_item
 from dynorm._registry import isolated_registry
 from dynorm._wire import PK_FIELD, WireDecoder
@@ -309,3 +310,15 @@ def test_numbers_and_text_agree_with_the_general_decoder(
 ) -> None:
     obj = Everything(s=s, i=i, f=f, d=d, ns=ns)
     assert_same(*decode_both(Everything, stored(obj)))
+
+
+def test_a_schema_pydantic_core_will_not_build_costs_speed_not_the_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(schema: Any) -> Any:
+        raise SchemaError("unforeseen")
+
+    monkeypatch.setattr(_wire, "SchemaValidator", refuse)
+    decoder = WireDecoder(Everything)
+    assert decoder.page is None
+    assert decoder.decode_page(body_of(stored(sample()))) is None
