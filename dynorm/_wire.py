@@ -50,6 +50,7 @@ Schema = dict[str, Any]
 
 PK_FIELD = "__dynorm_pk__"
 SK_FIELD = "__dynorm_sk__"
+_PSEUDO = frozenset({PK_FIELD, SK_FIELD})
 
 # Core schema leaves that validate a JSON string / number-string / bool the way they
 # validate the Python value dynorm's own decoder would produce from it.
@@ -372,9 +373,9 @@ class WireDecoder:
             values = obj.__dict__
             key = (values.pop(PK_FIELD), values.pop(SK_FIELD))
             fields_set = obj.__pydantic_fields_set__
-            fields_set.discard(PK_FIELD)
-            fields_set.discard(SK_FIELD)
-            fields_set |= always
+            fields_set -= _PSEUDO
+            if always:
+                fields_set |= always
             if template is None:
                 private = obj.__pydantic_private__
                 assert private is not None
