@@ -37,7 +37,7 @@ from pydantic._internal._model_construction import init_private_attributes
 from pydantic_core import SchemaValidator, ValidationError
 
 from ._codec import Decoder, decoder_for, unwrap_optional
-from ._constants import PK, SK
+from ._constants import PK, SK, TYPE_ATTR
 
 if TYPE_CHECKING:
     from .models import Model
@@ -50,7 +50,18 @@ Schema = dict[str, Any]
 
 PK_FIELD = "__dynorm_pk__"
 SK_FIELD = "__dynorm_sk__"
-_PSEUDO = frozenset({PK_FIELD, SK_FIELD})
+TYPE_FIELD = "__dynorm_type__"
+_PSEUDO = frozenset({PK_FIELD, SK_FIELD, TYPE_FIELD})
+# A GetItem answers with whatever item has the key: its type attribute says whose it is.
+_TYPE_FIELD: dict[str, Any] = {
+    "type": "model-field",
+    "schema": {
+        "type": "default",
+        "schema": {"type": "nullable", "schema": {"type": "str"}},
+        "default": None,
+    },
+    "validation_alias": [[TYPE_ATTR, "S"]],
+}
 
 # Core schema leaves that validate a JSON string / number-string / bool the way they
 # validate the Python value dynorm's own decoder would produce from it.
@@ -333,10 +344,15 @@ class WireDecoder:
                 "validation_alias": [[attr, "S"]],
             }
         items: Schema = {"type": "list", "items_schema": wire}
+        typed = {
+            **wire,
+            "schema": {**wire["schema"], "fields": {**fields, TYPE_FIELD: _TYPE_FIELD}},
+        }
         page: Schema = {
             "type": "typed-dict",
             "fields": {
                 "Items": {"type": "typed-dict-field", "schema": items, "required": False},
+                "Item": {"type": "typed-dict-field", "schema": typed, "required": False},
                 "LastEvaluatedKey": {
                     "type": "typed-dict-field",
                     "schema": {"type": "any"},
@@ -353,20 +369,44 @@ class WireDecoder:
         self.page = _validator(page, builder.classes)
         self.always_set = frozenset(always)
 
-    def decode_page(self, body: bytes) -> tuple[list[Model], dict[str, Any] | None] | None:
-        """Validate a Query/Scan body into (instances, LastEvaluatedKey); None if refused."""
+    def _validate(self, body: bytes) -> dict[str, Any] | None:
         if self.page is None:
             return None
         try:
-            data = self.page.validate_json(body)
+            data: dict[str, Any] = self.page.validate_json(body)
         except ValidationError as exc:
+            # Field names only: a location can hold a map key, which is user data.
             logger.debug(
-                "dynorm: %s page took the general decoder (%s)",
+                "dynorm: a %s response took the general decoder (%s)",
                 self.model.__name__,
-                ", ".join(f"{e['type']} at {'.'.join(map(str, e['loc']))}" for e in exc.errors()),
+                ", ".join(f"{e['type']} in {_attribute(e['loc'])}" for e in exc.errors()),
             )
             return None
+        return data
+
+    def decode_page(self, body: bytes) -> tuple[list[Model], dict[str, Any] | None] | None:
+        """Validate a Query/Scan body into (instances, LastEvaluatedKey); None if refused."""
+        data = self._validate(body)
+        if data is None:
+            return None
         objs: list[Model] = data.get("Items", [])
+        self._finish(objs)
+        return objs, data.get("LastEvaluatedKey")
+
+    def decode_item(self, body: bytes) -> list[Model] | None:
+        """Validate a GetItem body: [instance], [] if no item of this model; None if refused."""
+        data = self._validate(body)
+        if data is None:
+            return None
+        obj: Model | None = data.get("Item")
+        if obj is None:
+            return []
+        type_name = obj.__dict__.pop(TYPE_FIELD)
+        self._finish([obj])
+        return [obj] if type_name == self.model._meta.type_name else []
+
+    def _finish(self, objs: list[Model]) -> None:
+        """Move the key pseudo-fields into private state; set the fields-set as on a load."""
         always = self.always_set
         template = self.private
         for obj in objs:
@@ -384,7 +424,14 @@ class WireDecoder:
                 private = template.copy()
                 private["_loaded_key"] = key
                 _set_private(obj, private)
-        return objs, data.get("LastEvaluatedKey")
+
+
+def _attribute(loc: tuple[int | str, ...]) -> str:
+    """The item attribute a validation error is in (never a map key or a value)."""
+    for part in loc:
+        if isinstance(part, str) and part not in ("Items", "Item"):
+            return part
+    return "the response"
 
 
 # The slot's own setter: BaseModel.__setattr__ is for fields, not for this slot.

@@ -471,12 +471,19 @@ class QuerySet(Generic[M]):
         if self._state.consistent:
             params["ConsistentRead"] = True
         # No projection here: only() disables the GetItem plan (compiler), so get() queries.
-        item = conn.send_raw("GetItem", params).get("Item")
-        if item is None or item.get(TYPE_ATTR, {}).get("S") != meta.type_name:
+        body, response = conn.send_body("GetItem", params)
+        found: list[M] | None = None
+        if body is not None and type(self)._decode is QuerySet._decode:
+            found = cast("list[M] | None", wire_decoder(self.model).decode_item(body))
+        if found is None:  # parsed by botocore, or refused by the wire schema
+            item = (response if body is None else conn.loads(body, response)).get("Item")
+            ok = item is not None and item.get(TYPE_ATTR, {}).get("S") == meta.type_name
+            found = [self._decode(item)] if ok and item is not None else []
+        if not found:
             raise self.model.DoesNotExist(
                 f"Cannot get {meta.model_name}: no item has that key (fields: {fields})."
             )
-        return self._decode(item)
+        return found[0]
 
     def page(self, size: int, cursor: str | None = None) -> Page[M]:
         """Return `size` matches (fewer only on the last page) and a signed cursor for more.

@@ -88,18 +88,19 @@ def test_empty_map_key_is_refused_before_sending(dynorm_table: str) -> None:
 
 
 class _WireSpy:
-    """Records what the wire schema made of each page (None: refused)."""
+    """Records what the wire schema made of each response (None: refused)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.results: list[Any] = []
-        original = WireDecoder.decode_page
+        for name in ("decode_page", "decode_item"):
+            original = getattr(WireDecoder, name)
 
-        def spy(decoder: WireDecoder, body: bytes) -> Any:
-            got = original(decoder, body)
-            self.results.append(got)
-            return got
+            def spy(decoder: WireDecoder, body: bytes, original: Any = original) -> Any:
+                got = original(decoder, body)
+                self.results.append(got)
+                return got
 
-        monkeypatch.setattr(WireDecoder, "decode_page", spy)
+            monkeypatch.setattr(WireDecoder, name, spy)
 
 
 def test_queries_validate_pages_with_the_wire_schema(
@@ -110,7 +111,11 @@ def test_queries_validate_pages_with_the_wire_schema(
     spy = _WireSpy(monkeypatch)
     assert list(Everything.objects.filter(id=e.id)) == [e]
     assert Everything.objects.filter(id=e.id).first() == e
-    assert len(spy.results) == 2 and all(r is not None for r in spy.results)
+    assert Everything.objects.get(id=e.id) == e  # GetItem
+    with pytest.raises(Everything.DoesNotExist):
+        Everything.objects.get(id="missing")
+    assert len(spy.results) == 4 and all(r is not None for r in spy.results)
+    assert spy.results[-1] == []
 
 
 def test_a_page_the_wire_schema_refuses_takes_the_general_decoder(
@@ -130,7 +135,8 @@ def test_a_page_the_wire_schema_refuses_takes_the_general_decoder(
     )
     spy = _WireSpy(monkeypatch)
     (got,) = Everything.objects.filter(id=e.id)
-    assert spy.results == [None]
+    assert Everything.objects.get(id=e.id) == got
+    assert spy.results == [None, None]
     assert got.i == 42 and got.model_copy(update={"i": e.i}) == e
     assert got._loaded_key == (key["pk"]["S"], key["sk"]["S"])
     # A value neither path can read fails the same way on both (pydantic's error).

@@ -322,3 +322,26 @@ def test_a_schema_pydantic_core_will_not_build_costs_speed_not_the_query(
     decoder = WireDecoder(Everything)
     assert decoder.page is None
     assert decoder.decode_page(body_of(stored(sample()))) is None
+
+
+def test_a_get_item_body_decodes_as_the_general_decoder_does() -> None:
+    item = stored(sample())
+    got = WireDecoder(Everything).decode_item(json.dumps({"Item": item}).encode())
+    assert got is not None
+    (fast,) = got
+    assert_same(fast, Everything.from_item(json.loads(json.dumps(item))))
+    assert "__dynorm_type__" not in fast.__dict__
+
+
+def test_a_get_item_body_without_an_item_of_the_model_finds_nothing() -> None:
+    decoder = WireDecoder(Everything)
+    assert decoder.decode_item(b"{}") == []
+    other = stored(sample())
+    other["_type"] = {"S": "SomethingElse"}  # same shape, another entity type
+    assert decoder.decode_item(json.dumps({"Item": other}).encode()) == []
+    untyped = stored(sample())
+    del untyped["_type"]
+    assert decoder.decode_item(json.dumps({"Item": untyped}).encode()) == []
+    broken = stored(sample())
+    broken["i"] = {"S": "x"}
+    assert decoder.decode_item(json.dumps({"Item": broken}).encode()) is None
