@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -65,6 +66,74 @@ try:  # the optional `dynorm[fast]` extra: orjson parses a 1 MB page about 3x fa
 except ImportError:  # pragma: no cover - both parsers are tested in tests/unit/test_fast_json.py
     _loads = json.loads
 
+
+def _base64(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
+
+
+_dumps: Callable[[Any], bytes]
+try:
+    from orjson import dumps as _orjson_dumps
+
+    def _dumps(params: Any) -> bytes:
+        return _orjson_dumps(params, default=_base64)
+
+except ImportError:  # pragma: no cover - both encoders are tested in tests/unit/test_fast_json.py
+
+    def _dumps(params: Any) -> bytes:
+        return json.dumps(params, separators=(",", ":"), default=_base64).encode("utf-8")
+
+
+_direct: ContextVar[bool] = ContextVar("dynorm_direct", default=False)
+
+
+class DirectSerializer:
+    """botocore's request serializer, minus its walk over the input shape for dynorm's requests.
+
+    dynorm builds every request in DynamoDB's wire format and checks DynamoDB's limits
+    itself; botocore's JSON serializer would walk each attribute value through the service
+    model again (about 60 µs per 1 KB item). For dynorm's own requests the body is encoded
+    directly (binary values as base64, as botocore does); method, target and content type
+    still come from botocore. Anything else (other callers of the client, a body the direct
+    encoder cannot write, a host prefix) goes through botocore's serializer unchanged.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def serialize_to_request(self, parameters: Any, operation_model: Any) -> Any:
+        if _direct.get():
+            try:
+                body = _dumps(parameters)
+            except (TypeError, ValueError):
+                body = None
+            if body is not None:
+                try:
+                    serialized = self.inner.serialize_to_request({}, operation_model)
+                except BotoCoreError:  # a validating serializer: use it as it is
+                    serialized = {"host_prefix": None}
+                if "host_prefix" not in serialized:
+                    serialized["body"] = body
+                    return serialized
+        return self.inner.serialize_to_request(parameters, operation_model)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def install_direct_serializer(client: Any) -> bool:
+    """Wrap the serializer of a client dynorm created (idempotent); False if it cannot."""
+    serializer = getattr(client, "_serializer", None)
+    if isinstance(serializer, DirectSerializer):
+        return True
+    if serializer is None or not hasattr(serializer, "serialize_to_request"):
+        return False
+    client._serializer = DirectSerializer(serializer)
+    return True
+
+
 #: Operations whose successful response bodies dynorm decodes itself (see `send_raw`).
 FAST_OPERATIONS = ("Query", "Scan", "GetItem", "BatchGetItem")
 _RAW_BODY = "__dynorm_raw_body__"
@@ -103,10 +172,12 @@ class Connection:
         table_name: The single table every model is stored in.
     """
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, *, direct: bool = False) -> None:
         self.client = client
         self.table_name = table_name
         self._bound: dict[str, Callable[..., Any]] = {}
+        # Only for clients dynorm created: a user's client keeps botocore's serializer.
+        self._direct = direct and install_direct_serializer(client)
         install_fast_path(client)
 
     @classmethod
@@ -145,7 +216,7 @@ class Connection:
             config=config,
             **kwargs,
         )
-        return cls(client, settings.table_name)
+        return cls(client, settings.table_name, direct=True)
 
     def send(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Send one DynamoDB request and return botocore's parsed response.
@@ -163,6 +234,15 @@ class Connection:
             method = getattr(self.client, _METHODS[operation])
             self._bound[operation] = method
         logger.debug("dynorm: sending %s to table %s", operation, self.table_name)
+        direct = _direct.set(self._direct)
+        try:
+            return self._send(operation, method, params)
+        finally:
+            _direct.reset(direct)
+
+    def _send(
+        self, operation: str, method: Callable[..., Any], params: Mapping[str, Any]
+    ) -> dict[str, Any]:
         attempt = 0
         while True:
             attempt += 1
