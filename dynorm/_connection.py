@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import random
 import time
@@ -13,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import _json
 from ._gc import gc_paused
 from .exceptions import (
     ConditionFailedError,
@@ -60,31 +59,9 @@ _METHODS = {
 }
 
 
-_loads: Callable[[bytes], Any]
-try:  # the optional `dynorm[fast]` extra: orjson parses a 1 MB page about 3x faster
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - both parsers are tested in tests/unit/test_fast_json.py
-    _loads = json.loads
-
-
-def _base64(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
-
-
-_dumps: Callable[[Any], bytes]
-try:
-    from orjson import dumps as _orjson_dumps
-
-    def _dumps(params: Any) -> bytes:
-        return _orjson_dumps(params, default=_base64)
-
-except ImportError:  # pragma: no cover - both encoders are tested in tests/unit/test_fast_json.py
-
-    def _dumps(params: Any) -> bytes:
-        return json.dumps(params, separators=(",", ":"), default=_base64).encode("utf-8")
-
+_loads = _json.loads
+_dumps = _json.dumps
+_base64 = _json._base64
 
 _direct: ContextVar[bool] = ContextVar("dynorm_direct", default=False)
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from pydantic import BaseModel, ValidationError
 
-from dynorm import InvalidValueError, ItemTooLargeError, Model, fields
+from dynorm import InvalidValueError, ItemTooLargeError, Model, _json, fields
 from dynorm._codec import (
     ValueProblem,
     check_item_size,
@@ -761,3 +761,49 @@ def test_property_datetimes_round_trip_and_sort_as_text(aware, other_naive):
 def test_validation_error_is_not_swallowed():
     with pytest.raises(ValidationError):
         Everything.from_item({"i": {"S": "not a number"}})
+
+
+_leaf_values = st.one_of(
+    st.text(max_size=30).map(lambda s: {"S": s}),
+    st.decimals(allow_nan=False, allow_infinity=False, places=6).map(
+        lambda d: {"N": number_to_wire(d)}
+    ),
+    st.integers(min_value=-(10**37), max_value=10**37).map(lambda i: {"N": str(i)}),
+    st.binary(max_size=30).map(lambda b: {"B": b}),
+    st.booleans().map(lambda b: {"BOOL": b}),
+    st.just({"NULL": True}),
+    st.sets(st.text(max_size=8), min_size=1, max_size=3).map(lambda s: {"SS": sorted(s)}),
+    st.sets(st.integers(-(10**9), 10**9), min_size=1, max_size=3).map(
+        lambda s: {"NS": [str(n) for n in s]}
+    ),
+    st.sets(st.binary(max_size=8), min_size=1, max_size=3).map(lambda s: {"BS": sorted(s)}),
+)
+_attribute_values = st.recursive(
+    _leaf_values,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda v: {"L": v}),
+        st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3).map(lambda v: {"M": v}),
+    ),
+    max_leaves=12,
+)
+
+
+@FAST
+@given(item=st.dictionaries(st.text(min_size=1, max_size=10), _attribute_values, max_size=6))
+def test_an_items_json_is_an_upper_bound_of_its_size(item: dict) -> None:
+    # check_item_size trusts this bound to skip the exact walk (tests/unit/test_codec.py).
+    try:
+        encoded = _json.dumps(item)
+    except (TypeError, ValueError):  # lone surrogates: the exact walk handles them
+        return
+    assert len(encoded) >= item_size(item)
+
+
+def test_an_item_just_over_the_json_bound_is_sized_exactly() -> None:
+    # Its JSON is over 400 KB, its DynamoDB size is not: the exact size decides.
+    item = {"pk": {"S": "p"}, "sk": {"S": "s"}, "body": {"S": "x" * (ITEM_SIZE_LIMIT - 20)}}
+    assert len(_json.dumps(item)) > ITEM_SIZE_LIMIT >= item_size(item)
+    check_item_size(item, "Doc")
+    item["body"] = {"S": "x" * ITEM_SIZE_LIMIT}
+    with pytest.raises(ItemTooLargeError):
+        check_item_size(item, "Doc")
