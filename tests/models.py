@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from typing import Literal, Optional
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
@@ -106,3 +106,29 @@ class Event(Model):
     class Meta:
         pk = "STREAM#{stream}"
         sk = "EVENT#{seq:010d}"
+
+
+def every_type_sample() -> Everything:
+    """An Everything with a demanding value in every field (unicode, extremes, sets)."""
+    return Everything(
+        s="é 漢字 🎉 \x00",
+        i=-(10**37),
+        f=1e-7,
+        d=Decimal("-12.3400"),
+        b=True,
+        raw=b"\x00\x01\xfe\xff",
+        when=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+        day=date(2024, 2, 29),
+        uid=uuid4(),
+        color=Color.BLUE,
+        kind="b",
+        ss={"", "x"},
+        ns={0, -1, 10**30},
+        bs={b"\x00", b"\xff"},
+        items=[1, -2, 3],
+        mapping={"a": 1, "b c.d": 2},
+        line=OrderLine(sku="s", qty=3, price=Decimal("0.01")),
+        maybe=7,
+        expires=datetime(2030, 1, 1, tzinfo=timezone.utc),
+        blob="z" * 5000,
+    )

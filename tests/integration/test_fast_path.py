@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import date, datetime, timezone
-from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -15,32 +12,7 @@ from pydantic import ValidationError
 import dynorm
 from dynorm import _config
 from dynorm._wire import WireDecoder
-from tests.models import Color, Everything, OrderLine
-
-
-def sample() -> Everything:
-    return Everything(
-        s="é 漢字 🎉 \x00",
-        i=-(10**37),
-        f=1e-7,
-        d=Decimal("-12.3400"),
-        b=True,
-        raw=b"\x00\x01\xfe\xff",
-        when=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
-        day=date(2024, 2, 29),
-        uid=uuid.uuid4(),
-        color=Color.BLUE,
-        kind="b",
-        ss={"", "x"},
-        ns={0, -1, 10**30},
-        bs={b"\x00", b"\xff"},
-        items=[1, -2, 3],
-        mapping={"a": 1, "b c.d": 2},
-        line=OrderLine(sku="s", qty=3, price=Decimal("0.01")),
-        maybe=7,
-        expires=datetime(2030, 1, 1, tzinfo=timezone.utc),
-        blob="z" * 5000,
-    )
+from tests.models import Everything, every_type_sample as sample
 
 
 def test_raw_and_parsed_decoding_agree_on_every_field_type(dynorm_table: str) -> None:
@@ -125,14 +97,18 @@ def test_a_page_the_wire_schema_refuses_takes_the_general_decoder(
     e.save()
     conn = _config.get_connection()
     key = {"pk": {"S": f"EVERY#{e.id}"}, "sk": {"S": "Everything"}}
+
+    def store_i(value: dict[str, Any]) -> None:  # as another writer would
+        conn.client.update_item(
+            TableName=conn.table_name,
+            Key=key,
+            UpdateExpression="SET #i = :v",
+            ExpressionAttributeNames={"#i": "i"},
+            ExpressionAttributeValues={":v": value},
+        )
+
     # Another writer stored the number as a string: the general decoder still reads it.
-    conn.client.update_item(
-        TableName=conn.table_name,
-        Key=key,
-        UpdateExpression="SET #i = :v",
-        ExpressionAttributeNames={"#i": "i"},
-        ExpressionAttributeValues={":v": {"S": "42"}},
-    )
+    store_i({"S": "42"})
     spy = _WireSpy(monkeypatch)
     (got,) = Everything.objects.filter(id=e.id)
     assert Everything.objects.get(id=e.id) == got
@@ -140,13 +116,7 @@ def test_a_page_the_wire_schema_refuses_takes_the_general_decoder(
     assert got.i == 42 and got.model_copy(update={"i": e.i}) == e
     assert got._loaded_key == (key["pk"]["S"], key["sk"]["S"])
     # A value neither path can read fails the same way on both (pydantic's error).
-    conn.client.update_item(
-        TableName=conn.table_name,
-        Key=key,
-        UpdateExpression="SET #i = :v",
-        ExpressionAttributeNames={"#i": "i"},
-        ExpressionAttributeValues={":v": {"S": "forty-two"}},
-    )
+    store_i({"S": "forty-two"})
     with pytest.raises(ValidationError) as listed:
         list(Everything.objects.filter(id=e.id))
     raw = conn.send_raw("GetItem", {"TableName": conn.table_name, "Key": key})["Item"]

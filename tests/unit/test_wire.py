@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
-from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -24,7 +22,14 @@ from dynorm import Model, _wire
 from dynorm._persistence import build_item
 from dynorm._registry import isolated_registry
 from dynorm._wire import PK_FIELD, WireDecoder
-from tests.models import Address, Color, Customer, Everything, Order, OrderLine
+from tests.models import (
+    Address,
+    Customer,
+    Everything,
+    Order,
+    OrderLine,
+    every_type_sample as sample,
+)
 
 
 def wire_json(value: Any) -> Any:
@@ -64,31 +69,6 @@ def decode_both(model: type[Model], item: dict[str, Any]) -> tuple[Model, Model]
     assert got is not None, "the wire schema refused the page"
     (fast,) = got[0]
     return fast, model.from_item(json.loads(json.dumps(item)))
-
-
-def sample() -> Everything:
-    return Everything(
-        s="é 漢字 🎉 \x00",
-        i=-(10**37),
-        f=1e-7,
-        d=Decimal("-12.3400"),
-        b=True,
-        raw=b"\x00\x01\xfe\xff",
-        when=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
-        day=date(2024, 2, 29),
-        uid=uuid.uuid4(),
-        color=Color.BLUE,
-        kind="b",
-        ss={"", "x"},
-        ns={0, -1, 10**30},
-        bs={b"\x00", b"\xff"},
-        items=[1, -2, 3],
-        mapping={"a": 1, "b c.d": 2},
-        line=OrderLine(sku="s", qty=3, price=Decimal("0.01")),
-        maybe=7,
-        expires=datetime(2030, 1, 1, tzinfo=timezone.utc),
-        blob="z" * 5000,
-    )
 
 
 def test_every_field_type_decodes_as_the_general_decoder_does() -> None:
