@@ -223,8 +223,7 @@ class QuerySet(Generic[M]):
     ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
         """Yield (items, LastEvaluatedKey or None) per response, following every page."""
         if len(plan.requests) > 1:
-            for item, lek in self._parallel(plan):
-                yield [item], lek
+            yield from self._parallel(plan, _raw_page)
             return
         yield from self._follow(plan, _raw_page, limit=limit, start_key=start_key)
 
@@ -254,8 +253,12 @@ class QuerySet(Generic[M]):
                 return
             params["ExclusiveStartKey"] = lek
 
-    def _parallel(self, plan: Plan) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-        """Run scan segments in threads; stop them when the consumer stops early."""
+    def _parallel(
+        self,
+        plan: Plan,
+        fetch: Callable[[Connection, str, dict[str, Any]], tuple[list[T], dict[str, Any] | None]],
+    ) -> Iterator[tuple[list[T], None]]:
+        """Run scan segments in threads, a page at a time; stop them if the consumer stops."""
         conn = get_connection()
         out: queue.Queue[Any] = queue.Queue(maxsize=4)
         done = object()
@@ -274,10 +277,9 @@ class QuerySet(Generic[M]):
             try:
                 params = {**request.params, "TableName": conn.table_name}
                 while not stop.is_set():
-                    response = conn.send_raw(request.operation, params)
-                    if not put(response.get("Items", [])):
+                    items, lek = fetch(conn, request.operation, params)
+                    if not put(items):
                         return
-                    lek = response.get("LastEvaluatedKey")
                     if not lek:
                         break
                     params["ExclusiveStartKey"] = lek
@@ -297,8 +299,7 @@ class QuerySet(Generic[M]):
                 elif isinstance(got, BaseException):
                     raise got
                 else:
-                    for item in got:
-                        yield item, None
+                    yield got, None
         finally:
             stop.set()
             for t in threads:
@@ -327,14 +328,12 @@ class QuerySet(Generic[M]):
         if limit is not None and limit <= 0:
             return
         pages: Iterator[tuple[list[M], Any]]
-        if (
-            len(plan.requests) == 1
-            and self._state.projection is None
-            and type(self)._decode is QuerySet._decode
-        ):
-            pages = self._follow(plan, self._model_page, limit=limit)
-        else:
+        if self._state.projection is not None or type(self)._decode is not QuerySet._decode:
             pages = self._decoded_pages(plan, limit)
+        elif len(plan.requests) > 1:  # scan segments: each thread validates its own pages
+            pages = self._parallel(plan, self._model_page)
+        else:
+            pages = self._follow(plan, self._model_page, limit=limit)
         for decoded, _ in pages:
             if limit is not None:
                 decoded = decoded[: limit - count]

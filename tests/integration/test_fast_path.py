@@ -90,6 +90,17 @@ def test_queries_validate_pages_with_the_wire_schema(
     assert spy.results[-1] == []
 
 
+def test_parallel_scan_segments_validate_their_pages_with_the_wire_schema(
+    dynorm_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objs = [sample() for _ in range(6)]
+    Everything.objects.bulk_create(objs)
+    spy = _WireSpy(monkeypatch)
+    got = sorted(Everything.objects.scan(segments=3), key=lambda e: e.id)
+    assert got == sorted(objs, key=lambda e: e.id)
+    assert len(spy.results) >= 3 and all(r is not None for r in spy.results)
+
+
 def test_a_page_the_wire_schema_refuses_takes_the_general_decoder(
     dynorm_table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
