@@ -283,13 +283,16 @@ class WireDecoder:
         self.page: SchemaValidator | None = None
         self.always_set: frozenset[str] = frozenset()
         self.private: dict[str, Any] | None = None
+        self.node: Schema | None = None  # the model's wire schema, for collections
+        self.definitions: list[Schema] = []
+        self.classes: set[type[BaseModel]] = set()
         try:
             self._build()
         except Exception as exc:  # noqa: BLE001 - any failure leaves the general decoder
             # The general decoder reads every model; a schema pydantic-core will not build
             # (a type this module did not foresee) must cost speed, never a query.
             logger.debug("dynorm: no wire schema for %s (%s)", model.__name__, type(exc).__name__)
-            self.page = None
+            self.page = self.node = None
 
     def _build(self) -> None:
         model = self.model
@@ -343,31 +346,19 @@ class WireDecoder:
                 "schema": {"type": "str"},
                 "validation_alias": [[attr, "S"]],
             }
-        items: Schema = {"type": "list", "items_schema": wire}
+        self.private = _private_template(model)
+        if self.private is not None:  # set in _finish from a copy, without a call per item
+            wire.pop("post_init", None)
+        self.node = wire
+        self.definitions = definitions
+        self.classes = builder.classes
+        self.always_set = frozenset(always)
         typed = {
             **wire,
             "schema": {**wire["schema"], "fields": {**fields, TYPE_FIELD: _TYPE_FIELD}},
         }
-        page: Schema = {
-            "type": "typed-dict",
-            "fields": {
-                "Items": {"type": "typed-dict-field", "schema": items, "required": False},
-                "Item": {"type": "typed-dict-field", "schema": typed, "required": False},
-                "LastEvaluatedKey": {
-                    "type": "typed-dict-field",
-                    "schema": {"type": "any"},
-                    "required": False,
-                },
-            },
-            "extra_behavior": "ignore",
-        }
-        if definitions:
-            page = {"type": "definitions", "schema": page, "definitions": definitions}
-        self.private = _private_template(model)
-        if self.private is not None:  # set below from a copy, without a Python call per item
-            wire.pop("post_init", None)
-        self.page = _validator(page, builder.classes)
-        self.always_set = frozenset(always)
+        items: Schema = {"type": "list", "items_schema": wire}
+        self.page = _validator(_response(items, typed, definitions), builder.classes)
 
     def _validate(self, body: bytes) -> dict[str, Any] | None:
         if self.page is None:
@@ -424,6 +415,82 @@ class WireDecoder:
                 private = template.copy()
                 private["_loaded_key"] = key
                 _set_private(obj, private)
+
+
+def _response(items: Schema, item: Schema | None, definitions: list[Schema]) -> Schema:
+    """A Query/Scan response (`Items`, `LastEvaluatedKey`) or a GetItem response (`Item`)."""
+    fields: dict[str, Schema] = {
+        "Items": {"type": "typed-dict-field", "schema": items, "required": False},
+        "LastEvaluatedKey": {
+            "type": "typed-dict-field",
+            "schema": {"type": "any"},
+            "required": False,
+        },
+    }
+    if item is not None:
+        fields["Item"] = {"type": "typed-dict-field", "schema": item, "required": False}
+    page: Schema = {"type": "typed-dict", "fields": fields, "extra_behavior": "ignore"}
+    if definitions:
+        page = {"type": "definitions", "schema": page, "definitions": definitions}
+    return page
+
+
+class CollectionDecoder:
+    """Decodes Query pages holding several entity types (`QuerySet.include`) into instances.
+
+    One tagged union of the models' wire schemas, chosen by each item's `_type`; an item of
+    another type (or any refusal) leaves the page to the general decoder.
+    """
+
+    def __init__(self, models: tuple[type[Model], ...]) -> None:
+        self.decoders = {m: wire_decoder(m) for m in models}
+        self.page: SchemaValidator | None = None
+        nodes = {m._meta.type_name: d.node for m, d in self.decoders.items()}
+        if any(node is None for node in nodes.values()):
+            return
+        definitions: dict[str, Schema] = {}
+        classes: set[type[BaseModel]] = set()
+        for d in self.decoders.values():
+            definitions.update((s["ref"], s) for s in d.definitions)
+            classes |= d.classes
+        union: Schema = {
+            "type": "tagged-union",
+            "choices": nodes,
+            "discriminator": [[TYPE_ATTR, "S"]],
+        }
+        items: Schema = {"type": "list", "items_schema": union}
+        try:
+            self.page = _validator(_response(items, None, list(definitions.values())), classes)
+        except Exception as exc:  # noqa: BLE001 - the general decoder reads every page
+            logger.debug("dynorm: no wire schema for a collection (%s)", type(exc).__name__)
+
+    def decode_page(self, body: bytes) -> tuple[list[Model], dict[str, Any] | None] | None:
+        """Validate a Query body into (instances, LastEvaluatedKey); None if refused."""
+        if self.page is None:
+            return None
+        try:
+            data: dict[str, Any] = self.page.validate_json(body)
+        except ValidationError as exc:
+            logger.debug(
+                "dynorm: a collection page took the general decoder (%s)",
+                ", ".join(f"{e['type']} in {_attribute(e['loc'])}" for e in exc.errors()),
+            )
+            return None
+        objs: list[Model] = data.get("Items", [])
+        for obj in objs:
+            self.decoders[type(obj)]._finish([obj])
+        return objs, data.get("LastEvaluatedKey")
+
+
+_collections: dict[tuple[type[Any], ...], CollectionDecoder] = {}
+
+
+def collection_decoder(models: tuple[type[Model], ...]) -> CollectionDecoder:
+    """The wire decoder of one set of models fetched together, built on first use."""
+    decoder = _collections.get(models)
+    if decoder is None:
+        decoder = _collections.setdefault(models, CollectionDecoder(models))
+    return decoder
 
 
 def _attribute(loc: tuple[int | str, ...]) -> str:

@@ -7,6 +7,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from typing_extensions import Self
@@ -16,7 +17,7 @@ from .._batch import batch_get, batch_write
 from .._config import get_connection, get_settings
 from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .._gc import gc_paused
-from .._wire import wire_decoder
+from .._wire import CollectionDecoder, collection_decoder, wire_decoder
 from ..exceptions import ConditionFailedError, DynormError, QueryError, VersionConflictError
 from .compiler import Plan, QueryState, Request, compile_condition, compile_query
 from .expressions import Q
@@ -67,6 +68,26 @@ def _raw_page(
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     response = conn.send_raw(operation, params)
     return response.get("Items", []), response.get("LastEvaluatedKey")
+
+
+def _from_any(raw: dict[str, Any]) -> Model | None:
+    """An item of any registered model (None for an unknown entity type)."""
+    model = _registry.get_model(raw.get(TYPE_ATTR, {}).get("S", ""))
+    return None if model is None else model.from_item(raw)
+
+
+def _collection_page(
+    decoder: CollectionDecoder, conn: Connection, operation: str, params: dict[str, Any]
+) -> tuple[list[Model], dict[str, Any] | None]:
+    body, response = conn.send_body(operation, params)
+    with gc_paused():
+        if body is not None:
+            got = decoder.decode_page(body)
+            if got is not None:
+                return got
+            response = conn.loads(body, response)  # a shape the wire schema refused
+        items = [m for raw in response.get("Items", []) if (m := _from_any(raw)) is not None]
+    return items, response.get("LastEvaluatedKey")
 
 
 def _decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | None) -> M:
@@ -841,11 +862,15 @@ class Collection:
 
     def _load(self) -> list[Model]:
         if self._items is None:
-            items: list[Model] = []
-            for raw, _ in self._qs._raw(self._qs._plan()):
-                model = _registry.get_model(raw.get(TYPE_ATTR, {}).get("S", ""))
-                if model is not None:
-                    items.append(model.from_item(raw))
+            qs = self._qs
+            plan = qs._plan()
+            if len(plan.requests) == 1 and qs._state.projection is None:
+                decoder = collection_decoder((qs.model, *qs._state.include))
+                items: list[Model] = []
+                for page, _ in qs._follow(plan, partial(_collection_page, decoder)):
+                    items.extend(page)
+            else:
+                items = [m for raw, _ in qs._raw(plan) if (m := _from_any(raw)) is not None]
             self._items = items
         return self._items
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -11,8 +12,8 @@ from pydantic import ValidationError
 
 import dynorm
 from dynorm import _config
-from dynorm._wire import WireDecoder
-from tests.models import Everything, every_type_sample as sample
+from dynorm._wire import CollectionDecoder, WireDecoder
+from tests.models import Address, Customer, Everything, Order, every_type_sample as sample
 
 
 def test_raw_and_parsed_decoding_agree_on_every_field_type(dynorm_table: str) -> None:
@@ -57,6 +58,45 @@ def test_empty_map_key_is_refused_before_sending(dynorm_table: str) -> None:
 
     with pytest.raises(InvalidValueError, match="mapping"):
         Everything(mapping={"": 1}).save()
+
+
+class _CollectionSpy:
+    """Records what the collection wire schema made of each page (None: refused)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.results: list[Any] = []
+        original = CollectionDecoder.decode_page
+
+        def spy(decoder: CollectionDecoder, body: bytes) -> Any:
+            got = original(decoder, body)
+            self.results.append(got)
+            return got
+
+        monkeypatch.setattr(CollectionDecoder, "decode_page", spy)
+
+
+def test_collections_validate_pages_with_a_union_of_wire_schemas(
+    dynorm_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer = Customer.objects.create(email="e@x", name="n", address=Address(city="Oslo"))
+    orders = [Order.objects.create(customer_id=customer.id, total=Decimal(i)) for i in range(3)]
+    spy = _CollectionSpy(monkeypatch)
+    group = Customer.objects.filter(id=customer.id).include(Order)
+    assert group.one(Customer) == customer
+    assert sorted(group.of(Order), key=lambda o: o.id) == sorted(orders, key=lambda o: o.id)
+    assert len(spy.results) == 1 and spy.results[0] is not None
+    # An item another writer stored with a wrong tag: the general decoder reads the page.
+    conn = _config.get_connection()
+    conn.client.update_item(
+        TableName=conn.table_name,
+        Key={"pk": {"S": f"CUSTOMER#{customer.id}"}, "sk": {"S": "PROFILE"}},
+        UpdateExpression="SET #n = :v",
+        ExpressionAttributeNames={"#n": "name"},
+        ExpressionAttributeValues={":v": {"SS": ["x"]}},
+    )
+    with pytest.raises(ValidationError):
+        Customer.objects.filter(id=customer.id).include(Order).one(Customer)
+    assert spy.results[-1] is None
 
 
 class _WireSpy:

@@ -21,7 +21,7 @@ from pydantic_core import SchemaError
 from dynorm import Model, _wire
 from dynorm._persistence import build_item
 from dynorm._registry import isolated_registry
-from dynorm._wire import PK_FIELD, WireDecoder
+from dynorm._wire import PK_FIELD, CollectionDecoder, WireDecoder
 from tests.models import (
     Address,
     Customer,
@@ -325,3 +325,24 @@ def test_a_get_item_body_without_an_item_of_the_model_finds_nothing() -> None:
     broken = stored(sample())
     broken["i"] = {"S": "x"}
     assert decoder.decode_item(json.dumps({"Item": broken}).encode()) is None
+
+
+def test_a_collection_page_decodes_each_entity_type_as_the_general_decoder_does() -> None:
+    customer = Customer(email="e@x", name="n", address=Address(city="Oslo"))
+    orders = [Order(customer_id=customer.id, total=Decimal(i), tags={"t"}) for i in range(2)]
+    items = [stored(customer), *map(stored, orders)]
+    decoder = CollectionDecoder((Customer, Order))
+    got = decoder.decode_page(body_of(*items))
+    assert got is not None
+    assert [type(o) for o in got[0]] == [Customer, Order, Order]
+    for fast, item in zip(got[0], items):
+        assert_same(fast, type(fast).from_item(json.loads(json.dumps(item))))
+
+
+def test_a_collection_page_with_another_entity_type_is_refused() -> None:
+    decoder = CollectionDecoder((Customer,))
+    order = stored(Order(customer_id="c", total=Decimal(1)))
+    assert decoder.decode_page(body_of(order)) is None
+    untyped = stored(Customer(email="e@x", name="n"))
+    del untyped["_type"]
+    assert decoder.decode_page(body_of(untyped)) is None
