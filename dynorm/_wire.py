@@ -48,19 +48,28 @@ logger = logging.getLogger("dynorm")
 
 Schema = dict[str, Any]
 
-PK_FIELD = "__dynorm_pk__"
-SK_FIELD = "__dynorm_sk__"
-TYPE_FIELD = "__dynorm_type__"
-_PSEUDO = frozenset({PK_FIELD, SK_FIELD, TYPE_FIELD})
-# A GetItem answers with whatever item has the key: its type attribute says whose it is.
-_TYPE_FIELD: dict[str, Any] = {
-    "type": "model-field",
-    "schema": {
-        "type": "default",
-        "schema": {"type": "nullable", "schema": {"type": "str"}},
-        "default": None,
+# Each item's key (and, for GetItem, its entity type) is read by a second field over the same
+# list, so the instances carry nothing but their own fields while validators run.
+_KEY: Schema = {"type": "str"}
+_KEYS: Schema = {
+    "type": "typed-dict",
+    "fields": {
+        "pk": {"type": "typed-dict-field", "schema": _KEY, "validation_alias": [[PK, "S"]]},
+        "sk": {"type": "typed-dict-field", "schema": _KEY, "validation_alias": [[SK, "S"]]},
     },
-    "validation_alias": [[TYPE_ATTR, "S"]],
+    "extra_behavior": "ignore",
+}
+_KEYS_AND_TYPE: Schema = {
+    **_KEYS,
+    "fields": {
+        **_KEYS["fields"],
+        "type": {
+            "type": "typed-dict-field",
+            "schema": {"type": "nullable", "schema": {"type": "str"}},
+            "validation_alias": [[TYPE_ATTR, "S"]],
+            "required": False,
+        },
+    },
 }
 
 # Core schema leaves that validate a JSON string / number-string / bool the way they
@@ -145,8 +154,8 @@ class _Builder:
 
     @staticmethod
     def rebuild(wrappers: list[Schema], leaf: Schema) -> Schema:
-        for wrapper in reversed(wrappers):
-            leaf = {**wrapper, "schema": leaf}
+        for wrapper in reversed(wrappers):  # copies: a ref names the original, not these
+            leaf = {**{k: v for k, v in wrapper.items() if k != "ref"}, "schema": leaf}
         return leaf
 
     def model(
@@ -304,7 +313,10 @@ class WireDecoder:
             definitions = list(root["definitions"])
             root = root["schema"]
         builder = _Builder({d["ref"]: d for d in definitions})
-        node = builder.resolve(root)
+        split = builder.chain(root)  # mode="after" model validators wrap the model node
+        if split is None:
+            return
+        wrappers, node = split
         if node.get("type") != "model" or node.get("cls") is not model:
             return
         wire = builder.model(node, model, depth=0, stack=())
@@ -340,25 +352,14 @@ class WireDecoder:
                 }
                 always.add(fc.name)
             fields[fc.name] = rewritten
-        for pseudo, attr in ((PK_FIELD, PK), (SK_FIELD, SK)):
-            fields[pseudo] = {
-                "type": "model-field",
-                "schema": {"type": "str"},
-                "validation_alias": [[attr, "S"]],
-            }
         self.private = _private_template(model)
         if self.private is not None:  # set in _finish from a copy, without a call per item
             wire.pop("post_init", None)
-        self.node = wire
+        self.node = builder.rebuild(wrappers, wire)
         self.definitions = definitions
         self.classes = builder.classes
         self.always_set = frozenset(always)
-        typed = {
-            **wire,
-            "schema": {**wire["schema"], "fields": {**fields, TYPE_FIELD: _TYPE_FIELD}},
-        }
-        items: Schema = {"type": "list", "items_schema": wire}
-        self.page = _validator(_response(items, typed, definitions), builder.classes)
+        self.page = _validator(_response(self.node, definitions, get_item=True), builder.classes)
 
     def _validate(self, body: bytes) -> dict[str, Any] | None:
         if self.page is None:
@@ -381,7 +382,8 @@ class WireDecoder:
         if data is None:
             return None
         objs: list[Model] = data.get("Items", [])
-        self._finish(objs)
+        for obj, key in zip(objs, data.get("Keys", [])):
+            self._finish(obj, key)
         return objs, data.get("LastEvaluatedKey")
 
     def decode_item(self, body: bytes) -> list[Model] | None:
@@ -392,43 +394,50 @@ class WireDecoder:
         obj: Model | None = data.get("Item")
         if obj is None:
             return []
-        type_name = obj.__dict__.pop(TYPE_FIELD)
-        self._finish([obj])
-        return [obj] if type_name == self.model._meta.type_name else []
+        key = data["ItemKeys"]
+        self._finish(obj, key)
+        return [obj] if key.get("type") == self.model._meta.type_name else []
 
-    def _finish(self, objs: list[Model]) -> None:
-        """Move the key pseudo-fields into private state; set the fields-set as on a load."""
-        always = self.always_set
-        template = self.private
-        for obj in objs:
-            values = obj.__dict__
-            key = (values.pop(PK_FIELD), values.pop(SK_FIELD))
-            fields_set = obj.__pydantic_fields_set__
-            fields_set -= _PSEUDO
-            if always:
-                fields_set |= always
-            if template is None:
-                private = obj.__pydantic_private__
-                assert private is not None
-                private["_loaded_key"] = key
-            else:
-                private = template.copy()
-                private["_loaded_key"] = key
-                _set_private(obj, private)
+    def _finish(self, obj: Model, key: dict[str, str]) -> None:
+        """Set what a load sets besides the fields: the stored key, and the fields-set."""
+        if self.always_set:
+            obj.__pydantic_fields_set__ |= self.always_set
+        loaded = (key["pk"], key["sk"])
+        if self.private is None:
+            private = obj.__pydantic_private__
+            assert private is not None
+            private["_loaded_key"] = loaded
+        else:
+            private = self.private.copy()
+            private["_loaded_key"] = loaded
+            _set_private(obj, private)
 
 
-def _response(items: Schema, item: Schema | None, definitions: list[Schema]) -> Schema:
-    """A Query/Scan response (`Items`, `LastEvaluatedKey`) or a GetItem response (`Item`)."""
+def _attribute(loc: tuple[int | str, ...]) -> str:
+    """The item attribute a validation error is in (never a map key or a value)."""
+    for part in loc:
+        if isinstance(part, str) and part not in ("Items", "Item", "Keys", "ItemKeys"):
+            return part
+    return "the response"
+
+
+def _field(schema: Schema, alias: str | None = None) -> Schema:
+    field: Schema = {"type": "typed-dict-field", "schema": schema, "required": False}
+    if alias is not None:
+        field["validation_alias"] = alias
+    return field
+
+
+def _response(node: Schema, definitions: list[Schema], *, get_item: bool) -> Schema:
+    """A Query/Scan response of `node` items, and with `get_item` a GetItem response too."""
     fields: dict[str, Schema] = {
-        "Items": {"type": "typed-dict-field", "schema": items, "required": False},
-        "LastEvaluatedKey": {
-            "type": "typed-dict-field",
-            "schema": {"type": "any"},
-            "required": False,
-        },
+        "Items": _field({"type": "list", "items_schema": node}),
+        "Keys": _field({"type": "list", "items_schema": _KEYS}, alias="Items"),
+        "LastEvaluatedKey": _field({"type": "any"}),
     }
-    if item is not None:
-        fields["Item"] = {"type": "typed-dict-field", "schema": item, "required": False}
+    if get_item:
+        fields["Item"] = _field(node)
+        fields["ItemKeys"] = _field(_KEYS_AND_TYPE, alias="Item")
     page: Schema = {"type": "typed-dict", "fields": fields, "extra_behavior": "ignore"}
     if definitions:
         page = {"type": "definitions", "schema": page, "definitions": definitions}
@@ -458,9 +467,9 @@ class CollectionDecoder:
             "choices": nodes,
             "discriminator": [[TYPE_ATTR, "S"]],
         }
-        items: Schema = {"type": "list", "items_schema": union}
         try:
-            self.page = _validator(_response(items, None, list(definitions.values())), classes)
+            page = _response(union, list(definitions.values()), get_item=False)
+            self.page = _validator(page, classes)
         except Exception as exc:  # noqa: BLE001 - the general decoder reads every page
             logger.debug("dynorm: no wire schema for a collection (%s)", type(exc).__name__)
 
@@ -477,8 +486,8 @@ class CollectionDecoder:
             )
             return None
         objs: list[Model] = data.get("Items", [])
-        for obj in objs:
-            self.decoders[type(obj)]._finish([obj])
+        for obj, key in zip(objs, data.get("Keys", [])):
+            self.decoders[type(obj)]._finish(obj, key)
         return objs, data.get("LastEvaluatedKey")
 
 
@@ -491,14 +500,6 @@ def collection_decoder(models: tuple[type[Model], ...]) -> CollectionDecoder:
     if decoder is None:
         decoder = _collections.setdefault(models, CollectionDecoder(models))
     return decoder
-
-
-def _attribute(loc: tuple[int | str, ...]) -> str:
-    """The item attribute a validation error is in (never a map key or a value)."""
-    for part in loc:
-        if isinstance(part, str) and part not in ("Items", "Item"):
-            return part
-    return "the response"
 
 
 # The slot's own setter: BaseModel.__setattr__ is for fields, not for this slot.
