@@ -362,19 +362,7 @@ class WireDecoder:
         self.page = _validator(_response(self.node, definitions, get_item=True), builder.classes)
 
     def _validate(self, body: bytes) -> dict[str, Any] | None:
-        if self.page is None:
-            return None
-        try:
-            data: dict[str, Any] = self.page.validate_json(body)
-        except ValidationError as exc:
-            # Field names only: a location can hold a map key, which is user data.
-            logger.debug(
-                "dynorm: a %s response took the general decoder (%s)",
-                self.model.__name__,
-                ", ".join(f"{e['type']} in {_attribute(e['loc'])}" for e in exc.errors()),
-            )
-            return None
-        return data
+        return _validate(self.page, body, self.model.__name__)
 
     def decode_page(self, body: bytes) -> tuple[list[Model], dict[str, Any] | None] | None:
         """Validate a Query/Scan body into (instances, LastEvaluatedKey); None if refused."""
@@ -411,6 +399,23 @@ class WireDecoder:
             private = self.private.copy()
             private["_loaded_key"] = loaded
             _set_private(obj, private)
+
+
+def _validate(page: SchemaValidator | None, body: bytes, what: str) -> dict[str, Any] | None:
+    """The validated response, or None (logged) when the wire schema refuses it."""
+    if page is None:
+        return None
+    try:
+        data: dict[str, Any] = page.validate_json(body)
+    except ValidationError as exc:
+        # Field names only: a location can hold a map key, which is user data.
+        logger.debug(
+            "dynorm: a %s response took the general decoder (%s)",
+            what,
+            ", ".join(f"{e['type']} in {_attribute(e['loc'])}" for e in exc.errors()),
+        )
+        return None
+    return data
 
 
 def _attribute(loc: tuple[int | str, ...]) -> str:
@@ -475,15 +480,8 @@ class CollectionDecoder:
 
     def decode_page(self, body: bytes) -> tuple[list[Model], dict[str, Any] | None] | None:
         """Validate a Query body into (instances, LastEvaluatedKey); None if refused."""
-        if self.page is None:
-            return None
-        try:
-            data: dict[str, Any] = self.page.validate_json(body)
-        except ValidationError as exc:
-            logger.debug(
-                "dynorm: a collection page took the general decoder (%s)",
-                ", ".join(f"{e['type']} in {_attribute(e['loc'])}" for e in exc.errors()),
-            )
+        data = _validate(self.page, body, "collection")
+        if data is None:
             return None
         objs: list[Model] = data.get("Items", [])
         for obj, key in zip(objs, data.get("Keys", [])):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
@@ -355,13 +355,17 @@ class QuerySet(Generic[M]):
             pages = self._parallel(plan, self._model_page)
         else:
             pages = self._follow(plan, self._model_page, limit=limit)
-        for decoded, _ in pages:
-            if limit is not None:
-                decoded = decoded[: limit - count]
-            yield from decoded
-            count += len(decoded)
-            if limit is not None and count >= limit:
-                return
+        try:
+            for decoded, _ in pages:
+                if limit is not None:
+                    decoded = decoded[: limit - count]
+                yield from decoded
+                count += len(decoded)
+                if limit is not None and count >= limit:
+                    return
+        finally:  # stop scan segment threads now, not when the generator is collected
+            if isinstance(pages, Generator):
+                pages.close()
 
     def _decoded_pages(self, plan: Plan, limit: int | None) -> Iterator[tuple[list[M], Any]]:
         for items, lek in self._pages(plan, limit=limit):
