@@ -369,8 +369,9 @@ class QuerySet(Generic[M]):
 
     def _decoded_pages(self, plan: Plan, limit: int | None) -> Iterator[tuple[list[M], Any]]:
         for items, lek in self._pages(plan, limit=limit):
-            with gc_paused():
-                yield [self._decode(item) for item in items], lek
+            with gc_paused():  # paused while decoding only, never while the caller runs
+                decoded = [self._decode(item) for item in items]
+            yield decoded, lek
 
     def iterator(self) -> Iterator[M]:
         """Stream results page by page without caching them."""
