@@ -374,3 +374,15 @@ def test_after_model_validators_see_only_the_fields() -> None:
         bad = stored(Span(id="2", low=1, high=2))
         bad["low"] = {"N": "5"}
         assert decoder.decode_page(body_of(bad)) is None  # refused: the general decoder raises
+
+
+def test_a_refusal_is_logged_with_names_and_never_values(caplog: pytest.LogCaptureFixture) -> None:
+    item = stored(sample())
+    item["i"] = {"S": "secret-4711"}
+    item["mapping"] = {"M": {"private-key-name": {"S": "not a number"}}}
+    with caplog.at_level("DEBUG", logger="dynorm"):
+        assert WireDecoder(Everything).decode_page(body_of(item)) is None
+    text = caplog.text
+    assert "Everything" in text and " in i" in text and " in mapping" in text
+    assert "secret-4711" not in text and "private-key-name" not in text
+    assert "not a number" not in text
