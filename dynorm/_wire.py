@@ -51,14 +51,18 @@ Schema = dict[str, Any]
 # Each item's key (and, for GetItem, its entity type) is read by a second field over the same
 # list, so the instances carry nothing but their own fields while validators run.
 _KEY: Schema = {"type": "str"}
-_KEYS: Schema = {
-    "type": "typed-dict",
-    "fields": {
-        "pk": {"type": "typed-dict-field", "schema": _KEY, "validation_alias": [[PK, "S"]]},
-        "sk": {"type": "typed-dict-field", "schema": _KEY, "validation_alias": [[SK, "S"]]},
-    },
-    "extra_behavior": "ignore",
-}
+
+
+def _keys_of(attrs: tuple[str, ...]) -> Schema:
+    """Each item's key attributes (all strings in dynorm's table) by attribute name."""
+    fields = {
+        attr: {"type": "typed-dict-field", "schema": _KEY, "validation_alias": [[attr, "S"]]}
+        for attr in dict.fromkeys((PK, SK, *attrs))
+    }
+    return {"type": "typed-dict", "fields": fields, "extra_behavior": "ignore"}
+
+
+_KEYS = _keys_of(())
 _KEYS_AND_TYPE: Schema = {
     **_KEYS,
     "fields": {
@@ -295,6 +299,7 @@ class WireDecoder:
         self.node: Schema | None = None  # the model's wire schema, for collections
         self.definitions: list[Schema] = []
         self.classes: set[type[BaseModel]] = set()
+        self._keyed: dict[tuple[str, ...], SchemaValidator | None] = {}
         try:
             self._build()
         except Exception as exc:  # noqa: BLE001 - any failure leaves the general decoder
@@ -374,6 +379,29 @@ class WireDecoder:
             self._finish(obj, key)
         return objs, data.get("LastEvaluatedKey")
 
+    def decode_keyed_page(
+        self, body: bytes, key_attrs: tuple[str, ...]
+    ) -> tuple[list[Model], list[dict[str, str]], dict[str, Any] | None] | None:
+        """Like `decode_page`, with each item's key attributes (for cursors); None if refused."""
+        page = self._keyed.get(key_attrs)
+        if page is None and self.node is not None and key_attrs not in self._keyed:
+            try:
+                schema = _response(
+                    self.node, self.definitions, get_item=False, keys=_keys_of(key_attrs)
+                )
+                page = _validator(schema, self.classes)
+            except Exception as exc:  # noqa: BLE001 - the general decoder reads every page
+                logger.debug("dynorm: no keyed wire schema (%s)", type(exc).__name__)
+            self._keyed[key_attrs] = page
+        data = _validate(page, body, self.model.__name__)
+        if data is None:
+            return None
+        objs: list[Model] = data.get("Items", [])
+        keys: list[dict[str, str]] = data.get("Keys", [])
+        for obj, key in zip(objs, keys):
+            self._finish(obj, key)
+        return objs, keys, data.get("LastEvaluatedKey")
+
     def decode_item(self, body: bytes) -> list[Model] | None:
         """Validate a GetItem body: [instance], [] if no item of this model; None if refused."""
         data = self._validate(body)
@@ -433,11 +461,13 @@ def _field(schema: Schema, alias: str | None = None) -> Schema:
     return field
 
 
-def _response(node: Schema, definitions: list[Schema], *, get_item: bool) -> Schema:
+def _response(
+    node: Schema, definitions: list[Schema], *, get_item: bool, keys: Schema = _KEYS
+) -> Schema:
     """A Query/Scan response of `node` items, and with `get_item` a GetItem response too."""
     fields: dict[str, Schema] = {
         "Items": _field({"type": "list", "items_schema": node}),
-        "Keys": _field({"type": "list", "items_schema": _KEYS}, alias="Items"),
+        "Keys": _field({"type": "list", "items_schema": keys}, alias="Items"),
         "LastEvaluatedKey": _field({"type": "any"}),
     }
     if get_item:

@@ -530,6 +530,12 @@ class QuerySet(Generic[M]):
             start = decode_cursor(
                 cursor, query, settings.cursor_secret, self.model._meta.model_name
             )
+        if (
+            self._state.projection is None
+            and type(self)._decode is QuerySet._decode
+            and "FilterExpression" not in plan.requests[0].params  # Limit bounds each page
+        ):
+            return self._wire_page(plan, size, start, query)
         raws: list[dict[str, Any]] = []
         for item, _ in self._raw(plan, limit=size + 1, start_key=start):
             raws.append(item)
@@ -541,6 +547,43 @@ class QuerySet(Generic[M]):
             key = {a: last[a] for a in plan.key_attrs if a in last}
             next_cursor = encode_cursor(key, query, settings.cursor_secret)
         return Page([self._decode(item) for item in raws[:size]], next_cursor)
+
+    def _wire_page(
+        self, plan: Plan, size: int, start: dict[str, Any] | None, query: str
+    ) -> Page[M]:
+        """`page()` through the wire schema: instances and their key attributes in one pass."""
+        key_attrs = plan.key_attrs
+
+        def fetch(
+            conn: Connection, operation: str, params: dict[str, Any]
+        ) -> tuple[list[tuple[M, dict[str, Any]]], dict[str, Any] | None]:
+            body, response = conn.send_body(operation, params)
+            with gc_paused():
+                if body is not None:
+                    got = wire_decoder(self.model).decode_keyed_page(body, key_attrs)
+                    if got is not None:
+                        objs, keys, lek = got
+                        pairs = [
+                            (cast("M", o), {a: {"S": k[a]} for a in key_attrs})
+                            for o, k in zip(objs, keys)
+                        ]
+                        return pairs, lek
+                    response = conn.loads(body, response)  # a shape the wire schema refused
+                pairs = [
+                    (self._decode(raw), {a: raw[a] for a in key_attrs if a in raw})
+                    for raw in response.get("Items", [])
+                ]
+            return pairs, response.get("LastEvaluatedKey")
+
+        found: list[tuple[M, dict[str, Any]]] = []
+        for pairs, _ in self._follow(plan, fetch, limit=size + 1, start_key=start):
+            found.extend(pairs)
+            if len(found) > size:
+                break
+        next_cursor = None
+        if len(found) > size:
+            next_cursor = encode_cursor(found[size - 1][1], query, get_settings().cursor_secret)
+        return Page([obj for obj, _ in found[:size]], next_cursor)
 
     # ------------------------------------------------------------------ writes
 

@@ -174,3 +174,37 @@ def test_a_page_the_wire_schema_refuses_takes_the_general_decoder(
     with pytest.raises(ValidationError) as direct:
         Everything.from_item(raw)
     assert listed.value.errors() == direct.value.errors()
+
+
+def _all_pages(qs: Any, size: int) -> list[tuple[list[Any], str | None]]:
+    pages, cursor = [], None
+    while True:
+        page = qs.page(size=size, cursor=cursor)
+        pages.append((page.items, page.next_cursor))
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+def test_cursor_pages_take_the_wire_schema_with_the_same_cursors(
+    dynorm_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Order.objects.bulk_create([Order(customer_id="c", total=Decimal(i)) for i in range(7)])
+    by_key = Order.objects.filter(customer_id="c")
+    by_index = Order.objects.using_gsi("by_status").filter(status="open")
+    calls: list[Any] = []
+    original = WireDecoder.decode_keyed_page
+
+    def spy(decoder: WireDecoder, body: bytes, key_attrs: tuple[str, ...]) -> Any:
+        got = original(decoder, body, key_attrs)
+        calls.append(got)
+        return got
+
+    monkeypatch.setattr(WireDecoder, "decode_keyed_page", spy)
+    fast = [_all_pages(by_key, 3), _all_pages(by_index, 3)]
+    assert calls and all(c is not None for c in calls)
+    assert [len(items) for items, _ in fast[0]] == [3, 3, 1]
+    assert [len(items) for items, _ in fast[1]] == [3, 3, 1]
+    # The general decoder gives the same instances and the very same cursors.
+    monkeypatch.setattr(WireDecoder, "decode_keyed_page", lambda *_: None)
+    assert [_all_pages(by_key, 3), _all_pages(by_index, 3)] == fast
