@@ -76,18 +76,42 @@ def _from_any(raw: dict[str, Any]) -> Model | None:
     return None if model is None else model.from_item(raw)
 
 
-def _collection_page(
-    decoder: CollectionDecoder, conn: Connection, operation: str, params: dict[str, Any]
-) -> tuple[list[Model], dict[str, Any] | None]:
+#: A page of instances with their key attributes, and its LastEvaluatedKey (for cursors).
+_Keyed = tuple[list[tuple[T, dict[str, Any]]], "dict[str, Any] | None"]
+
+
+def _read(
+    conn: Connection,
+    operation: str,
+    params: dict[str, Any],
+    wire: Callable[[bytes], T | None],
+    general: Callable[[dict[str, Any]], T],
+) -> T:
+    """Send a read and decode it: `wire` on the raw body, else `general` on the parsed one.
+
+    `general` decodes what the wire schema refused, and responses botocore parsed itself (a
+    stubbed client). The cyclic GC waits while a page is decoded.
+    """
     body, response = conn.send_body(operation, params)
-    with gc_paused():
+    with gc_paused():  # a page allocates many small objects: skip GC passes over them
         if body is not None:
-            got = decoder.decode_page(body)
+            got = wire(body)
             if got is not None:
                 return got
             response = conn.loads(body, response)  # a shape the wire schema refused
-        items = [m for raw in response.get("Items", []) if (m := _from_any(raw)) is not None]
-    return items, response.get("LastEvaluatedKey")
+        return general(response)
+
+
+def _collection_page(
+    decoder: CollectionDecoder, conn: Connection, operation: str, params: dict[str, Any]
+) -> tuple[list[Model], dict[str, Any] | None]:
+    def general(response: dict[str, Any]) -> tuple[list[Model], dict[str, Any] | None]:
+        raws = response.get("Items", [])
+        return [m for r in raws if (m := _from_any(r)) is not None], response.get(
+            "LastEvaluatedKey"
+        )
+
+    return _read(conn, operation, params, decoder.decode_page, general)
 
 
 def _decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | None) -> M:
@@ -333,15 +357,16 @@ class QuerySet(Generic[M]):
         self, conn: Connection, operation: str, params: dict[str, Any]
     ) -> tuple[list[M], dict[str, Any] | None]:
         """Send one request and validate its body into instances (see `dynorm._wire`)."""
-        body, response = conn.send_body(operation, params)
-        with gc_paused():  # a page allocates many small objects: skip GC passes over them
-            if body is not None:
-                got = wire_decoder(self.model).decode_page(body)
-                if got is not None:
-                    return cast("list[M]", got[0]), got[1]
-                response = conn.loads(body, response)  # a shape the wire schema refused
+
+        def general(response: dict[str, Any]) -> tuple[list[M], dict[str, Any] | None]:
             items = [self._decode(item) for item in response.get("Items", [])]
-        return items, response.get("LastEvaluatedKey")
+            return items, response.get("LastEvaluatedKey")
+
+        wire = cast(
+            "Callable[[bytes], tuple[list[M], dict[str, Any] | None] | None]",
+            wire_decoder(self.model).decode_page,
+        )
+        return _read(conn, operation, params, wire, general)
 
     def _fetch(self, limit: int | None = None) -> Iterator[M]:
         plan = self._plan()
@@ -495,15 +520,20 @@ class QuerySet(Generic[M]):
         params: dict[str, Any] = {"TableName": conn.table_name, "Key": key_params(*key)}
         if self._state.consistent:
             params["ConsistentRead"] = True
+
         # No projection here: only() disables the GetItem plan (compiler), so get() queries.
-        body, response = conn.send_body("GetItem", params)
-        found: list[M] | None = None
-        if body is not None and type(self)._decode is QuerySet._decode:
-            found = cast("list[M] | None", wire_decoder(self.model).decode_item(body))
-        if found is None:  # parsed by botocore, or refused by the wire schema
-            item = (response if body is None else conn.loads(body, response)).get("Item")
-            ok = item is not None and item.get(TYPE_ATTR, {}).get("S") == meta.type_name
-            found = [self._decode(item)] if ok and item is not None else []
+        def wire(body: bytes) -> list[M] | None:
+            if type(self)._decode is not QuerySet._decode:
+                return None
+            return cast("list[M] | None", wire_decoder(self.model).decode_item(body))
+
+        def general(response: dict[str, Any]) -> list[M]:
+            item = response.get("Item")
+            if item is None or item.get(TYPE_ATTR, {}).get("S") != meta.type_name:
+                return []
+            return [self._decode(item)]
+
+        found = _read(conn, "GetItem", params, wire, general)
         if not found:
             raise self.model.DoesNotExist(
                 f"Cannot get {meta.model_name}: no item has that key (fields: {fields})."
@@ -554,26 +584,25 @@ class QuerySet(Generic[M]):
         """`page()` through the wire schema: instances and their key attributes in one pass."""
         key_attrs = plan.key_attrs
 
-        def fetch(
-            conn: Connection, operation: str, params: dict[str, Any]
-        ) -> tuple[list[tuple[M, dict[str, Any]]], dict[str, Any] | None]:
-            body, response = conn.send_body(operation, params)
-            with gc_paused():
-                if body is not None:
-                    got = wire_decoder(self.model).decode_keyed_page(body, key_attrs)
-                    if got is not None:
-                        objs, keys, lek = got
-                        pairs = [
-                            (cast("M", o), {a: {"S": k[a]} for a in key_attrs})
-                            for o, k in zip(objs, keys)
-                        ]
-                        return pairs, lek
-                    response = conn.loads(body, response)  # a shape the wire schema refused
-                pairs = [
-                    (self._decode(raw), {a: raw[a] for a in key_attrs if a in raw})
-                    for raw in response.get("Items", [])
-                ]
+        def wire(body: bytes) -> _Keyed[M] | None:
+            got = wire_decoder(self.model).decode_keyed_page(body, key_attrs)
+            if got is None:
+                return None
+            objs, keys, lek = got
+            pairs = [
+                (cast("M", o), {a: {"S": k[a]} for a in key_attrs}) for o, k in zip(objs, keys)
+            ]
+            return pairs, lek
+
+        def general(response: dict[str, Any]) -> _Keyed[M]:
+            pairs = [
+                (self._decode(raw), {a: raw[a] for a in key_attrs if a in raw})
+                for raw in response.get("Items", [])
+            ]
             return pairs, response.get("LastEvaluatedKey")
+
+        def fetch(conn: Connection, operation: str, params: dict[str, Any]) -> _Keyed[M]:
+            return _read(conn, operation, params, wire, general)
 
         found: list[tuple[M, dict[str, Any]]] = []
         for pairs, _ in self._follow(plan, fetch, limit=size + 1, start_key=start):
