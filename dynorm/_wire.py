@@ -1,8 +1,10 @@
 """Validate DynamoDB JSON straight into model instances: one pydantic-core schema per model.
 
-The fast read path. A Query or Scan response body, as DynamoDB sent it, is validated in one
-pass by pydantic-core (JSON parsing included) into instances of the model: no Python dict of
-the item, no per-field Python decoder for scalar, set and nested-model fields.
+The fast read path. A Query or Scan response body (and a GetItem body, and a collection's
+page through a tagged union of its models), as DynamoDB sent it, is validated in one pass by
+pydantic-core (JSON parsing included) into instances of the model: no Python dict of the
+item, no per-field Python decoder for scalar, set and nested-model fields. Each item's key
+attributes are read by a second field over the same items, for `_loaded_key` and cursors.
 
 The schema is the model's own core schema (so every type, constraint and after-validator is
 pydantic's) with each field reading its DynamoDB attribute value through a validation alias:
@@ -14,9 +16,9 @@ per-field decoder, called by pydantic-core on that field only.
 
 Anything the schema refuses is not an error here: the page is decoded again with the
 general decoders (`ModelCodec.decode` + `model_validate`), which accept every stored shape
-and raise dynorm's own errors. A model the schema cannot express (a user `mode="before"`
-model validator, a custom `__init__`, strict or `extra="allow"` config) always takes that
-path. `tests/unit/test_wire.py` compares both paths on every field type.
+and raise what they always raised. A model the schema cannot express (a `mode="before"` or
+`"wrap"` model validator of its own, a custom `__init__`, strict or `extra="allow"` config)
+always takes that path. `tests/unit/test_wire.py` compares both paths on every field type.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from ._constants import PK, SK, TYPE_ATTR
 if TYPE_CHECKING:
     from .models import Model
 
-__all__ = ["WireDecoder", "wire_decoder"]
+__all__ = ["CollectionDecoder", "WireDecoder", "collection_decoder", "wire_decoder"]
 
 logger = logging.getLogger("dynorm")
 
