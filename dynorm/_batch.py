@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._connection import Connection
 from ._constants import BATCH_GET_LIMIT, BATCH_WRITE_LIMIT, PK, SK
+from ._gc import gc_paused
 from .exceptions import BatchIncompleteError
 
 __all__ = ["batch_get", "batch_write", "backoff"]
@@ -59,6 +60,32 @@ def batch_write(
                 time.sleep(backoff(attempt))
 
 
+#: Decodes a BatchGetItem body for one table: ({key: decoded item}, UnprocessedKeys) or None.
+BatchDecoder = Callable[[bytes, str], "tuple[dict[tuple[str, str], Any], Any] | None"]
+
+
+def _read_batch(
+    conn: Connection, request: dict[str, Any], decode: BatchDecoder | None
+) -> tuple[dict[tuple[str, str], Any], dict[str, Any] | None]:
+    """One BatchGetItem: items by key (decoded by `decode`, else as DynamoDB JSON)."""
+    table = conn.table_name
+    params = {"RequestItems": {table: request}}
+    if decode is not None:
+        body, response = conn.send_body("BatchGetItem", params)
+        if body is not None:
+            with gc_paused():
+                got = decode(body, table)
+            if got is not None:
+                items, unprocessed = got
+                return items, (unprocessed or {}).get(table)
+            response = conn.loads(body, response)  # a shape the wire schema refused
+    else:
+        response = conn.send_raw("BatchGetItem", params)
+    raws = response.get("Responses", {}).get(table, [])
+    found = {(item[PK]["S"], item[SK]["S"]): item for item in raws}
+    return found, response.get("UnprocessedKeys", {}).get(table)
+
+
 def batch_get(
     conn: Connection,
     keys: Sequence[tuple[str, str]],
@@ -66,10 +93,14 @@ def batch_get(
     *,
     consistent: bool = False,
     max_attempts: int = MAX_BATCH_ATTEMPTS,
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """Read distinct keys 100 at a time; retry UnprocessedKeys; return items by key."""
-    table = conn.table_name
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+    decode: BatchDecoder | None = None,
+) -> dict[tuple[str, str], Any]:
+    """Read distinct keys 100 at a time; retry UnprocessedKeys; return items by key.
+
+    Items are DynamoDB JSON, or what `decode` made of a response body (it returns None to
+    leave a body to the DynamoDB JSON path).
+    """
+    found: dict[tuple[str, str], Any] = {}
     unique = list(dict.fromkeys(keys))
     for start in range(0, len(unique), BATCH_GET_LIMIT):
         chunk = unique[start : start + BATCH_GET_LIMIT]
@@ -80,10 +111,8 @@ def batch_get(
         attempt = 0
         while request:
             attempt += 1
-            response = conn.send_raw("BatchGetItem", {"RequestItems": {table: request}})
-            for item in response.get("Responses", {}).get(table, []):
-                found[(item[PK]["S"], item[SK]["S"])] = item
-            request = response.get("UnprocessedKeys", {}).get(table)
+            items, request = _read_batch(conn, request, decode)
+            found.update(items)
             if request and attempt >= max_attempts:
                 left = [{PK: k[PK]["S"], SK: k[SK]["S"]} for k in request["Keys"]]
                 raise BatchIncompleteError(

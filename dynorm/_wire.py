@@ -302,6 +302,8 @@ class WireDecoder:
         self.definitions: list[Schema] = []
         self.classes: set[type[BaseModel]] = set()
         self._keyed: dict[tuple[str, ...], SchemaValidator | None] = {}
+        self._batch: SchemaValidator | None = None
+        self._batch_built = False
         try:
             self._build()
         except Exception as exc:  # noqa: BLE001 - any failure leaves the general decoder
@@ -403,6 +405,43 @@ class WireDecoder:
         for obj, key in zip(objs, keys):
             self._finish(obj, key)
         return objs, keys, data.get("LastEvaluatedKey")
+
+    def decode_batch(
+        self, body: bytes, table: str
+    ) -> tuple[dict[tuple[str, str], Model | None], Any] | None:
+        """Validate a BatchGetItem body; None if refused.
+
+        Returns ({key: instance, or None for an item of another entity type}, UnprocessedKeys).
+        """
+        if not self._batch_built and self.node is not None:
+            self._batch_built = True
+            node: Schema = {"type": "list", "items_schema": self.node}
+            keys: Schema = {"type": "list", "items_schema": _KEYS_AND_TYPE}
+            page: Schema = {
+                "type": "typed-dict",
+                "fields": {
+                    "Responses": _field({"type": "dict", "values_schema": node}),
+                    "ResponseKeys": _field({"type": "dict", "values_schema": keys}, "Responses"),
+                    "UnprocessedKeys": _field({"type": "any"}),
+                },
+                "extra_behavior": "ignore",
+            }
+            if self.definitions:
+                page = {"type": "definitions", "schema": page, "definitions": self.definitions}
+            try:
+                self._batch = _validator(page, self.classes)
+            except Exception as exc:  # noqa: BLE001 - the general decoder reads every page
+                logger.debug("dynorm: no batch wire schema (%s)", type(exc).__name__)
+        data = _validate(self._batch, body, self.model.__name__)
+        if data is None:
+            return None
+        type_name = self.model._meta.type_name
+        found: dict[tuple[str, str], Model | None] = {}
+        objs = data.get("Responses", {}).get(table, [])
+        for obj, key in zip(objs, data.get("ResponseKeys", {}).get(table, [])):
+            self._finish(obj, key)
+            found[(key["pk"], key["sk"])] = obj if key.get("type") == type_name else None
+        return found, data.get("UnprocessedKeys")
 
     def decode_item(self, body: bytes) -> list[Model] | None:
         """Validate a GetItem body: [instance], [] if no item of this model; None if refused."""

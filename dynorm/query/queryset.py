@@ -780,12 +780,26 @@ class QuerySet(Generic[M]):
                 )
             values = {f: _coerce(meta, f, key[f]) for f in meta.key_fields}
             wanted.append(meta.primary_key(values))
-        found = batch_get(get_connection(), wanted, meta.model_name, consistent=consistent)
+        found = batch_get(
+            get_connection(),
+            wanted,
+            meta.model_name,
+            consistent=consistent,
+            decode=wire_decoder(self.model).decode_batch,
+        )
         out: list[M | None] = []
+        given: set[tuple[str, str]] = set()
         for key_pair in wanted:
             item = found.get(key_pair)
-            ok = item is not None and item.get(TYPE_ATTR, {}).get("S") == meta.type_name
-            out.append(self.model.from_item(item) if ok and item is not None else None)
+            if item is None or isinstance(item, Model_):  # missing, or a wire-decoded instance
+                obj = cast("M | None", item)
+                if obj is not None and key_pair in given:  # a repeated key: its own instance
+                    obj = obj.model_copy(deep=True)
+                given.add(key_pair)
+                out.append(obj)
+                continue
+            ok = item.get(TYPE_ATTR, {}).get("S") == meta.type_name
+            out.append(self.model.from_item(item) if ok else None)
         return out
 
     def update(self, /, **values: Any) -> int:

@@ -208,3 +208,26 @@ def test_cursor_pages_take_the_wire_schema_with_the_same_cursors(
     # The general decoder gives the same instances and the very same cursors.
     monkeypatch.setattr(WireDecoder, "decode_keyed_page", lambda *_: None)
     assert [_all_pages(by_key, 3), _all_pages(by_index, 3)] == fast
+
+
+def test_bulk_get_takes_the_wire_schema_with_the_same_results(
+    dynorm_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objs = Everything.objects.bulk_create([sample() for _ in range(3)])
+    keys = [{"id": o.id} for o in objs] + [{"id": "missing"}, {"id": objs[0].id}]
+    calls: list[Any] = []
+    original = WireDecoder.decode_batch
+
+    def spy(decoder: WireDecoder, body: bytes, table: str) -> Any:
+        got = original(decoder, body, table)
+        calls.append(got)
+        return got
+
+    monkeypatch.setattr(WireDecoder, "decode_batch", spy)
+    fast = Everything.objects.bulk_get(keys)
+    assert calls and all(c is not None for c in calls)
+    assert fast == [*objs, None, objs[0]]
+    assert fast[0] is not fast[4]  # a repeated key still gets its own instance
+    assert fast[0]._loaded_key == fast[4]._loaded_key is not None
+    monkeypatch.setattr(WireDecoder, "decode_batch", lambda *_: None)
+    assert Everything.objects.bulk_get(keys) == fast

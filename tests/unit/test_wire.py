@@ -386,3 +386,21 @@ def test_a_refusal_is_logged_with_names_and_never_values(caplog: pytest.LogCaptu
     assert "Everything" in text and " in i" in text and " in mapping" in text
     assert "secret-4711" not in text and "private-key-name" not in text
     assert "not a number" not in text
+
+
+def test_a_batch_get_body_decodes_per_key_and_keeps_unprocessed_keys() -> None:
+    mine, other = stored(sample()), stored(sample())
+    other["_type"] = {"S": "SomethingElse"}
+    unprocessed = {"t": {"Keys": [{"pk": {"S": "p"}, "sk": {"S": "s"}}]}}
+    body = json.dumps({"Responses": {"t": [mine, other]}, "UnprocessedKeys": unprocessed})
+    got = WireDecoder(Everything).decode_batch(body.encode(), "t")
+    assert got is not None
+    found, left = got
+    assert left == unprocessed
+    assert found[(other["pk"]["S"], other["sk"]["S"])] is None  # another entity type
+    fast = found[(mine["pk"]["S"], mine["sk"]["S"])]
+    assert fast is not None
+    assert_same(fast, Everything.from_item(json.loads(json.dumps(mine))))
+    broken = dict(mine, i={"S": "x"})
+    bad = json.dumps({"Responses": {"t": [broken]}}).encode()
+    assert WireDecoder(Everything).decode_batch(bad, "t") is None
