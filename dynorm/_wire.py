@@ -165,9 +165,19 @@ class _Builder:
         return leaf
 
     def model(
-        self, node: Schema, cls: type[BaseModel], *, depth: int, stack: tuple[type, ...]
+        self,
+        node: Schema,
+        cls: type[BaseModel],
+        *,
+        depth: int,
+        stack: tuple[type, ...],
+        top_field: Callable[[str, Schema], Schema] | None = None,
     ) -> Schema | None:
-        """A copy of a model node whose fields read the model's attribute values."""
+        """A copy of a model node whose fields read the model's attribute values.
+
+        `top_field(name, field)` rewrites the fields of the stored model itself (they have
+        attribute names, TTL and compressed codecs and read defaults of their own).
+        """
         config = node.get("config") or {}
         if (
             node.get("custom_init")
@@ -193,7 +203,11 @@ class _Builder:
             info = cls.model_fields.get(name)
             if info is None:
                 return None
-            fields[name] = self.field(field, info.annotation, [*prefix, name], depth, (*stack, cls))
+            if top and top_field is not None:
+                fields[name] = top_field(name, field)
+            else:
+                path = [*prefix, name]
+                fields[name] = self.field(field, info.annotation, path, depth, (*stack, cls))
         out = {k: v for k, v in node.items() if k != "ref"}
         out["schema"] = {
             **inner,
@@ -328,24 +342,20 @@ class WireDecoder:
         wrappers, node = split
         if node.get("type") != "model" or node.get("cls") is not model:
             return
-        wire = builder.model(node, model, depth=0, stack=())
-        if wire is None:
-            return
-        fields = wire["schema"]["fields"]
-        original = builder.resolve(node["schema"])
-        if original.get("type") == "function-before":  # dynorm's trusted validator
-            original = builder.resolve(original["schema"])
         kinds = model._meta.field_kinds
+        codecs = codec.by_name
         always: set[str] = set()
-        for fc in codec.fields:
+
+        def top_field(name: str, field: Schema) -> Schema:
+            fc = codecs[name]
             rewritten = builder.field(
-                original["fields"][fc.name],
-                model.model_fields[fc.name].annotation,
+                field,
+                model.model_fields[name].annotation,
                 [fc.attr],
                 0,
                 (model,),
                 decode=fc.decode,
-                native=kinds.get(fc.name) not in ("ttl", "compressed"),
+                native=kinds.get(name) not in ("ttl", "compressed"),
             )
             if fc.missing is not None:
                 # An absent attribute means None (or an empty set) was saved, whatever the
@@ -359,8 +369,12 @@ class WireDecoder:
                     "default_factory": fc.missing,
                     "validate_default": True,
                 }
-                always.add(fc.name)
-            fields[fc.name] = rewritten
+                always.add(name)
+            return rewritten
+
+        wire = builder.model(node, model, depth=0, stack=(), top_field=top_field)
+        if wire is None:
+            return
         self.private = _private_template(model)
         if self.private is not None:  # set in _finish from a copy, without a call per item
             wire.pop("post_init", None)
