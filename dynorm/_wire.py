@@ -589,7 +589,8 @@ def collection_decoder(models: tuple[type[Model], ...]) -> CollectionDecoder:
 _set_private: Callable[[Any, dict[str, Any]], None] = vars(BaseModel)[
     "__pydantic_private__"
 ].__set__
-_IMMUTABLE: tuple[type, ...] = (type(None), bool, int, float, str, bytes, tuple, frozenset, Decimal)
+# Defaults shared by every instance without a copy (pydantic deep-copies the others).
+_IMMUTABLE: tuple[type, ...] = (type(None), bool, int, float, str, bytes, Decimal)
 
 
 def _private_template(model: type[Model]) -> dict[str, Any] | None:
