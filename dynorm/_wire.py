@@ -315,9 +315,7 @@ class WireDecoder:
         self.node: Schema | None = None  # the model's wire schema, for collections
         self.definitions: list[Schema] = []
         self.classes: set[type[BaseModel]] = set()
-        self._keyed: dict[tuple[str, ...], SchemaValidator | None] = {}
-        self._batch: SchemaValidator | None = None
-        self._batch_built = False
+        self._lazy_pages: dict[object, SchemaValidator | None] = {}
         try:
             self._build()
         except Exception as exc:  # noqa: BLE001 - any failure leaves the general decoder
@@ -384,33 +382,37 @@ class WireDecoder:
         self.always_set = frozenset(always)
         self.page = _validator(_response(self.node, definitions, get_item=True), builder.classes)
 
-    def _validate(self, body: bytes) -> dict[str, Any] | None:
-        return _validate(self.page, body, self.model.__name__)
+    def _lazy(
+        self, key: object, build: Callable[[Schema], Schema], what: str
+    ) -> SchemaValidator | None:
+        """A validator of another response shape around the model's wire schema.
+
+        Built on first use; None when the model has no wire schema or the shape cannot be built.
+        """
+        if key not in self._lazy_pages:
+            node = self.node
+            page = None
+            if node is not None:
+                page = _try_validator(lambda: build(node), self.classes, what)
+            self._lazy_pages[key] = page
+        return self._lazy_pages[key]
 
     def decode_page(self, body: bytes) -> tuple[list[Model], dict[str, Any] | None] | None:
         """Validate a Query/Scan body into (instances, LastEvaluatedKey); None if refused."""
-        data = self._validate(body)
-        if data is None:
-            return None
-        objs: list[Model] = data.get("Items", [])
-        for obj, key in zip(objs, data.get("Keys", [])):
-            self._finish(obj, key)
-        return objs, data.get("LastEvaluatedKey")
+        got = self.decode_keyed_page(body, ())
+        return None if got is None else (got[0], got[2])
 
     def decode_keyed_page(
         self, body: bytes, key_attrs: tuple[str, ...]
     ) -> tuple[list[Model], list[dict[str, str]], dict[str, Any] | None] | None:
         """Like `decode_page`, with each item's key attributes (for cursors); None if refused."""
-        page = self._keyed.get(key_attrs)
-        if page is None and self.node is not None and key_attrs not in self._keyed:
-            try:
-                schema = _response(
-                    self.node, self.definitions, get_item=False, keys=_keys_of(key_attrs)
-                )
-                page = _validator(schema, self.classes)
-            except Exception as exc:  # noqa: BLE001 - the general decoder reads every page
-                logger.debug("dynorm: no keyed wire schema (%s)", type(exc).__name__)
-            self._keyed[key_attrs] = page
+        extra = tuple(a for a in key_attrs if a not in (PK, SK))  # the page reads pk and sk
+        page = self.page
+        if extra:
+            read = _keys_of(extra)
+            page = self._lazy(
+                extra, lambda node: _response(node, self.definitions, keys=read), "keyed"
+            )
         data = _validate(page, body, self.model.__name__)
         if data is None:
             return None
@@ -427,26 +429,8 @@ class WireDecoder:
 
         Returns ({key: instance, or None for an item of another entity type}, UnprocessedKeys).
         """
-        if not self._batch_built and self.node is not None:
-            self._batch_built = True
-            node: Schema = {"type": "list", "items_schema": self.node}
-            keys: Schema = {"type": "list", "items_schema": _KEYS_AND_TYPE}
-            page: Schema = {
-                "type": "typed-dict",
-                "fields": {
-                    "Responses": _field({"type": "dict", "values_schema": node}),
-                    "ResponseKeys": _field({"type": "dict", "values_schema": keys}, "Responses"),
-                    "UnprocessedKeys": _field({"type": "any"}),
-                },
-                "extra_behavior": "ignore",
-            }
-            if self.definitions:
-                page = {"type": "definitions", "schema": page, "definitions": self.definitions}
-            try:
-                self._batch = _validator(page, self.classes)
-            except Exception as exc:  # noqa: BLE001 - the general decoder reads every page
-                logger.debug("dynorm: no batch wire schema (%s)", type(exc).__name__)
-        data = _validate(self._batch, body, self.model.__name__)
+        page = self._lazy("batch", self._batch_schema, "batch")
+        data = _validate(page, body, self.model.__name__)
         if data is None:
             return None
         type_name = self.model._meta.type_name
@@ -457,9 +441,23 @@ class WireDecoder:
             found[(key["pk"], key["sk"])] = obj if key.get("type") == type_name else None
         return found, data.get("UnprocessedKeys")
 
+    def _batch_schema(self, node: Schema) -> Schema:
+        items: Schema = {"type": "list", "items_schema": node}
+        keys: Schema = {"type": "list", "items_schema": _KEYS_AND_TYPE}
+        page: Schema = {
+            "type": "typed-dict",
+            "fields": {
+                "Responses": _field({"type": "dict", "values_schema": items}),
+                "ResponseKeys": _field({"type": "dict", "values_schema": keys}, "Responses"),
+                "UnprocessedKeys": _field({"type": "any"}),
+            },
+            "extra_behavior": "ignore",
+        }
+        return _with_definitions(page, self.definitions)
+
     def decode_item(self, body: bytes) -> list[Model] | None:
         """Validate a GetItem body: [instance], [] if no item of this model; None if refused."""
-        data = self._validate(body)
+        data = _validate(self.page, body, self.model.__name__)
         if data is None:
             return None
         obj: Model | None = data.get("Item")
@@ -516,8 +514,14 @@ def _field(schema: Schema, alias: str | None = None) -> Schema:
     return field
 
 
+def _with_definitions(schema: Schema, definitions: list[Schema]) -> Schema:
+    if not definitions:
+        return schema
+    return {"type": "definitions", "schema": schema, "definitions": definitions}
+
+
 def _response(
-    node: Schema, definitions: list[Schema], *, get_item: bool, keys: Schema = _KEYS
+    node: Schema, definitions: list[Schema], *, get_item: bool = False, keys: Schema = _KEYS
 ) -> Schema:
     """A Query/Scan response of `node` items, and with `get_item` a GetItem response too."""
     fields: dict[str, Schema] = {
@@ -529,9 +533,7 @@ def _response(
         fields["Item"] = _field(node)
         fields["ItemKeys"] = _field(_KEYS_AND_TYPE, alias="Item")
     page: Schema = {"type": "typed-dict", "fields": fields, "extra_behavior": "ignore"}
-    if definitions:
-        page = {"type": "definitions", "schema": page, "definitions": definitions}
-    return page
+    return _with_definitions(page, definitions)
 
 
 class CollectionDecoder:
@@ -557,11 +559,8 @@ class CollectionDecoder:
             "choices": nodes,
             "discriminator": [[TYPE_ATTR, "S"]],
         }
-        try:
-            page = _response(union, list(definitions.values()), get_item=False)
-            self.page = _validator(page, classes)
-        except Exception as exc:  # noqa: BLE001 - the general decoder reads every page
-            logger.debug("dynorm: no wire schema for a collection (%s)", type(exc).__name__)
+        defs = list(definitions.values())
+        self.page = _try_validator(lambda: _response(union, defs), classes, "collection")
 
     def decode_page(self, body: bytes) -> tuple[list[Model], dict[str, Any] | None] | None:
         """Validate a Query body into (instances, LastEvaluatedKey); None if refused."""
@@ -608,6 +607,17 @@ def _private_template(model: type[Model]) -> dict[str, Any] | None:
             return None
         template[name] = default
     return template
+
+
+def _try_validator(
+    build: Callable[[], Schema], classes: Iterable[type[BaseModel]], what: str
+) -> SchemaValidator | None:
+    """`_validator` of a built schema, or None: the general decoder reads every response."""
+    try:
+        return _validator(build(), classes)
+    except Exception as exc:  # noqa: BLE001 - a schema it will not build costs speed only
+        logger.debug("dynorm: no %s wire schema (%s)", what, type(exc).__name__)
+        return None
 
 
 def _validator(schema: Schema, classes: Iterable[type[BaseModel]]) -> SchemaValidator:
