@@ -9,7 +9,6 @@ from typing import Any
 
 from ._connection import Connection
 from ._constants import BATCH_GET_LIMIT, BATCH_WRITE_LIMIT, PK, SK
-from ._gc import gc_paused
 from .exceptions import BatchIncompleteError
 
 __all__ = ["batch_get", "batch_write", "backoff"]
@@ -69,21 +68,17 @@ def _read_batch(
 ) -> tuple[dict[tuple[str, str], Any], dict[str, Any] | None]:
     """One BatchGetItem: items by key (decoded by `decode`, else as DynamoDB JSON)."""
     table = conn.table_name
-    params = {"RequestItems": {table: request}}
-    if decode is not None:
-        body, response = conn.send_body("BatchGetItem", params)
-        if body is not None:
-            with gc_paused():
-                got = decode(body, table)
-            if got is not None:
-                items, unprocessed = got
-                return items, (unprocessed or {}).get(table)
-            response = conn.loads(body, response)  # a shape the wire schema refused
-    else:
-        response = conn.send_raw("BatchGetItem", params)
-    raws = response.get("Responses", {}).get(table, [])
-    found = {(item[PK]["S"], item[SK]["S"]): item for item in raws}
-    return found, response.get("UnprocessedKeys", {}).get(table)
+
+    def wire(body: bytes) -> tuple[dict[tuple[str, str], Any], dict[str, Any] | None] | None:
+        got = None if decode is None else decode(body, table)
+        return None if got is None else (got[0], (got[1] or {}).get(table))
+
+    def general(response: dict[str, Any]) -> tuple[dict[tuple[str, str], Any], Any]:
+        raws = response.get("Responses", {}).get(table, [])
+        found = {(item[PK]["S"], item[SK]["S"]): item for item in raws}
+        return found, response.get("UnprocessedKeys", {}).get(table)
+
+    return conn.read("BatchGetItem", {"RequestItems": {table: request}}, wire, general)
 
 
 def batch_get(

@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from ._config import Settings
 
 logger = logging.getLogger("dynorm")
+
+T = TypeVar("T")
 
 _THROTTLE_CODES = frozenset(
     {
@@ -269,6 +271,27 @@ class Connection:
         if body is None:
             return response
         return self.loads(body, response)
+
+    def read(
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        wire: Callable[[bytes], T | None],
+        general: Callable[[dict[str, Any]], T],
+    ) -> T:
+        """Send a read and decode it: `wire` on the raw body, else `general` on the parsed one.
+
+        `general` decodes what the wire schema refused (`wire` returned None), and responses
+        botocore parsed itself (a stubbed client). The cyclic GC waits while a page is decoded.
+        """
+        body, response = self.send_body(operation, params)
+        with gc_paused():  # a page allocates many small objects: skip GC passes over them
+            if body is not None:
+                got = wire(body)
+                if got is not None:
+                    return got
+                response = self.loads(body, response)  # a shape the wire schema refused
+            return general(response)
 
     @staticmethod
     def loads(body: bytes, response: Mapping[str, Any]) -> dict[str, Any]:

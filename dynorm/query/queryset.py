@@ -80,28 +80,6 @@ def _from_any(raw: dict[str, Any]) -> Model | None:
 _Keyed = tuple[list[tuple[T, dict[str, Any]]], "dict[str, Any] | None"]
 
 
-def _read(
-    conn: Connection,
-    operation: str,
-    params: dict[str, Any],
-    wire: Callable[[bytes], T | None],
-    general: Callable[[dict[str, Any]], T],
-) -> T:
-    """Send a read and decode it: `wire` on the raw body, else `general` on the parsed one.
-
-    `general` decodes what the wire schema refused, and responses botocore parsed itself (a
-    stubbed client). The cyclic GC waits while a page is decoded.
-    """
-    body, response = conn.send_body(operation, params)
-    with gc_paused():  # a page allocates many small objects: skip GC passes over them
-        if body is not None:
-            got = wire(body)
-            if got is not None:
-                return got
-            response = conn.loads(body, response)  # a shape the wire schema refused
-        return general(response)
-
-
 def _collection_page(
     decoder: CollectionDecoder, conn: Connection, operation: str, params: dict[str, Any]
 ) -> tuple[list[Model], dict[str, Any] | None]:
@@ -111,7 +89,7 @@ def _collection_page(
             "LastEvaluatedKey"
         )
 
-    return _read(conn, operation, params, decoder.decode_page, general)
+    return conn.read(operation, params, decoder.decode_page, general)
 
 
 def _decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | None) -> M:
@@ -353,6 +331,14 @@ class QuerySet(Generic[M]):
     def _decode(self, item: dict[str, Any]) -> M:
         return _decode(self.model, item, self._state.projection)
 
+    def _wire_ok(self) -> bool:
+        """Whether the model's wire schema can stand in for `_decode`.
+
+        It can for whole items (no `only()`) read by a QuerySet that decodes as this class
+        does (not the history of a versioned model).
+        """
+        return self._state.projection is None and type(self)._decode is QuerySet._decode
+
     def _model_page(
         self, conn: Connection, operation: str, params: dict[str, Any]
     ) -> tuple[list[M], dict[str, Any] | None]:
@@ -366,7 +352,7 @@ class QuerySet(Generic[M]):
             "Callable[[bytes], tuple[list[M], dict[str, Any] | None] | None]",
             wire_decoder(self.model).decode_page,
         )
-        return _read(conn, operation, params, wire, general)
+        return conn.read(operation, params, wire, general)
 
     def _fetch(self, limit: int | None = None) -> Iterator[M]:
         plan = self._plan()
@@ -374,7 +360,7 @@ class QuerySet(Generic[M]):
         if limit is not None and limit <= 0:
             return
         pages: Iterator[tuple[list[M], Any]]
-        if self._state.projection is not None or type(self)._decode is not QuerySet._decode:
+        if not self._wire_ok():
             pages = self._decoded_pages(plan, limit)
         elif len(plan.requests) > 1:  # scan segments: each thread validates its own pages
             pages = self._parallel(plan, self._model_page)
@@ -523,7 +509,7 @@ class QuerySet(Generic[M]):
 
         # No projection here: only() disables the GetItem plan (compiler), so get() queries.
         def wire(body: bytes) -> list[M] | None:
-            if type(self)._decode is not QuerySet._decode:
+            if not self._wire_ok():
                 return None
             return cast("list[M] | None", wire_decoder(self.model).decode_item(body))
 
@@ -533,7 +519,7 @@ class QuerySet(Generic[M]):
                 return []
             return [self._decode(item)]
 
-        found = _read(conn, "GetItem", params, wire, general)
+        found = conn.read("GetItem", params, wire, general)
         if not found:
             raise self.model.DoesNotExist(
                 f"Cannot get {meta.model_name}: no item has that key (fields: {fields})."
@@ -560,11 +546,8 @@ class QuerySet(Generic[M]):
             start = decode_cursor(
                 cursor, query, settings.cursor_secret, self.model._meta.model_name
             )
-        if (
-            self._state.projection is None
-            and type(self)._decode is QuerySet._decode
-            and "FilterExpression" not in plan.requests[0].params  # Limit bounds each page
-        ):
+        if self._wire_ok() and "FilterExpression" not in plan.requests[0].params:
+            # Limit bounds each page: validating a whole page costs at most one extra item.
             return self._wire_page(plan, size, start, query)
         raws: list[dict[str, Any]] = []
         for item, _ in self._raw(plan, limit=size + 1, start_key=start):
@@ -602,7 +585,7 @@ class QuerySet(Generic[M]):
             return pairs, response.get("LastEvaluatedKey")
 
         def fetch(conn: Connection, operation: str, params: dict[str, Any]) -> _Keyed[M]:
-            return _read(conn, operation, params, wire, general)
+            return conn.read(operation, params, wire, general)
 
         found: list[tuple[M, dict[str, Any]]] = []
         for pairs, _ in self._follow(plan, fetch, limit=size + 1, start_key=start):
