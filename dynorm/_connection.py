@@ -63,7 +63,6 @@ _METHODS = {
 
 _loads = _json.loads
 _dumps = _json.dumps
-_base64 = _json._base64
 
 _direct: ContextVar[bool] = ContextVar("dynorm_direct", default=False)
 

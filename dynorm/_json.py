@@ -17,6 +17,11 @@ def _base64(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
 
 
+def stdlib_dumps(value: Any) -> bytes:
+    """Compact JSON, non-ASCII text escaped (lone surrogates too, as botocore writes them)."""
+    return json.dumps(value, separators=(",", ":"), default=_base64).encode("utf-8")
+
+
 loads: Callable[[bytes], Any]
 dumps: Callable[[Any], bytes]
 try:  # the optional `dynorm[fast]` extra: orjson parses a 1 MB page about 3x faster
@@ -32,7 +37,4 @@ try:  # the optional `dynorm[fast]` extra: orjson parses a 1 MB page about 3x fa
 except ImportError:  # pragma: no cover - both are tested in tests/unit/test_fast_json.py
     FAST = False
     loads = json.loads
-
-    def dumps(value: Any) -> bytes:
-        """Compact UTF-8 JSON; raises ValueError (e.g. a lone surrogate) if it cannot."""
-        return json.dumps(value, separators=(",", ":"), default=_base64).encode("utf-8")
+    dumps = stdlib_dumps

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from dynorm import _connection
+from dynorm import _connection, _json
 from dynorm._connection import Connection
 
 
@@ -117,11 +117,7 @@ def test_direct_request_bodies_equal_botocores(
     monkeypatch: pytest.MonkeyPatch, encoder: str, operation: str, params: dict[str, Any]
 ) -> None:
     if encoder == "stdlib":
-        monkeypatch.setattr(
-            _connection,
-            "_dumps",
-            lambda p: json.dumps(p, separators=(",", ":"), default=_connection._base64).encode(),
-        )
+        monkeypatch.setattr(_connection, "_dumps", _json.stdlib_dumps)
     client = _client()
     model = client.meta.service_model.operation_model(operation)
     botocore_request = client._serializer.serialize_to_request(params, model)
