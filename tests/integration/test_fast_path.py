@@ -60,19 +60,19 @@ def test_empty_map_key_is_refused_before_sending(dynorm_table: str) -> None:
         Everything(mapping={"": 1}).save()
 
 
-class _CollectionSpy:
-    """Records what the collection wire schema made of each page (None: refused)."""
+def _record(monkeypatch: pytest.MonkeyPatch, cls: type, *names: str) -> list[Any]:
+    """What each call of these decoder methods returned (None: refused), in call order."""
+    results: list[Any] = []
+    for name in names:
+        original = getattr(cls, name)
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.results: list[Any] = []
-        original = CollectionDecoder.decode_page
-
-        def spy(decoder: CollectionDecoder, body: bytes) -> Any:
-            got = original(decoder, body)
-            self.results.append(got)
+        def spy(*args: Any, original: Any = original) -> Any:
+            got = original(*args)
+            results.append(got)
             return got
 
-        monkeypatch.setattr(CollectionDecoder, "decode_page", spy)
+        monkeypatch.setattr(cls, name, spy)
+    return results
 
 
 def test_collections_validate_pages_with_a_union_of_wire_schemas(
@@ -80,11 +80,11 @@ def test_collections_validate_pages_with_a_union_of_wire_schemas(
 ) -> None:
     customer = Customer.objects.create(email="e@x", name="n", address=Address(city="Oslo"))
     orders = [Order.objects.create(customer_id=customer.id, total=Decimal(i)) for i in range(3)]
-    spy = _CollectionSpy(monkeypatch)
+    results = _record(monkeypatch, CollectionDecoder, "decode_page")
     group = Customer.objects.filter(id=customer.id).include(Order)
     assert group.one(Customer) == customer
     assert sorted(group.of(Order), key=lambda o: o.id) == sorted(orders, key=lambda o: o.id)
-    assert len(spy.results) == 1 and spy.results[0] is not None
+    assert len(results) == 1 and results[0] is not None
     # An item another writer stored with a wrong tag: the general decoder reads the page.
     conn = _config.get_connection()
     conn.client.update_item(
@@ -96,23 +96,7 @@ def test_collections_validate_pages_with_a_union_of_wire_schemas(
     )
     with pytest.raises(ValidationError):
         Customer.objects.filter(id=customer.id).include(Order).one(Customer)
-    assert spy.results[-1] is None
-
-
-class _WireSpy:
-    """Records what the wire schema made of each response (None: refused)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.results: list[Any] = []
-        for name in ("decode_page", "decode_item"):
-            original = getattr(WireDecoder, name)
-
-            def spy(decoder: WireDecoder, body: bytes, original: Any = original) -> Any:
-                got = original(decoder, body)
-                self.results.append(got)
-                return got
-
-            monkeypatch.setattr(WireDecoder, name, spy)
+    assert results[-1] is None
 
 
 def test_queries_validate_pages_with_the_wire_schema(
@@ -120,14 +104,14 @@ def test_queries_validate_pages_with_the_wire_schema(
 ) -> None:
     e = sample()
     e.save()
-    spy = _WireSpy(monkeypatch)
+    results = _record(monkeypatch, WireDecoder, "decode_page", "decode_item")
     assert list(Everything.objects.filter(id=e.id)) == [e]
     assert Everything.objects.filter(id=e.id).first() == e
     assert Everything.objects.get(id=e.id) == e  # GetItem
     with pytest.raises(Everything.DoesNotExist):
         Everything.objects.get(id="missing")
-    assert len(spy.results) == 4 and all(r is not None for r in spy.results)
-    assert spy.results[-1] == []
+    assert len(results) == 4 and all(r is not None for r in results)
+    assert results[-1] == []
 
 
 def test_parallel_scan_segments_validate_their_pages_with_the_wire_schema(
@@ -135,10 +119,10 @@ def test_parallel_scan_segments_validate_their_pages_with_the_wire_schema(
 ) -> None:
     objs = [sample() for _ in range(6)]
     Everything.objects.bulk_create(objs)
-    spy = _WireSpy(monkeypatch)
+    results = _record(monkeypatch, WireDecoder, "decode_page", "decode_item")
     got = sorted(Everything.objects.scan(segments=3), key=lambda e: e.id)
     assert got == sorted(objs, key=lambda e: e.id)
-    assert len(spy.results) >= 3 and all(r is not None for r in spy.results)
+    assert len(results) >= 3 and all(r is not None for r in results)
 
 
 def test_a_page_the_wire_schema_refuses_takes_the_general_decoder(
@@ -160,10 +144,10 @@ def test_a_page_the_wire_schema_refuses_takes_the_general_decoder(
 
     # Another writer stored the number as a string: the general decoder still reads it.
     store_i({"S": "42"})
-    spy = _WireSpy(monkeypatch)
+    results = _record(monkeypatch, WireDecoder, "decode_page", "decode_item")
     (got,) = Everything.objects.filter(id=e.id)
     assert Everything.objects.get(id=e.id) == got
-    assert spy.results == [None, None]
+    assert results == [None, None]
     assert got.i == 42 and got.model_copy(update={"i": e.i}) == e
     assert got._loaded_key == (key["pk"]["S"], key["sk"]["S"])
     # A value neither path can read fails the same way on both (pydantic's error).
@@ -192,15 +176,7 @@ def test_cursor_pages_take_the_wire_schema_with_the_same_cursors(
     Order.objects.bulk_create([Order(customer_id="c", total=Decimal(i)) for i in range(7)])
     by_key = Order.objects.filter(customer_id="c")
     by_index = Order.objects.using_gsi("by_status").filter(status="open")
-    calls: list[Any] = []
-    original = WireDecoder.decode_keyed_page
-
-    def spy(decoder: WireDecoder, body: bytes, key_attrs: tuple[str, ...]) -> Any:
-        got = original(decoder, body, key_attrs)
-        calls.append(got)
-        return got
-
-    monkeypatch.setattr(WireDecoder, "decode_keyed_page", spy)
+    calls = _record(monkeypatch, WireDecoder, "decode_keyed_page")
     fast = [_all_pages(by_key, 3), _all_pages(by_index, 3)]
     assert calls and all(c is not None for c in calls)
     assert [len(items) for items, _ in fast[0]] == [3, 3, 1]
@@ -215,15 +191,7 @@ def test_bulk_get_takes_the_wire_schema_with_the_same_results(
 ) -> None:
     objs = Everything.objects.bulk_create([sample() for _ in range(3)])
     keys = [{"id": o.id} for o in objs] + [{"id": "missing"}, {"id": objs[0].id}]
-    calls: list[Any] = []
-    original = WireDecoder.decode_batch
-
-    def spy(decoder: WireDecoder, body: bytes, table: str) -> Any:
-        got = original(decoder, body, table)
-        calls.append(got)
-        return got
-
-    monkeypatch.setattr(WireDecoder, "decode_batch", spy)
+    calls = _record(monkeypatch, WireDecoder, "decode_batch")
     fast = Everything.objects.bulk_get(keys)
     assert calls and all(c is not None for c in calls)
     assert fast == [*objs, None, objs[0]]
