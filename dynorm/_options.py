@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
-import enum
-import re
-import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._codec import ModelCodec, ValueProblem, format_datetime
+from ._codec import ModelCodec, ValueProblem
 from ._constants import PARTITION_KEY_LIMIT, SORT_KEY_LIMIT, gsi_name, gsi_pk, gsi_sk
+from ._keys import KeyTemplate, suggest as _suggest
 from .exceptions import ConfigurationError, InvalidValueError, QueryError
 
 if TYPE_CHECKING:
@@ -35,95 +31,6 @@ class Index:
     pk: str
     sk: str | None = None
     slot: int | None = None
-
-
-_FIXED_INT = re.compile(r"^0(\d+)d$")
-
-
-def render_key_value(value: Any, spec: str = "", *, strict: bool = True) -> str:
-    """Render one field value inside a key template.
-
-    With a zero-padded integer spec (`{seq:010d}`), a value that does not fit the width (or
-    is negative) would break "text order is value order"; `strict` refuses it.
-    """
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if spec:
-        text = format(value, spec)
-        match = _FIXED_INT.match(spec)
-        if strict and match and (len(text) != int(match.group(1)) or text.startswith("-")):
-            raise ValueProblem(
-                f"does not fit the fixed-width key format {spec!r} (negative, or too many "
-                "digits), so keys would sort out of order; widen the format"
-            )
-        return text
-    if isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, (bytes, bytearray)):
-        raise ValueProblem("is binary, which key templates cannot hold")
-    return str(value)
-
-
-class KeyTemplate:
-    """A compiled key template such as `"ORDER#{created_at}#{id}"`."""
-
-    def __init__(self, source: str, model: str, known_fields: Iterable[str], role: str) -> None:
-        self.source = source
-        self.parts: list[tuple[str, str | None, str]] = []
-        known = set(known_fields)
-        try:
-            parsed = list(string.Formatter().parse(source))
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"Cannot parse the {role} template {source!r} of {model}: {exc}.",
-                code="key-template",
-            ) from None
-        for literal, field_name, spec, conversion in parsed:
-            if field_name is not None:
-                if field_name == "" or conversion:
-                    raise ConfigurationError(
-                        f"Cannot use an empty field or a !conversion in the {role} template "
-                        f"{source!r} of {model}; name a field, e.g. '{{id}}'.",
-                        code="key-template",
-                    )
-                if field_name not in known:
-                    hint = _suggest(field_name, known)
-                    raise ConfigurationError(
-                        f"Cannot compile the {role} template {source!r} of {model}: it names "
-                        f"the unknown field {field_name!r}.{hint}",
-                        code="key-template",
-                    )
-            self.parts.append((literal, field_name, spec or ""))
-        self.fields: tuple[str, ...] = tuple(f for _, f, _ in self.parts if f is not None)
-        first = self.parts[0] if self.parts else ("", None, "")
-        #: The literal text before the first field: every key of this template starts with it.
-        self.prefix: str = first[0]
-
-    def render(self, values: Mapping[str, Any]) -> str | None:
-        """Render the key from field values; None when any field is None (sparse index)."""
-        out: list[str] = []
-        for literal, name, spec in self.parts:
-            out.append(literal)
-            if name is not None:
-                value = values[name]
-                if value is None:
-                    return None
-                out.append(render_key_value(value, spec))
-        return "".join(out)
-
-    def __repr__(self) -> str:
-        return f"KeyTemplate({self.source!r})"
-
-
-def _suggest(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" Perhaps you meant {close[0]!r}?" if close else ""
 
 
 @dataclass(frozen=True)
@@ -256,6 +163,26 @@ class Options:
                 model=self.model_name,
             )
         return pk, sk
+
+    def parse_key(
+        self, pk: str, sk: str, read: Callable[[str, str], Any]
+    ) -> dict[str, Any] | None:
+        """Split a stored (pk, sk) into this model's key-field values; None if not its key.
+
+        `read(field, text)` turns a field's key text back into a value of the field's type.
+        """
+        assert self.pk is not None and self.sk is not None
+        texts = self.pk.parse(pk)
+        sk_texts = self.sk.parse(sk)
+        if texts is None or sk_texts is None:
+            return None
+        for name, text in sk_texts.items():
+            if texts.setdefault(name, text) != text:
+                return None  # a field in both keys must read the same in both
+        try:
+            return {name: read(name, text) for name, text in texts.items()}
+        except ValueError:
+            return None
 
     def index_keys(self, values: Mapping[str, Any]) -> dict[str, str | None]:
         """Return each index slot's key attributes (None where the index is sparse)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import typing
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationInfo, model_validator
@@ -14,8 +15,14 @@ from typing_extensions import Self
 from . import _persistence, _registry, _wire
 from ._codec import ModelCodec, compile_field, unwrap_optional
 from ._constants import TTL_ATTR
-from ._options import BoundIndex, KeyTemplate, Options, assign_slots
-from .exceptions import ConfigurationError, MultipleObjectsReturned, ObjectDoesNotExist
+from ._keys import KeyTemplate, value_from_text
+from ._options import BoundIndex, Options, assign_slots
+from .exceptions import (
+    ConfigurationError,
+    InvalidValueError,
+    MultipleObjectsReturned,
+    ObjectDoesNotExist,
+)
 from .fields import DynormField, FieldKind
 from .query.queryset import Manager
 
@@ -188,6 +195,7 @@ def _build_options(
                     "item could become unreachable. Use int, Decimal or str.",
                     code="key-template",
                 )
+        template.check_specs(lambda f: unwrap_optional(fields[f].annotation)[0] in (int, Decimal))
     return meta
 
 
@@ -300,6 +308,24 @@ class Model(BaseModel, metaclass=ModelMeta):
         return _persistence.update_instance_op(self, values)
 
     # ------------------------------------------------------------------ introspection
+
+    @classmethod
+    def parse_key(cls, pk: str, sk: str) -> dict[str, Any]:
+        """Read the key-field values back from a stored `pk` and `sk`.
+
+        Raises:
+            InvalidValueError: The key was not written for this model.
+        """
+        meta = cls._meta
+        fields = cls.model_fields
+        found = meta.parse_key(pk, sk, lambda f, t: value_from_text(fields[f].annotation, t))
+        if found is None:
+            raise InvalidValueError(
+                f"Cannot parse the key as a key of {meta.model_name}: it does not match the "
+                f"templates {meta.pk.source!r} / {meta.sk.source!r}.",  # type: ignore[union-attr]
+                model=meta.model_name,
+            )
+        return found
 
     @property
     def dynamo_key(self) -> dict[str, str]:

@@ -6,17 +6,16 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import _registry
 from .._codec import ValueProblem
 from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
-from .._options import BoundIndex, KeyTemplate, render_key_value
+from .._keys import SEPARATOR, KeyTemplate, render_value, successor
+from .._options import BoundIndex
 from ..exceptions import InvalidValueError, QueryError
 from .expressions import Q
 from .lookups import (
     RANGE_LOOKUPS,
     Lookup,
     fixed_width,
-    is_fixed_width,
     is_orderable,
     parse_lookup,
     render_condition,
@@ -28,10 +27,6 @@ if TYPE_CHECKING:
     from ..models import Model
 
 __all__ = ["Plan", "QueryState", "Request", "compile_query"]
-
-#: The largest code point; UTF-8 puts it after every other character, so `P + MAX_CHAR`
-#: bounds every key that starts with `P`.
-MAX_CHAR = "\U0010ffff"
 
 
 @dataclass(frozen=True)
@@ -132,41 +127,6 @@ def _key_templates(
         return meta.pk, meta.sk, PK, SK, None
     index = meta.indexes[state.index]
     return index.pk, index.sk, index.pk_attr, index.sk_attr, index
-
-
-def _could_render(tpl: KeyTemplate, value: str) -> bool:
-    """Whether a template could produce exactly `value` (judged by its literal prefix)."""
-    return value.startswith(tpl.prefix) if tpl.fields else value == tpl.source
-
-
-def _sibling_templates(
-    state: QueryState, index: BoundIndex | None, pk_value: str
-) -> list[KeyTemplate]:
-    """Sort-key templates of other models that can share the partition we query."""
-    out: list[KeyTemplate] = []
-    for model in _registry.all_models():
-        if model is state.model:
-            continue
-        m = model._meta
-        if index is None:
-            if m.pk is not None and m.sk is not None and _could_render(m.pk, pk_value):
-                out.append(m.sk)
-        else:
-            out.extend(
-                i.sk
-                for i in m.indexes.values()
-                if i.slot == index.slot and _could_render(i.pk, pk_value)
-            )
-    return out
-
-
-def _prefix_is_unique(prefix: str, siblings: list[KeyTemplate]) -> bool:
-    if not prefix:
-        return False
-    for tpl in siblings:
-        if tpl.prefix.startswith(prefix) or (prefix.startswith(tpl.prefix) and tpl.fields):
-            return False
-    return True
 
 
 def _needs_scan(state: QueryState, eq: dict[str, Lookup], pk_tpl: KeyTemplate) -> QueryError:
@@ -299,14 +259,9 @@ def _compile_query(state: QueryState, table_name: str) -> Plan:
     filters = [render_condition(meta, lk, ph) for lk in leaves if id(lk) not in consumed]
     filters += [text for q in residual if (text := _render_q(meta, q, ph))]
     has_filter = bool(filters)
-    if state.include:
-        types = [m._meta.type_name for m in models]
-        filters.append(f"{ph.name(TYPE_ATTR)} IN ({', '.join(ph.value({'S': t}) for t in types)})")
-    elif (sk_mode != "eq" or index is not None) and not _prefix_is_unique(
-        prefix, _sibling_templates(state, index, pk_value)
-    ):
-        # GSI keys are not unique: even a whole sort key can belong to another entity type.
-        filters.append(f"{ph.name(TYPE_ATTR)} = {ph.value({'S': meta.type_name})}")
+    # Every read of a model is restricted to its entity type: key text alone cannot prove
+    # it (another model may render the same prefix, and GSI keys are not unique).
+    filters.append(_type_filter(models, ph))
     if get_key is not None and (has_filter or state.projection is not None):
         get_key = None
     params: dict[str, Any] = {"TableName": table_name}
@@ -327,6 +282,14 @@ def _compile_query(state: QueryState, table_name: str) -> Plan:
     return Plan([Request("Query", params)], get_key, has_filter, key_attrs, models)
 
 
+def _type_filter(models: tuple[type[Model], ...], ph: Placeholders) -> str:
+    """The condition that keeps only items of the queried entity type(s)."""
+    types = [m._meta.type_name for m in models]
+    if len(types) == 1:
+        return f"{ph.name(TYPE_ATTR)} = {ph.value({'S': types[0]})}"
+    return f"{ph.name(TYPE_ATTR)} IN ({', '.join(ph.value({'S': t}) for t in types)})"
+
+
 def _render(meta: Options, tpl: KeyTemplate, values: dict[str, Any], role: str) -> str:
     text = meta.key_value(tpl, values, role)
     assert text is not None
@@ -341,7 +304,13 @@ def _sort_condition(
     eq: dict[str, Lookup],
     ph: Placeholders,
 ) -> tuple[str, str, str, set[int]]:
-    """Return (prefix, mode, condition, consumed lookups) for the sort key."""
+    """Return (prefix, mode, condition, consumed lookups) for the sort key.
+
+    The prefix is rendered by the key codec and always ends with the literal after the last
+    fixed field, so it selects exactly the keys of those field values. Range bounds rely on
+    the codec's order: a value's text never contains `#`, and `#` sorts below every character
+    it can contain, so `P + text(v) + "#..."` orders by `v` even when more key text follows.
+    """
     meta = state.model._meta
     prefix = ""
     used: set[int] = set()
@@ -350,7 +319,7 @@ def _sort_condition(
         if name is None:
             continue
         if name in eq:
-            prefix += render_key_value(eq[name].value, spec)
+            prefix += render_value(eq[name].value, spec)
             used.add(id(eq[name]))
             continue
         last = i == len(tpl.parts) - 1
@@ -367,19 +336,13 @@ def _sort_condition(
         )
         if rng is not None and rng.lookup == "begins_with":
             if is_orderable(meta, name, "") and not spec and isinstance(rng.value, str):
-                if last:  # earlier fields are followed by more key text: keep the filter
-                    used.add(id(rng))
-                return prefix, "range", _begins(ph, attr, prefix + rng.value), used
+                # The escape is a prefix-free, character-wise code: exact for any position.
+                used.add(id(rng))
+                return prefix, "range", _begins(ph, attr, prefix + render_value(rng.value)), used
             rng = None
-        if (
-            rng is not None
-            and is_orderable(meta, name, spec)
-            # A variable-width field followed by more key text: only lower bounds are safe.
-            and (last or is_fixed_width(meta, name, spec) or rng.lookup in ("gt", "gte"))
-            and _fits(rng, spec)
-        ):
-            cond = _range(ph, attr, prefix, rng, spec, last)
-            if last and rng.lookup in ("gte", "lte", "between"):
+        if rng is not None and is_orderable(meta, name, spec) and _fits(rng, spec):
+            cond, exact = _range(ph, attr, prefix, rng, spec, last)
+            if exact:
                 used.add(id(rng))
             return prefix, "range", cond, used
         if prefix:
@@ -394,7 +357,7 @@ def _fits(lk: Lookup, spec: str) -> bool:
     if width is None:
         return True
     values = lk.value if lk.lookup == "between" else (lk.value,)
-    texts = [render_key_value(v, spec, strict=False) for v in values]
+    texts = [render_value(v, spec, strict=False) for v in values]
     return all(len(t) == width and not t.startswith("-") for t in texts)
 
 
@@ -402,35 +365,53 @@ def _begins(ph: Placeholders, attr: str, text: str) -> str:
     return f"begins_with({ph.name(attr)}, {ph.value({'S': text})})"
 
 
-def _range(ph: Placeholders, attr: str, prefix: str, lk: Lookup, spec: str, last: bool) -> str:
-    """A sort-key range inside `prefix`.
+#: Sorts after the separator and below every character of a rendered value ("$XX", "%"...):
+#: `P + text(v) + AFTER_SEPARATOR` is above every key whose field equals `v`, and below every
+#: key whose field is greater.
+AFTER_SEPARATOR = chr(ord(SEPARATOR) + 1)
 
-    Exact for gte/lte/between on the last template field; a superset otherwise (the lookup
-    then stays in the filter and makes the result exact).
+
+def _range(
+    ph: Placeholders, attr: str, prefix: str, lk: Lookup, spec: str, last: bool
+) -> tuple[str, bool]:
+    """A sort-key range inside `prefix`; returns (condition, exact).
+
+    Not last in the template, keys read `P + text(v) + "#" + more`; last, `P + text(v)`. An
+    exact range lets the lookup leave the filter; `lt`/`gt` on the last field keep it (the
+    bound itself is inclusive).
     """
-    tail = "" if last else MAX_CHAR
+    def text(value: Any) -> str:
+        return prefix + render_value(value, spec)
+
+    above = "" if last else AFTER_SEPARATOR  # just above every key whose field equals v
     low: str | None = None
     high: str | None = None
-    if lk.lookup in ("gt", "gte"):
-        low = prefix + render_key_value(lk.value, spec)
-    elif lk.lookup == "lt":
-        high = prefix + render_key_value(lk.value, spec)
+    exact = True
+    if lk.lookup == "gte":
+        low = text(lk.value)
+    elif lk.lookup == "gt":
+        low = text(lk.value) + above
+        exact = not last
     elif lk.lookup == "lte":
-        high = prefix + render_key_value(lk.value, spec) + tail
+        high = text(lk.value) + above
+    elif lk.lookup == "lt":
+        high = text(lk.value)
+        exact = not last
     else:
-        low = prefix + render_key_value(lk.value[0], spec)
-        high = prefix + render_key_value(lk.value[1], spec) + tail
+        low, high = text(lk.value[0]), text(lk.value[1]) + above
     name = ph.name(attr)
     if low is None:
         low = prefix or None
-    if high is None:
-        high = prefix + MAX_CHAR if prefix else None
+    if high is None and prefix:
+        high = successor(prefix)
+        if high is None:
+            exact = False
     if low is not None and high is not None:
-        return f"{name} BETWEEN {ph.value({'S': low})} AND {ph.value({'S': high})}"
+        return f"{name} BETWEEN {ph.value({'S': low})} AND {ph.value({'S': high})}", exact
     if low is not None:
-        return f"{name} >= {ph.value({'S': low})}"
+        return f"{name} >= {ph.value({'S': low})}", exact
     assert high is not None
-    return f"{name} <= {ph.value({'S': high})}"
+    return f"{name} <= {ph.value({'S': high})}", exact
 
 
 def _compile_scan(
@@ -447,11 +428,7 @@ def _compile_scan(
     filters = [render_condition(meta, lk, ph) for lk in leaves]
     filters += [text for q in residual if (text := _render_q(meta, q, ph))]
     has_filter = bool(filters)
-    types = [m._meta.type_name for m in models]
-    if len(types) == 1:
-        filters.append(f"{ph.name(TYPE_ATTR)} = {ph.value({'S': types[0]})}")
-    else:
-        filters.append(f"{ph.name(TYPE_ATTR)} IN ({', '.join(ph.value({'S': t}) for t in types)})")
+    filters.append(_type_filter(models, ph))
     params: dict[str, Any] = {"TableName": table_name}
     if index is not None:
         params["IndexName"] = index.physical_name

@@ -267,7 +267,8 @@ class QuerySet(Generic[M]):
             params["ExclusiveStartKey"] = start_key
         seen = 0
         while True:
-            if limit is not None and "FilterExpression" not in params:
+            # The entity-type filter alone rarely drops an item: a Limit still bounds pages.
+            if limit is not None and not plan.has_filter:
                 params["Limit"] = max(1, min(limit - seen, 1000))
             items, lek = fetch(conn, request.operation, params)
             seen += len(items)
@@ -546,7 +547,7 @@ class QuerySet(Generic[M]):
             start = decode_cursor(
                 cursor, query, settings.cursor_secret, self.model._meta.model_name
             )
-        if self._wire_ok() and "FilterExpression" not in plan.requests[0].params:
+        if self._wire_ok() and not plan.has_filter:
             # Limit bounds each page: validating a whole page costs at most one extra item.
             return self._wire_page(plan, size, start, query)
         raws: list[dict[str, Any]] = []

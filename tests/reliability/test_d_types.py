@@ -127,7 +127,8 @@ def test_s17_unicode_round_trips_byte_exactly(dynorm_table: str) -> None:
         got = RelText.objects.get(name=f"{label}:{text}")
         assert got.body.encode("utf-8") == text.encode("utf-8"), label
         assert got.name == f"{label}:{text}"
-        stored = raw_get(f"RELTEXT#{label}:{text}", "RelText")
+        pk, sk = RelText._meta.primary_key({"name": f"{label}:{text}"})
+        stored = raw_get(pk, sk)
         assert stored is not None and stored["body"] == {"S": text}, label
         assert [t.body for t in RelText.objects.filter(name=f"{label}:{text}", body=text)] == [text]
 
