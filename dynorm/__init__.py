@@ -3,9 +3,10 @@
 from . import fields
 from ._config import configure
 from ._options import Index
-from ._table import create_table, delete_table
+from ._table import TableDifference, check_table, create_table, delete_table
 from ._transactions import Transaction, transaction, transaction_get
 from .exceptions import (
+    AbstractModelError,
     BatchIncompleteError,
     ConditionFailedError,
     ConfigurationError,
@@ -17,6 +18,7 @@ from .exceptions import (
     ObjectDoesNotExist,
     QueryError,
     ServiceError,
+    TableMismatchError,
     ThrottledError,
     TransactionCanceledError,
     VersionConflictError,
@@ -30,7 +32,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "AbstractModelError",
     "BatchIncompleteError",
+    "check_table",
     "ConditionFailedError",
     "ConfigurationError",
     "configure",
@@ -53,6 +57,8 @@ __all__ = [
     "QuerySet",
     "ServiceError",
     "SingletonModel",
+    "TableDifference",
+    "TableMismatchError",
     "ThrottledError",
     "Transaction",
     "transaction",

@@ -1,20 +1,30 @@
-"""Table management: create the one table (and the GSIs the models use), delete it."""
+"""Table management: create the one table (and the GSIs the models use), check it, delete it."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _registry
 from ._config import get_connection
 from ._constants import PK, SK, TTL_ATTR, gsi_name, gsi_pk, gsi_sk
-from .exceptions import ConfigurationError, DynormError
+from .exceptions import ConfigurationError, DynormError, TableMismatchError
 
 if TYPE_CHECKING:
     from .models import Model
 
-__all__ = ["create_table", "delete_table", "table_definition"]
+__all__ = [
+    "TableDifference",
+    "check_table",
+    "create_table",
+    "delete_table",
+    "diff_table",
+    "table_definition",
+]
+
+_ACTIVE_TTL = ("ENABLED", "ENABLING")
 
 
 def _slots(models: Iterable[type[Model]]) -> list[int]:
@@ -53,6 +63,236 @@ def table_definition(
     return params
 
 
+# --------------------------------------------------------------------------- checking
+
+
+@dataclass(frozen=True)
+class TableDifference:
+    """One way a live table does not fit the models (from `check_table()`).
+
+    Attributes:
+        part: What differs: `"table"`, `"key schema"`, `"attribute gsi1pk"`,
+            `"index gsi1"` or `"TTL"`.
+        expected: What the models need, in words.
+        found: What the table has, in words.
+        fixable: True when `create_table()` fixes it without touching data (it adds a
+            missing GSI, enables TTL, creates a missing table); `create_table()` refuses a
+            table with any other difference and changes nothing.
+        fix: What to do about it.
+    """
+
+    part: str
+    expected: str
+    found: str
+    fixable: bool
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.part}: the models need {self.expected}; the table has {self.found}"
+
+
+_Keys = tuple[tuple[str, str, str], ...]  # (KeyType, AttributeName, AttributeType)
+
+
+def _keys(schema: Sequence[Mapping[str, Any]], types: Mapping[str, str]) -> _Keys:
+    return tuple(
+        (str(k.get("KeyType")), str(k.get("AttributeName")), types.get(k["AttributeName"], "?"))
+        for k in schema
+    )
+
+
+def _text(keys: _Keys) -> str:
+    return ", ".join(f"{kind} {name} ({kind_of})" for kind, name, kind_of in keys) or "no key"
+
+
+def _users(models: Sequence[type[Model]], slot: int) -> str:
+    return ", ".join(
+        f"{m._meta.model_name}.{ix.name}"
+        for m in models
+        for ix in m._meta.indexes.values()
+        if ix.slot == slot
+    )
+
+
+def diff_table(
+    description: Mapping[str, Any] | None,
+    time_to_live: Mapping[str, Any] | None,
+    models: Iterable[type[Model]] | None = None,
+) -> list[TableDifference]:
+    """Compare a table as DynamoDB describes it with what the models need; sends nothing.
+
+    Args:
+        description: `DescribeTable`'s `Table` (None: the table does not exist).
+        time_to_live: `DescribeTimeToLive`'s `TimeToLiveDescription` (None: TTL is not
+            compared).
+        models: The models the table must serve; default every registered model.
+
+    Returns:
+        Every difference, in a stable order (table, key schema, indexes by slot, TTL); empty
+        when the table fits. Indexes and attributes the models do not use are not compared.
+    """
+    chosen = list(_registry.all_models() if models is None else models)
+    if description is None:
+        return [
+            TableDifference(
+                "table", "a table", "no such table", fixable=True, fix="call dynorm.create_table()"
+            )
+        ]
+    types = {
+        a["AttributeName"]: a["AttributeType"] for a in description.get("AttributeDefinitions", [])
+    }
+    wanted = table_definition(str(description.get("TableName", "")), chosen)
+    need_types = {a["AttributeName"]: a["AttributeType"] for a in wanted["AttributeDefinitions"]}
+    out: list[TableDifference] = []
+    need = _keys(wanted["KeySchema"], need_types)
+    have = _keys(description.get("KeySchema", []), types)
+    if have != need:
+        out.append(
+            TableDifference(
+                "key schema",
+                _text(need),
+                _text(have),
+                fixable=False,
+                fix="a table's key schema cannot change: point configure(table_name=...) at "
+                "a new table (create_table() makes it) and copy the items over",
+            )
+        )
+    present = {g["IndexName"]: g for g in description.get("GlobalSecondaryIndexes", [])}
+    for slot in _slots(chosen):
+        name = gsi_name(slot)
+        index = _gsi(slot)
+        need = _keys(index["KeySchema"], need_types)
+        expected = f"{_text(need)}, projecting ALL (for {_users(chosen, slot)})"
+        part = f"index {name}"
+        found = present.get(name)
+        if found is None:
+            clash = [a for _, a, _ in need if types.get(a, "S") != "S"]
+            out.append(
+                TableDifference(
+                    part,
+                    expected,
+                    "no such index"
+                    + "".join(f"; {a} is defined as {types[a]} by another index" for a in clash),
+                    fixable=not clash,
+                    fix="call dynorm.create_table(): it adds the index and DynamoDB fills it "
+                    "from the items"
+                    if not clash
+                    else "pin the models' indexes to free slots (Index(..., slot=n))",
+                )
+            )
+            continue
+        rebuild = (
+            f"delete index {name} (UpdateTable) and call dynorm.create_table() to rebuild it, "
+            "or pin the models' indexes to other slots (Index(..., slot=n))"
+        )
+        if found.get("IndexStatus") == "DELETING":
+            out.append(
+                TableDifference(
+                    part,
+                    expected,
+                    "an index being deleted",
+                    fixable=False,
+                    fix="wait until DynamoDB has deleted it, then call dynorm.create_table()",
+                )
+            )
+            continue
+        keys = _keys(found.get("KeySchema", []), types)
+        projection = found.get("Projection", {})
+        kind = projection.get("ProjectionType")
+        if keys != need or kind != "ALL":
+            text = f"{_text(keys)}, projecting {kind}"
+            if projection.get("NonKeyAttributes"):
+                text += f" ({', '.join(projection['NonKeyAttributes'])})"
+            out.append(TableDifference(part, expected, text, fixable=False, fix=rebuild))
+    if time_to_live is not None:
+        out += _diff_ttl(time_to_live, chosen)
+    return out
+
+
+def _diff_ttl(ttl: Mapping[str, Any], models: Sequence[type[Model]]) -> list[TableDifference]:
+    status = ttl.get("TimeToLiveStatus", "DISABLED")
+    attr = ttl.get("AttributeName")
+    users = [f"{m._meta.model_name}.{m._meta.ttl_field}" for m in models if m._meta.ttl_field]
+    on = status in _ACTIVE_TTL
+    if users:
+        need = f"TTL enabled on {TTL_ATTR} (for {', '.join(users)})"
+        if on and attr == TTL_ATTR:
+            return []
+        if status == "DISABLED":
+            return [
+                TableDifference(
+                    "TTL",
+                    need,
+                    "TTL disabled",
+                    fixable=True,
+                    fix="call dynorm.create_table(): it enables TTL (UpdateTimeToLive)",
+                )
+            ]
+        found = f"TTL {status.lower()} on {attr}" if attr else f"TTL {status.lower()}"
+        return [
+            TableDifference(
+                "TTL",
+                need,
+                found,
+                fixable=False,
+                fix=f"a table has one TTL attribute: disable TTL on {attr} (UpdateTimeToLive; "
+                "DynamoDB may take up to an hour), then call dynorm.create_table()"
+                if attr != TTL_ATTR
+                else "wait until DynamoDB has disabled TTL, then call dynorm.create_table()",
+            )
+        ]
+    if not on or attr is None:
+        return []
+    # No model expires items; TTL on an attribute the models store (a number field, or
+    # `version`) would make DynamoDB delete their items.
+    stored = [
+        f"{m._meta.model_name}.{field}"
+        for m in models
+        for field, name in m._meta.attr_names.items()
+        if name == attr
+    ]
+    if not stored:
+        return []
+    return [
+        TableDifference(
+            "TTL",
+            f"no TTL on {attr} (no model declares fields.TTL())",
+            f"TTL {status.lower()} on {attr}, which {', '.join(stored)} store(s) data in: "
+            "DynamoDB would delete those items by it",
+            fixable=False,
+            fix=f"disable TTL on {attr} (UpdateTimeToLive), or use fields.TTL() for the "
+            "expiry field",
+        )
+    ]
+
+
+def check_table(models: Iterable[type[Model]] | None = None) -> list[TableDifference]:
+    """Compare the configured live table with what the models need (keys, GSIs, TTL).
+
+    Returns every difference (empty when the table fits); sends only descriptions and
+    changes nothing. `create_table()` fixes the ones marked `fixable` and refuses the rest.
+
+    Args:
+        models: The models the table must serve; default every registered model.
+
+    DynamoDB: DescribeTable, DescribeTimeToLive.
+    """
+    chosen = list(_registry.all_models() if models is None else models)
+    table = get_connection().table_name
+    desc = _describe(table)
+    return diff_table(desc, None if desc is None else _describe_ttl(table), chosen)
+
+
+def _mismatch(table: str, differences: Sequence[TableDifference]) -> TableMismatchError:
+    lines = "; ".join(f"({i}) {d}: {d.fix}" for i, d in enumerate(differences, 1))
+    return TableMismatchError(
+        f"Cannot use table {table!r}: it does not fit the models in {len(differences)} "
+        f"way(s), and create_table() changed nothing: {lines}.",
+        table=table,
+        differences=differences,
+    )
+
+
 def _describe(table: str) -> dict[str, Any] | None:
     conn = get_connection()
     try:
@@ -61,6 +301,11 @@ def _describe(table: str) -> dict[str, Any] | None:
         if exc.aws_code == "ResourceNotFoundException":
             return None
         raise
+
+
+def _describe_ttl(table: str) -> dict[str, Any]:
+    response = get_connection().send("DescribeTimeToLive", {"TableName": table})
+    return dict(response.get("TimeToLiveDescription", {}))
 
 
 def _wait_active(table: str, timeout: float) -> dict[str, Any]:
@@ -90,33 +335,47 @@ def create_table(
 ) -> None:
     """Create the table with `pk`/`sk` and the GSIs the models use; idempotent.
 
-    An existing table is kept; GSIs the models need that it lacks are added (one UpdateTable
-    each, as DynamoDB requires) and TTL is enabled on `_ttl` when a model has `fields.TTL()`.
+    An existing table is checked against the models first (`check_table()`): when its key
+    schema, an index's key schema or projection, or its TTL attribute does not fit, it
+    raises `TableMismatchError` naming every difference and changes nothing. Otherwise the
+    GSIs the models need that it lacks are added (one UpdateTable each, as DynamoDB
+    requires) and TTL is enabled on `_ttl` when a model has `fields.TTL()`.
 
     Args:
         models: The models whose indexes the table needs; default every registered model.
         wait: Wait until the table and its indexes are ACTIVE.
         timeout: Seconds to wait for ACTIVE before raising ConfigurationError.
 
-    DynamoDB: DescribeTable, CreateTable (PAY_PER_REQUEST), UpdateTable, UpdateTimeToLive.
+    Raises:
+        TableMismatchError: The live table does not fit the models (see `.differences`).
+
+    DynamoDB: DescribeTable, DescribeTimeToLive, CreateTable (PAY_PER_REQUEST), UpdateTable,
+    UpdateTimeToLive.
     """
     conn = get_connection()
     chosen = list(_registry.all_models() if models is None else models)
     table = conn.table_name
-    definition = table_definition(table, chosen)
+    needs_ttl = any(m._meta.ttl_field for m in chosen)
     desc = _describe(table)
     if desc is None:
         try:
-            conn.send("CreateTable", definition)
+            conn.send("CreateTable", table_definition(table, chosen))
         except DynormError as exc:
             if exc.aws_code != "ResourceInUseException":
                 raise
-        desc = _wait_active(table, timeout) if wait else None
-    else:
-        present = {g["IndexName"] for g in desc.get("GlobalSecondaryIndexes", [])}
-        for slot in _slots(chosen):
-            if gsi_name(slot) in present:
-                continue
+            desc = _wait_active(table, timeout)  # created concurrently: check it below
+        else:
+            if wait:
+                _wait_active(table, timeout)
+            if needs_ttl:
+                _enable_ttl(table)
+            return
+    differences = diff_table(desc, _describe_ttl(table), chosen)
+    if any(not d.fixable for d in differences):
+        raise _mismatch(table, differences)
+    present = {g["IndexName"] for g in desc.get("GlobalSecondaryIndexes", [])}
+    for slot in _slots(chosen):
+        if gsi_name(slot) not in present:
             _wait_active(table, timeout)
             conn.send(
                 "UpdateTable",
@@ -129,18 +388,20 @@ def create_table(
                     "GlobalSecondaryIndexUpdates": [{"Create": _gsi(slot)}],
                 },
             )
-        if wait:
-            _wait_active(table, timeout)
-    if any(m._meta.ttl_field for m in chosen):
-        ttl = conn.send("DescribeTimeToLive", {"TableName": table}).get("TimeToLiveDescription", {})
-        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-            conn.send(
-                "UpdateTimeToLive",
-                {
-                    "TableName": table,
-                    "TimeToLiveSpecification": {"Enabled": True, "AttributeName": TTL_ATTR},
-                },
-            )
+    if wait:
+        _wait_active(table, timeout)
+    if any(d.part == "TTL" for d in differences):
+        _enable_ttl(table)
+
+
+def _enable_ttl(table: str) -> None:
+    get_connection().send(
+        "UpdateTimeToLive",
+        {
+            "TableName": table,
+            "TimeToLiveSpecification": {"Enabled": True, "AttributeName": TTL_ATTR},
+        },
+    )
 
 
 def delete_table(*, wait: bool = True, timeout: float = 600.0) -> None:

@@ -3,6 +3,8 @@
 ```
 DynormError
 ├── ConfigurationError          a model, index or configuration is defined wrongly (usage error)
+│   ├── AbstractModelError      an abstract model was queried or stored (it has no keys)
+│   └── TableMismatchError      the live table's keys, GSIs or TTL do not fit the models
 ├── QueryError                  a query cannot be compiled or would need a scan (usage error)
 ├── InvalidValueError           a field value cannot be stored in DynamoDB (checked before sending)
 │   └── ItemTooLargeError       an item is over DynamoDB's 400 KB limit
@@ -23,9 +25,13 @@ Messages name the model, the field and the fix, and never contain a field value.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ._table import TableDifference
 
 __all__ = [
+    "AbstractModelError",
     "BatchIncompleteError",
     "ConditionFailedError",
     "ConfigurationError",
@@ -37,6 +43,7 @@ __all__ = [
     "ObjectDoesNotExist",
     "QueryError",
     "ServiceError",
+    "TableMismatchError",
     "ThrottledError",
     "TransactionCanceledError",
     "VersionConflictError",
@@ -56,6 +63,8 @@ ErrorCode = Literal[
     "consistent-gsi",
     "bad-query",
     "no-table",
+    "abstract-model",
+    "table-mismatch",
 ]
 
 
@@ -97,6 +106,41 @@ class ConfigurationError(_UsageError):
 
     def __init__(self, message: str, *, code: ErrorCode = "config") -> None:
         super().__init__(message, code=code)
+
+
+class AbstractModelError(ConfigurationError, AttributeError):
+    """Raised when an abstract model (`Meta.abstract = True`) is queried or stored.
+
+    Abstract models are bases: they have no keys, no entity type and no `objects`. Use a
+    concrete subclass. This is also an `AttributeError`, so `hasattr(Base, "objects")` is
+    False, as in Django.
+
+    Attributes:
+        model: The abstract model's name.
+    """
+
+    def __init__(self, message: str, *, model: str) -> None:
+        super().__init__(message, code="abstract-model")
+        self.model = model
+
+
+class TableMismatchError(ConfigurationError):
+    """Raised by `create_table()` when the live table does not fit the models.
+
+    Nothing was changed. `differences` lists every mismatch (key schema, GSIs, TTL), each
+    a `dynorm.TableDifference`; `dynorm.check_table()` returns the same list without raising.
+
+    Attributes:
+        table: The table's name.
+        differences: Every difference found, in a stable order.
+    """
+
+    def __init__(
+        self, message: str, *, table: str, differences: Sequence[TableDifference]
+    ) -> None:
+        super().__init__(message, code="table-mismatch")
+        self.table = table
+        self.differences = list(differences)
 
 
 class QueryError(_UsageError):
