@@ -1,5 +1,5 @@
 # dynorm: two commands on a fresh machine (Python >= 3.10, Java 17+, Node/npm or Docker).
-#   make demo   installs dynorm into .venv and runs the shop demo on DynamoDB Local
+#   make demo   installs dynorm alone into .venv and runs the shop demo on DynamoDB Local
 #   make test   installs everything and runs lint, type checks, the whole test suite and the docs build
 
 PYTHON ?= python3
@@ -19,7 +19,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-demo: install
+# The demo needs dynorm and its three dependencies, not the test and docs toolchain.
+$(VENV)/.demo-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+demo: $(VENV)/.demo-installed
 	$(PY) examples/shop.py
 
 lint: install
