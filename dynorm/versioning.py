@@ -3,9 +3,20 @@
 Layout in the table (same partition as the current item):
 
 - current item: the model's own `pk`/`sk`, index keys, every field;
-- history item per version n: `sk = "_history#<current sk>#<n, 12 digits>"`, entity type
-  `"<type>#history"`, and a `payload` holding the stored attributes, gzip-compressed JSON as
-  binary when `Meta.compress` (default), else a map. History items carry no index keys.
+- history item per version n: `sk = "_history#" + escape(current sk) + "!" + n` (n
+  zero-padded to 12 digits), entity type `"<type>#history"`, and a `payload` holding the
+  stored attributes, gzip-compressed JSON as binary when `Meta.compress` (default), else a
+  map. History items carry no index keys.
+
+The current sort key is embedded with the key codec's escape (`dynorm._keys.escape`), whose
+output never holds a character up to `$` other than its own `$XX` escapes. So:
+
+- the first `!` after the prefix ends the embedded key: one object's history prefix is never
+  a prefix of another object's history keys (`"a"` and `"a#b"` included), and a history key
+  parses back into exactly one (current sk, version);
+- no item rendered from field values can take a history key: values never hold a raw `!`,
+  and key templates follow each field with `#`, never `!` (a template would have to spell
+  the object's escaped key, `!` included, as literal text).
 """
 
 from __future__ import annotations
@@ -14,20 +25,31 @@ import base64
 import dataclasses
 import gzip
 import json
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from typing_extensions import Self
+from pydantic import Field, PrivateAttr
+from typing_extensions import Self, dataclass_transform
 
 from . import _persistence
 from ._batch import batch_write
 from ._codec import check_item_size, wire_bytes
 from ._config import get_connection
-from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TYPE_ATTR, VERSION_ATTR
+from ._constants import PK, SK, SORT_KEY_LIMIT, TRANSACT_ITEMS_LIMIT, TYPE_ATTR, VERSION_ATTR
+from ._keys import SEPARATOR, escape, unescape
 from ._transactions import current_transaction
-from .exceptions import DynormError, QueryError, TransactionCanceledError, VersionConflictError
-from .models import Model
-from .query.compiler import Plan, Request
+from .exceptions import (
+    ConfigurationError,
+    DynormError,
+    InvalidValueError,
+    QueryError,
+    TransactionCanceledError,
+    VersionConflictError,
+)
+from .fields import Compressed
+from .models import Model, ModelMeta
+from .query.compiler import Plan, Request, compile_condition
 from .query.lookups import _coerce
 from .query.placeholders import Placeholders
 from .query.queryset import Manager, QuerySet
@@ -39,54 +61,137 @@ __all__ = ["HistoryQuerySet", "VersionedModel", "VersionedQuerySet"]
 
 V = TypeVar("V", bound="VersionedModel")
 
-_HISTORY = "_history#"
+logger = logging.getLogger("dynorm")
+
+_HISTORY = "_history" + SEPARATOR
+#: Ends the embedded current sort key: escaped text never holds it, templates never render it.
+_END = "!"
+_DIGITS = 12
 _PAYLOAD = "payload"
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Bytes a history sort key adds to the escaped current sort key ("_history#", "!", digits).
+HISTORY_KEY_OVERHEAD = len(_HISTORY) + len(_END) + _DIGITS
+
+
+# --------------------------------------------------------------------------- history keys
 
 
 def history_prefix(current_sk: str) -> str:
-    """The sort-key prefix of every history item of one current item."""
-    return f"{_HISTORY}{current_sk}#"
+    """The sort-key prefix of every history item of one current item (and of no other)."""
+    return f"{_HISTORY}{escape(current_sk)}{_END}"
 
 
 def history_sk(current_sk: str, version: int) -> str:
     """The sort key of version `version` (zero-padded: text order is numeric order)."""
-    return f"{history_prefix(current_sk)}{version:012d}"
+    if not 0 <= version < 10**_DIGITS:
+        raise ValueError(f"a history version must be between 0 and {10**_DIGITS - 1}")
+    return f"{history_prefix(current_sk)}{version:0{_DIGITS}d}"
 
 
-def _to_json(av: Any) -> Any:
-    if isinstance(av, dict):
-        return {k: _to_json(v) for k, v in av.items()}
-    if isinstance(av, list):
-        return [_to_json(v) for v in av]
-    if isinstance(av, (bytes, bytearray)):
-        return {"__b64__": base64.b64encode(av).decode("ascii")}
-    return av
+def parse_history_sk(text: str) -> tuple[str, int]:
+    """Split a history sort key into (current sk, version); ValueError if it is not one."""
+    if not text.startswith(_HISTORY):
+        raise ValueError("not a history sort key")
+    escaped, end, digits = text[len(_HISTORY) :].partition(_END)
+    if not end or len(digits) != _DIGITS or not (digits.isascii() and digits.isdigit()):
+        raise ValueError("not a history sort key")
+    current = unescape(escaped)
+    if escape(current) != escaped:  # a text escape() never writes (e.g. a bare "$")
+        raise ValueError("not a history sort key")
+    return current, int(digits)
 
 
-def _from_json(data: Any) -> Any:
-    if isinstance(data, dict):
-        if set(data) == {"__b64__"}:
-            return base64.b64decode(data["__b64__"])
-        return {k: _from_json(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_from_json(v) for v in data]
-    return data
+def _checked_history_sk(model: type[VersionedModel], current_sk: str, version: int) -> str:
+    """`history_sk`, refused (before anything is sent) when it is over DynamoDB's limit."""
+    text = history_sk(current_sk, version)
+    size = len(text.encode("utf-8"))
+    if size > SORT_KEY_LIMIT:
+        meta = model._meta
+        assert meta.sk is not None
+        fields = ", ".join(meta.sk.fields) or "the sort key template"
+        raise InvalidValueError(
+            f"Cannot write the history of {meta.model_name}: its history sort key would be "
+            f"{size} bytes, over DynamoDB's {SORT_KEY_LIMIT}-byte limit. A versioned model's "
+            f"history key is the sort key escaped (each character up to '$' takes 3 bytes) "
+            f"plus {HISTORY_KEY_OVERHEAD} bytes, so its sort key must stay about "
+            f"{HISTORY_KEY_OVERHEAD} bytes (or more, once escaped) under the limit; shorten "
+            f"{fields}.",
+            model=meta.model_name,
+        )
+    return text
+
+
+def _history_type(model: type[VersionedModel]) -> str:
+    return f"{model._meta.type_name}#history"
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+def _to_json(av: Mapping[str, Any]) -> dict[str, Any]:
+    """One attribute value as JSON: its type tag kept, bytes as base64 text.
+
+    The tag says how to read the value back, so no content is ever taken for a marker (a
+    map key such as "__b64__" is just a key): `_from_json(_to_json(av)) == av` for every
+    attribute value.
+    """
+    ((tag, value),) = av.items()
+    if tag == "B":
+        return {"B": base64.b64encode(wire_bytes(value)).decode("ascii")}
+    if tag == "BS":
+        return {"BS": [base64.b64encode(wire_bytes(v)).decode("ascii") for v in value]}
+    if tag == "M":
+        return {"M": {k: _to_json(v) for k, v in value.items()}}
+    if tag == "L":
+        return {"L": [_to_json(v) for v in value]}
+    return {tag: value}
+
+
+def _json_bytes(value: Any) -> bytes:
+    if isinstance(value, str):
+        return base64.b64decode(value)
+    if isinstance(value, dict) and set(value) == {"__b64__"}:
+        # Earlier builds wrote bytes as {"__b64__": text} inside their B/BS tag: still read.
+        return base64.b64decode(value["__b64__"])
+    raise ValueError("a binary history value is neither base64 text nor the older marker")
+
+
+def _from_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The attribute value `_to_json` wrote (also reads the older bytes marker)."""
+    ((tag, value),) = data.items()
+    if tag == "B":
+        return {"B": _json_bytes(value)}
+    if tag == "BS":
+        return {"BS": [_json_bytes(v) for v in value]}
+    if tag == "M":
+        return {"M": {k: _from_json(v) for k, v in value.items()}}
+    if tag == "L":
+        return {"L": [_from_json(v) for v in value]}
+    return {tag: value}
+
+
+def _payload_json(body: Mapping[str, Any]) -> bytes:
+    return json.dumps({k: _to_json(v) for k, v in body.items()}, separators=(",", ":")).encode()
+
+
+def _payload_body(raw: bytes) -> dict[str, Any]:
+    return {k: _from_json(v) for k, v in json.loads(raw).items()}
 
 
 def history_item(model: type[VersionedModel], item: dict[str, Any], version: int) -> dict[str, Any]:
     """Build the history item of one version from the current item as it will be stored."""
     meta = model._meta
-    body = {k: v for k, v in item.items() if k not in (PK, SK) and not k.startswith("gsi")}
+    # Leave out exactly the keys (a field may well be named "gsize": it is kept).
+    keys = {PK, SK, *(a for i in meta.indexes.values() for a in (i.pk_attr, i.sk_attr))}
+    body = {k: v for k, v in item.items() if k not in keys}
     if meta.extra["raw"].get("compress", True):
-        raw = json.dumps(_to_json(body), separators=(",", ":")).encode()
-        payload: dict[str, Any] = {"B": gzip.compress(raw, mtime=0)}
+        payload: dict[str, Any] = {"B": gzip.compress(_payload_json(body), mtime=0)}
     else:
         payload = {"M": body}
     out = {
         PK: item[PK],
-        SK: {"S": history_sk(item[SK]["S"], version)},
-        TYPE_ATTR: {"S": f"{meta.type_name}#history"},
+        SK: {"S": _checked_history_sk(model, item[SK]["S"], version)},
+        TYPE_ATTR: {"S": _history_type(model)},
         VERSION_ATTR: {"N": str(version)},
         _PAYLOAD: payload,
     }
@@ -101,10 +206,10 @@ def decode_history(model: type[V], item: dict[str, Any]) -> V:
         data = wire_bytes(payload["B"])
         if data[:2] == _GZIP_MAGIC:
             data = gzip.decompress(data)
-        body: dict[str, Any] = _from_json(json.loads(data))
+        body = _payload_body(data)
     else:
         body = dict(payload["M"])
-    current_sk = item[SK]["S"][len(_HISTORY) :].rsplit("#", 1)[0]
+    current_sk, _ = parse_history_sk(item[SK]["S"])
     body[PK], body[SK] = item[PK], {"S": current_sk}
     return model.from_item(body)
 
@@ -116,11 +221,11 @@ def read_version(model: type[V], pk: str, sk: str, version: int) -> V:
         "GetItem",
         {
             "TableName": conn.table_name,
-            "Key": {PK: {"S": pk}, SK: {"S": history_sk(sk, version)}},
+            "Key": {PK: {"S": pk}, SK: {"S": _checked_history_sk(model, sk, version)}},
             "ConsistentRead": True,
         },
     ).get("Item")
-    if item is None:
+    if item is None or item.get(TYPE_ATTR, {}).get("S") != _history_type(model):
         raise model.DoesNotExist(
             f"Cannot get version {version} of {model._meta.model_name}: it does not exist "
             "(never written, or pruned by Meta.max_versions)."
@@ -128,24 +233,84 @@ def read_version(model: type[V], pk: str, sk: str, version: int) -> V:
     return decode_history(model, item)
 
 
+def _history_query(
+    model: type[VersionedModel],
+    pk: str,
+    sk: str,
+    *,
+    upto: int | None = None,
+    keys_only: bool = False,
+    consistent: bool = False,
+    descending: bool = False,
+) -> dict[str, Any]:
+    """The Query of one object's history items (versions up to `upto` when given).
+
+    The key condition selects this object's history keys only (the prefix is injective);
+    the entity-type filter also keeps out any other model's item that happens to sort there.
+    """
+    ph = Placeholders()
+    if upto is None:
+        # Computed like a full key so a sort key too long for history is refused the same way.
+        prefix = _checked_history_sk(model, sk, 0)[:-_DIGITS]
+        condition = f"begins_with({ph.name(SK)}, {ph.value({'S': prefix})})"
+    else:
+        low, high = (_checked_history_sk(model, sk, n) for n in (0, upto))
+        condition = f"{ph.name(SK)} BETWEEN {ph.value({'S': low})} AND {ph.value({'S': high})}"
+    params: dict[str, Any] = {
+        "KeyConditionExpression": f"{ph.name(PK)} = {ph.value({'S': pk})} AND {condition}",
+        "FilterExpression": f"{ph.name(TYPE_ATTR)} = {ph.value({'S': _history_type(model)})}",
+    }
+    if keys_only:
+        params["ProjectionExpression"] = f"{ph.name(PK)}, {ph.name(SK)}"
+    if consistent:
+        params["ConsistentRead"] = True
+    if descending:
+        params["ScanIndexForward"] = False
+    return ph.apply(params)
+
+
+def _history_keys(
+    model: type[VersionedModel],
+    pk: str,
+    sk: str,
+    *,
+    upto: int | None = None,
+    limit: int | None = None,
+    consistent: bool = False,
+) -> list[dict[str, Any]]:
+    """The keys of one object's history items, oldest first (at most `limit`)."""
+    conn = get_connection()
+    params = {
+        **_history_query(model, pk, sk, upto=upto, keys_only=True, consistent=consistent),
+        "TableName": conn.table_name,
+    }
+    keys: list[dict[str, Any]] = []
+    while limit is None or len(keys) < limit:
+        if limit is not None:  # a Query reads (and bills) whole items, payloads included
+            params["Limit"] = limit - len(keys)
+        response = conn.send_raw("Query", params)
+        keys += [{PK: item[PK], SK: item[SK]} for item in response.get("Items", [])]
+        lek = response.get("LastEvaluatedKey")
+        if not lek:
+            break
+        params["ExclusiveStartKey"] = lek
+    return keys if limit is None else keys[:limit]
+
+
 class HistoryQuerySet(QuerySet[V]):
     """The versions of one versioned object, newest first (`obj.history()`)."""
 
     def _plan(self, state: Any = None) -> Plan:
         pk, sk = self._state.option("history")
-        ph = Placeholders()
-        params: dict[str, Any] = {
-            "TableName": get_connection().table_name,
-            "KeyConditionExpression": (
-                f"{ph.name(PK)} = {ph.value({'S': pk})} AND "
-                f"begins_with({ph.name(SK)}, {ph.value({'S': history_prefix(sk)})})"
-            ),
-        }
-        if self._state.descending:
-            params["ScanIndexForward"] = False
-        if self._state.consistent:
-            params["ConsistentRead"] = True
-        return Plan([Request("Query", ph.apply(params))], None, False, (PK, SK), (self.model,))
+        params = _history_query(
+            self.model,
+            pk,
+            sk,
+            consistent=self._state.consistent,
+            descending=self._state.descending,
+        )
+        params["TableName"] = get_connection().table_name
+        return Plan([Request("Query", params)], None, False, (PK, SK), (self.model,))
 
     def _decode(self, item: dict[str, Any]) -> V:
         return decode_history(self.model, item)
@@ -176,10 +341,111 @@ class HistoryQuerySet(QuerySet[V]):
         raise self._refuse("delete")
 
 
-def _history_keys(model: type[VersionedModel], pk: str, sk: str) -> list[dict[str, Any]]:
-    qs: HistoryQuerySet[Any] = HistoryQuerySet(model)
-    qs = qs._clone(extra=(("history", (pk, sk)),))
-    return [{PK: item[PK], SK: item[SK]} for item, _ in qs._raw(qs._plan())]
+# --------------------------------------------------------------------------- deleting
+
+
+def _nothing(_: dict[str, Any]) -> None:
+    return None
+
+
+def _deletes(keys: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"Delete": {"Key": key}} for key in keys]
+
+
+def _after_partial(
+    conflict: Callable[[DynormError], Exception | None], done: int
+) -> Callable[[DynormError], Exception | None]:
+    """Say, in the conflict of a later step, that the oldest `done` versions are gone."""
+    if not done:
+        return conflict
+
+    def wrapped(exc: DynormError) -> Exception | None:
+        error = conflict(exc)
+        if not isinstance(error, VersionConflictError):
+            return error
+        return VersionConflictError(
+            f"{error} Its {done} oldest history versions were already deleted (a history "
+            f"this long is deleted in several transactions, oldest first, each conditional "
+            "on the version); the object and its newer versions are intact.",
+            model=error.model,
+            expected_version=error.expected_version,
+            current_version=error.current_version,
+            aws_code=error.aws_code,
+            response=error.response,
+        )
+
+    return wrapped
+
+
+def _delete_writes(
+    model: type[VersionedModel],
+    current: dict[str, Any],
+    conflict: Callable[[DynormError], Exception | None],
+    on_success: Callable[[dict[str, Any]], None],
+) -> list[WriteOp]:
+    """The writes that delete one object and its whole history, in the order to send them.
+
+    `current` is the conditional Delete of the current item (its params). The current item
+    and its history normally go in one transaction. A history longer than one transaction
+    holds (99 versions) is deleted in several, oldest versions first, each one guarded by a
+    ConditionCheck of `current`'s condition, and the current item goes in the last one with
+    the newest versions: whatever step fails, the object is still stored with its newest
+    versions (as if pruned), never a history without its object.
+    """
+    pk, sk = current["Key"][PK]["S"], current["Key"][SK]["S"]
+    # Consistent: with the version condition, no version this read missed can exist.
+    history = _history_keys(model, pk, sk, consistent=True)
+    room = TRANSACT_ITEMS_LIMIT - 1
+    split = max(0, len(history) - room)
+    ops = [
+        _persistence.WriteOp(
+            "TransactWriteItems",
+            {
+                "TransactItems": [
+                    {"ConditionCheck": current},
+                    *_deletes(history[start : min(start + room, split)]),
+                ]
+            },
+            model,
+            _after_partial(conflict, start),
+            _nothing,
+        )
+        for start in range(0, split, room)
+    ]
+    actions = [{"Delete": current}, *_deletes(history[split:])]
+    ops.append(
+        _persistence.WriteOp(
+            "TransactWriteItems",
+            {"TransactItems": actions},
+            model,
+            _after_partial(conflict, split),
+            on_success,
+        )
+    )
+    return ops
+
+
+def _too_long_for_a_transaction(model: str, versions: int) -> QueryError:
+    return QueryError(
+        f"Cannot delete {model} inside a transaction: its history holds {versions} versions, "
+        f"and an object is deleted with its history in one transaction only up to "
+        f"{TRANSACT_ITEMS_LIMIT - 1} versions. Delete it outside the transaction() block "
+        "(dynorm then deletes the history in several transactions, oldest first).",
+        code="bad-query",
+    )
+
+
+def _send_in_order(ops: list[WriteOp], model: str) -> None:
+    """Send the writes of one delete in order, or join them to the active transaction."""
+    tx = current_transaction()
+    if tx is None:
+        for op in ops:
+            _persistence.execute(op)
+        return
+    if len(ops) > 1:
+        versions = sum(len(op.params["TransactItems"]) - 1 for op in ops)
+        raise _too_long_for_a_transaction(model, versions)
+    tx.add(ops[0])
 
 
 class VersionedQuerySet(QuerySet[V]):
@@ -213,29 +479,55 @@ class VersionedQuerySet(QuerySet[V]):
         )
 
     def delete(self) -> int:
-        """Delete the matching objects and all their history; return how many objects."""
+        """Delete the matching objects and all their history; return how many objects.
+
+        Each object is deleted like `obj.delete()`: its current item conditional on the
+        version read and on the filter, with its whole history. An object changed or deleted
+        since it was read is left alone and not counted.
+
+        DynamoDB: the Query of the matches, then per object one consistent Query of its
+        history keys and one TransactWriteItems (several for a history over 99 versions).
+
+        Raises:
+            VersionConflictError: A history over 99 versions was partly deleted when the
+                object changed; the message says how many of its oldest versions are gone.
+        """
         if not self._state.where and not self._state.explicit_all:
             return super().delete()  # raises: an unfiltered delete needs .all()
+        model = self.model
+        name = model._meta.model_name
         plan = self._plan(dataclasses.replace(self._state, projection=()))
-        keys = [(item[PK]["S"], item[SK]["S"]) for item, _ in self._raw(plan)]
-        requests = []
-        for pk, sk in keys:
-            requests.append({"DeleteRequest": {"Key": {PK: {"S": pk}, SK: {"S": sk}}}})
-            requests += [{"DeleteRequest": {"Key": k}} for k in _history_keys(self.model, pk, sk)]
-        tx = current_transaction()
-        if tx is not None:  # join the transaction: one Delete action per item and version
-            for request in requests:
-                key = request["DeleteRequest"]["Key"]
-                tx.add(
-                    _persistence.WriteOp(
-                        "DeleteItem", {"Key": key}, self.model, lambda e: e, lambda _: None
-                    )
-                )
-            return len(keys)
-        batch_write(get_connection(), requests, self.model.__name__)
-        return len(keys)
+        matches = [
+            (item[PK]["S"], item[SK]["S"], int(item[VERSION_ATTR]["N"]))
+            for item, _ in self._raw(plan)
+        ]
+        deleted = 0
 
-    def bulk_create(self, objs: Iterable[V]) -> list[V]:
+        def counted(_: dict[str, Any]) -> None:
+            nonlocal deleted
+            deleted += 1
+
+        joined = current_transaction() is not None
+        for pk, sk, version in matches:
+            ph = Placeholders()
+            condition = compile_condition(self._state, ph)
+            version_cond = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
+            current = ph.apply(
+                {
+                    "Key": {PK: {"S": pk}, SK: {"S": sk}},
+                    "ConditionExpression": " AND ".join(filter(None, [version_cond, condition])),
+                }
+            )
+            ops = _delete_writes(model, current, _changed_since_read(name, version), counted)
+            try:
+                _send_in_order(ops, name)
+            except _ChangedSinceRead:
+                continue  # changed or deleted since the read: not this delete's to remove
+            if joined:
+                deleted += 1  # committed (or not at all) with the block
+        return deleted
+
+    def bulk_create(self, objs: Iterable[V], *, overwrite: bool = False) -> list[V]:
         """Refused: use create() / save(), which write the first history item atomically."""
         raise QueryError(
             f"Cannot bulk_create {self.model.__name__}: a versioned object and its first "
@@ -244,18 +536,125 @@ class VersionedQuerySet(QuerySet[V]):
         )
 
 
-class VersionedModel(Model):
+class _VersionedManager(Manager[VersionedQuerySet[Any]]):
+    """`VersionedModel.objects`: typed per model (`Doc.objects` is a `VersionedQuerySet[Doc]`)."""
+
+    def __init__(self, queryset_class: type[VersionedQuerySet[Any]] | None = None) -> None:
+        super().__init__(queryset_class or VersionedQuerySet)
+
+    # Binds the model type from the owner, which Manager[QS] cannot do for a generic QS:
+    # this manager is only ever set on versioned models.
+    def __get__(self, instance: None, owner: type[V]) -> VersionedQuerySet[V]:
+        qs: VersionedQuerySet[V] = super().__get__(instance, owner)
+        return qs
+
+
+class _ChangedSinceRead(VersionConflictError):
+    """A matched object changed before the first write of its delete (nothing was changed)."""
+
+
+def _changed_since_read(model: str, version: int) -> Callable[[DynormError], Exception | None]:
+    def conflict(exc: DynormError) -> Exception | None:
+        return _ChangedSinceRead(
+            f"Cannot delete {model}: it changed or was deleted since the query read it.",
+            model=model,
+            expected_version=version,
+            aws_code=exc.aws_code,
+            response=exc.response,
+        )
+
+    return conflict
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _max_versions(model: type[Model]) -> int | None:
+    keep = model._meta.extra["raw"].get("max_versions")
+    return None if keep is None else int(keep)
+
+
+@dataclass_transform(kw_only_default=True, field_specifiers=(Field, PrivateAttr, Compressed))
+class VersionedModelMeta(ModelMeta):  # decorated again: checkers do not inherit it (see ModelMeta)
+    """Metaclass of versioned models: also checks the versioning options of `Meta`."""
+
+    def __new__(  # noqa: D102 - documented on the class
+        mcs,
+        cls_name: str,
+        bases: tuple[type[Any], ...],
+        namespace: dict[str, Any],
+        **kwargs: Any,
+    ) -> type:
+        # Checked before the class is built (and registered): Meta as ModelMeta merges it.
+        parent = next(
+            (c.__dict__["_meta"] for base in bases for c in base.__mro__ if "_meta" in c.__dict__),
+            None,
+        )
+        raw = dict(parent.extra["raw"]) if parent is not None else {}
+        own = namespace.get("Meta")
+        if own is not None:
+            raw.update({k: v for k, v in vars(own).items() if not k.startswith("__")})
+        keep = raw.get("max_versions")
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+            raise ConfigurationError(
+                f"Cannot use Meta.max_versions on {cls_name}: it must be a whole number of at "
+                "least 1 (the current version's history is always kept), or None to keep "
+                "every version.",
+                code="model-definition",
+            )
+        if not isinstance(raw.get("compress", True), bool):
+            raise ConfigurationError(
+                f"Cannot use Meta.compress on {cls_name}: it must be True or False.",
+                code="model-definition",
+            )
+        return super().__new__(mcs, cls_name, bases, namespace, **kwargs)
+
+
+class VersionedModel(Model, metaclass=VersionedModelMeta):
     """A model that keeps every saved version: `history()`, `revert(n)`, `diff(n)`.
 
     Each save writes the current item and a history item in one TransactWriteItems,
-    conditional on the loaded version. `Meta.max_versions` prunes the oldest history in the
-    same transaction; `Meta.compress` (default True) stores history payloads gzip-compressed.
+    conditional on the loaded version. `Meta.max_versions` prunes the history older than
+    the newest `max_versions` versions, in the same transaction; `Meta.compress` (default
+    True) stores history payloads gzip-compressed.
     """
 
-    objects: ClassVar[Manager] = VersionedQuerySet.as_manager()
+    # Unannotated, as on Model: a subclass's own `objects = MyQuerySet.as_manager()` types.
+    objects = _VersionedManager()
 
-    class Meta:  # noqa: D106 - abstract base
-        abstract = True
+    if not TYPE_CHECKING:  # hidden from type checkers, as on Model (see there)
+
+        class Meta:  # noqa: D106 - abstract base
+            abstract = True
+
+    # ------------------------------------------------------------------ writes
+
+    def delete(self) -> None:
+        """Delete the object and its whole history, conditional on the loaded version.
+
+        DynamoDB: one consistent Query of the history keys, then one TransactWriteItems
+        (the current item and up to 99 versions). A longer history takes several, oldest
+        versions first, each conditional on the version, the current item in the last: if
+        one fails the object is still stored with its newest versions. Inside a
+        `transaction()` the object and its history must fit into it.
+
+        Raises:
+            VersionConflictError: The object changed (or was deleted) since it was loaded;
+                for a long history the message says how many oldest versions were deleted.
+            QueryError: Inside a transaction, the history is too long for one.
+        """
+        _send_in_order(self._delete_ops(), self._meta.model_name)
+
+    def _delete_ops(self) -> list[WriteOp]:
+        base = _persistence.delete_op(self)
+        return _delete_writes(type(self), base.params, base.conflict, base.on_success)
+
+    def _delete_op(self) -> WriteOp:
+        ops = self._delete_ops()
+        if len(ops) > 1:
+            versions = sum(len(op.params["TransactItems"]) - 1 for op in ops)
+            raise _too_long_for_a_transaction(self._meta.model_name, versions)
+        return ops[0]
 
     def _save_op(self, update_fields: Iterable[str] | None) -> WriteOp:
         meta = self._meta
@@ -272,9 +671,11 @@ class VersionedModel(Model):
                 "stored under the current key. Create a new object instead.",
                 code="bad-query",
             )
+        model = type(self)
         new_version = self.version + 1
         item = base.params["Item"]
-        history = history_item(type(self), item, new_version)
+        pk, sk = item[PK]["S"], item[SK]["S"]
+        history = history_item(model, item, new_version)
         ph = Placeholders()
         actions: list[dict[str, Any]] = [
             {"Put": base.params},
@@ -284,11 +685,8 @@ class VersionedModel(Model):
                 )
             },
         ]
-        keep = meta.extra["raw"].get("max_versions")
-        if keep is not None and new_version > int(keep):
-            old = history_sk(item[SK]["S"], new_version - int(keep))
-            actions.append({"Delete": {"Key": {PK: item[PK], SK: {"S": old}}}})
-        model = meta.model_name
+        prune_rest = self._prune(actions, pk, sk, new_version)
+        name = meta.model_name
         expected = self.version
 
         def conflict(exc: DynormError) -> Exception | None:
@@ -296,43 +694,47 @@ class VersionedModel(Model):
                 "ConditionalCheckFailed"
             ]:
                 return VersionConflictError(
-                    f"Cannot save {model}: version {new_version} was written concurrently. "
+                    f"Cannot save {name}: version {new_version} was written concurrently. "
                     "Reload it with refresh_from_db() and apply the change again.",
-                    model=model,
+                    model=name,
                     expected_version=expected,
                     aws_code=exc.aws_code,
                     response=exc.response,
                 )
             return base.conflict(exc)
 
-        return _persistence.WriteOp(
-            "TransactWriteItems", {"TransactItems": actions}, type(self), conflict, base.on_success
-        )
-
-    def _delete_op(self) -> WriteOp:
-        op = _persistence.delete_op(self)
-        pk, sk = op.params["Key"][PK]["S"], op.params["Key"][SK]["S"]
-        base_success = op.on_success
-        model = type(self)
-        history = _history_keys(model, pk, sk)
-
         def on_success(response: dict[str, Any]) -> None:
-            base_success(response)
-            # Whatever the transaction did not cover (a long history, or versions pruned
-            # differently since) is deleted in batches; normally nothing is left.
-            left = _history_keys(model, pk, sk)
-            batch_write(
-                get_connection(), [{"DeleteRequest": {"Key": k}} for k in left], model.__name__
-            )
+            base.on_success(response)
+            if prune_rest is not None:
+                _prune_after_commit(model, pk, sk, prune_rest)
 
-        if len(history) + 1 > TRANSACT_ITEMS_LIMIT:
-            op.on_success = on_success
-            return op
-        # The current item and its whole history go in one transaction: all or nothing.
-        actions = [{"Delete": op.params}] + [{"Delete": {"Key": k}} for k in history]
         return _persistence.WriteOp(
-            "TransactWriteItems", {"TransactItems": actions}, model, op.conflict, on_success
+            "TransactWriteItems", {"TransactItems": actions}, model, conflict, on_success
         )
+
+    def _prune(self, actions: list[dict[str, Any]], pk: str, sk: str, new: int) -> int | None:
+        """Add the deletes of history that falls out of `Meta.max_versions` to `actions`.
+
+        The version leaving the window is always deleted. Older ones exist only after
+        `max_versions` was lowered (or set): a keys-only Query finds them, and as many as
+        fit go in the transaction. Returns the newest version still to prune after the
+        commit (None when nothing is left to do).
+        """
+        model = type(self)
+        keep = _max_versions(model)
+        if keep is None or new <= keep:
+            return None
+        leaving = new - keep
+        key = {PK: {"S": pk}, SK: {"S": _checked_history_sk(model, sk, leaving)}}
+        actions.append({"Delete": {"Key": key}})
+        if leaving == 1:
+            return None
+        if current_transaction() is not None:
+            return leaving - 1  # the block's other writes need the room: prune after it
+        room = TRANSACT_ITEMS_LIMIT - len(actions)
+        older = _history_keys(model, pk, sk, upto=leaving - 1, limit=room + 1)
+        actions += _deletes(older[:room])
+        return leaving - 1 if len(older) > room else None
 
     def _update_op(self, values: dict[str, Any]) -> WriteOp:
         raise QueryError(
@@ -340,6 +742,8 @@ class VersionedModel(Model):
             "object. Assign the fields and call save().",
             code="bad-query",
         )
+
+    # ------------------------------------------------------------------ history
 
     def history(self) -> HistoryQuerySet[Self]:
         """Every stored version of this object (current included), newest first.
@@ -374,3 +778,21 @@ class VersionedModel(Model):
             for name in self._meta.field_names
             if name not in skip and self.__dict__.get(name) != old.__dict__.get(name)
         }
+
+
+def _prune_after_commit(model: type[VersionedModel], pk: str, sk: str, upto: int) -> None:
+    """Delete the history up to version `upto` that the save's transaction had no room for.
+
+    Best effort: the save has succeeded, so a failure here is logged, not raised, and the
+    next save of the object prunes what is left (the history is then longer than
+    `Meta.max_versions`, never shorter).
+    """
+    try:
+        keys = _history_keys(model, pk, sk, upto=upto)
+        batch_write(get_connection(), [{"DeleteRequest": {"Key": k}} for k in keys], model.__name__)
+    except DynormError as exc:
+        logger.warning(
+            "dynorm: pruning the older history of %s failed (%s); the next save prunes it",
+            model.__name__,
+            type(exc).__name__,
+        )
