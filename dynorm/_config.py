@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -43,9 +44,34 @@ _settings: Settings | None = None
 _connection: Connection | None = None
 
 
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.\-]{3,255}")
+
+
+def check_table_name(name: object, source: str = "table_name") -> str:
+    """Return `name` if DynamoDB accepts it as a table name, else raise ConfigurationError.
+
+    DynamoDB's rule: 3 to 255 characters, each a letter, a digit, `_`, `-` or `.`.
+    """
+    if isinstance(name, str) and _TABLE_NAME.fullmatch(name):
+        return name
+    shown = (
+        repr(name) if len(repr(name)) <= 80 else f"{repr(name)[:60]}... ({len(str(name))} chars)"
+    )
+    raise ConfigurationError(
+        f"Cannot use {shown} as the table name ({source}): DynamoDB table names are 3 to 255 "
+        "characters, each a letter, a digit, '_', '-' or '.'.",
+        code="config",
+    )
+
+
+def _env_table() -> str:
+    name = os.environ.get("DYNORM_TABLE") or "dynorm"
+    return check_table_name(name, "$DYNORM_TABLE")
+
+
 def _from_env() -> Settings:
     return Settings(
-        table_name=os.environ.get("DYNORM_TABLE", "dynorm"),
+        table_name=_env_table(),
         endpoint_url=os.environ.get("DYNORM_ENDPOINT_URL") or None,
     )
 
@@ -67,18 +93,26 @@ def configure(
     Args:
         table_name: The one DynamoDB table every model lives in.
         endpoint_url: A DynamoDB-compatible endpoint (DynamoDB Local, ...); None for AWS.
-        region_name: The AWS region; None lets boto3 resolve it ($AWS_REGION, profile, ...).
+        region_name: The AWS region; None lets boto3 resolve it ($AWS_DEFAULT_REGION, the
+            profile's region), then $AWS_REGION (which boto3 itself does not read).
         client: Your own boto3 DynamoDB client; endpoint and region are then ignored.
         cursor_secret: The HMAC key that signs pagination cursors. Without it, a random
             per-process secret is used, so cursors do not survive a restart or cross processes.
         max_attempts: Attempts per request for clients dynorm creates (botocore "standard"
             retry mode, which backs off with jitter).
+
+    Raises:
+        ConfigurationError: An invalid argument: a table name DynamoDB would refuse (3 to
+            255 characters of letters, digits, `_`, `-`, `.`), a short cursor secret,
+            `max_attempts` below 1.
     """
     global _settings, _connection
     with _lock:
         current = dataclasses.replace(_settings) if _settings is not None else _from_env()
         if not isinstance(table_name, _NotGiven):
-            current.table_name = table_name or os.environ.get("DYNORM_TABLE", "dynorm")
+            current.table_name = (
+                check_table_name(table_name) if table_name is not None else _env_table()
+            )
         if not isinstance(endpoint_url, _NotGiven):
             current.endpoint_url = endpoint_url
         if not isinstance(region_name, _NotGiven):

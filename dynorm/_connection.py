@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    NoCredentialsError,
+)
 
 from . import _json
 from ._gc import gc_paused
@@ -40,6 +48,10 @@ _THROTTLE_CODES = frozenset(
 
 _CONFLICT_ATTEMPTS = 4
 _WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+#: Operations that take ReturnConsumedCapacity (asked for only when DEBUG logging is on).
+_CAPACITY_OPERATIONS = frozenset(
+    {*_WRITES, "GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
+)
 
 _METHODS = {
     "GetItem": "get_item",
@@ -112,6 +124,113 @@ def install_direct_serializer(client: Any) -> bool:
     return True
 
 
+class _Attempts:
+    """What botocore's attempts of one request did (filled by the `needs-retry` hook)."""
+
+    __slots__ = ("count", "sent")
+
+    def __init__(self) -> None:
+        self.count = 0  # HTTP attempts made (0: failed before sending, e.g. no credentials)
+        self.sent = False  # an attempt may have reached DynamoDB (not a connect failure)
+
+
+_attempts: ContextVar[_Attempts | None] = ContextVar("dynorm_attempts", default=None)
+
+
+def _record_attempt(caught_exception: BaseException | None = None, **_: Any) -> None:
+    """Botocore `needs-retry` hook: count an attempt; note whether it may have been applied.
+
+    An attempt that failed to connect (no listener, a connect timeout, a TLS handshake) sent
+    nothing; any other outcome (a response, a read timeout, a reset) may have reached DynamoDB.
+    """
+    box = _attempts.get()
+    if box is not None:
+        box.count += 1
+        if not isinstance(caught_exception, BotoConnectionError):
+            box.sent = True
+
+
+def install_request_hooks(client: Any) -> None:
+    """Register the attempt counter on a client (idempotent; inert for other callers)."""
+    client.meta.events.register(
+        "needs-retry.dynamodb", _record_attempt, unique_id="dynorm-attempts"
+    )
+
+
+_CAPACITY_KEY = b'"ConsumedCapacity":'
+
+
+def _capacity_total(value: Any) -> float | None:
+    """Sum the CapacityUnits of a ConsumedCapacity value (one entry or a list), else None."""
+    entries = value if isinstance(value, list) else [value]
+    total = 0.0
+    for entry in entries:
+        if not isinstance(entry, dict):
+            return None
+        units = entry.get("CapacityUnits")
+        if isinstance(units, bool) or not isinstance(units, (int, float)):
+            return None
+        total += units
+    return total if entries else None
+
+
+def _body_capacity(body: bytes) -> float | None:
+    """ConsumedCapacity from a raw response body, without parsing the items.
+
+    The key is searched from the end; inside a JSON string a quote is escaped, so the match
+    is a real object key: DynamoDB's own, or an attribute named ConsumedCapacity, whose typed
+    value ({"S": ...}, {"M": ...}) has no numeric CapacityUnits and is skipped. Nothing but
+    the number is kept.
+    """
+    end = len(body)
+    while (at := body.rfind(_CAPACITY_KEY, 0, end)) >= 0:
+        start = at + len(_CAPACITY_KEY)
+        chunk = body[start : start + 4096].decode("utf-8", "ignore")
+        try:
+            value, _ = json.JSONDecoder().raw_decode(chunk)
+        except ValueError:
+            value = None
+        total = _capacity_total(value)
+        if total is not None:
+            return total
+        end = at
+    return None
+
+
+def _request_log(
+    operation: str,
+    table: str,
+    started: float,
+    box: _Attempts,
+    capacity: float | None = None,
+    error: str | None = None,
+) -> None:
+    """Log one request: operation, table, duration, attempts, capacity or error code; no value."""
+    duration = (time.perf_counter() - started) * 1000
+    extra: dict[str, Any] = {
+        "operation": operation,
+        "table": table,
+        "duration_ms": round(duration, 3),
+        "attempts": box.count,
+        "consumed_capacity": capacity,
+        "error": error,
+    }
+    tail = ""
+    if capacity is not None:
+        tail += f" consumed_capacity={capacity:g}"
+    if error is not None:
+        tail += f" error={error}"
+    logger.debug(
+        "%s table=%s duration_ms=%.1f attempts=%d%s",
+        operation,
+        table,
+        duration,
+        box.count,
+        tail,
+        extra=extra,
+    )
+
+
 #: Operations whose successful response bodies dynorm decodes itself (see `send_raw`).
 FAST_OPERATIONS = ("Query", "Scan", "GetItem", "BatchGetItem")
 _RAW_BODY = "__dynorm_raw_body__"
@@ -157,6 +276,7 @@ class Connection:
         # Only for clients dynorm created: a user's client keeps botocore's serializer.
         self._direct = direct and install_direct_serializer(client)
         install_fast_path(client)
+        install_request_hooks(client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Connection:
@@ -167,12 +287,14 @@ class Connection:
         from botocore.config import Config
 
         session = boto3.session.Session()
-        region = settings.region_name or session.region_name
-        if region is None:
+        # boto3 reads $AWS_DEFAULT_REGION and the profile; the newer AWS SDKs read $AWS_REGION.
+        region = settings.region_name or session.region_name or os.environ.get("AWS_REGION")
+        if not region:
             if settings.endpoint_url is None:
                 raise ConfigurationError(
-                    "Cannot create a DynamoDB client without a region; set $AWS_REGION or "
-                    "call dynorm.configure(region_name=...).",
+                    "Cannot create a DynamoDB client without a region; set $AWS_REGION (or "
+                    "$AWS_DEFAULT_REGION), give your AWS profile a region, or call "
+                    "dynorm.configure(region_name=...).",
                     code="config",
                 )
             region = "us-east-1"  # any region works against a local endpoint
@@ -211,15 +333,40 @@ class Connection:
         if method is None:
             method = getattr(self.client, _METHODS[operation])
             self._bound[operation] = method
-        logger.debug("dynorm: sending %s to table %s", operation, self.table_name)
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug and operation in _CAPACITY_OPERATIONS and "ReturnConsumedCapacity" not in params:
+            params = {**params, "ReturnConsumedCapacity": "TOTAL"}
+        box = _Attempts()
+        started = time.perf_counter()
         direct = _direct.set(self._direct)
+        attempts = _attempts.set(box)
         try:
-            return self._send(operation, method, params)
+            response = self._send(operation, method, params, box)
+        except DynormError as exc:
+            if debug:
+                _request_log(
+                    operation, self.table_name, started, box, error=exc.aws_code or _code(exc)
+                )
+            raise
         finally:
+            _attempts.reset(attempts)
             _direct.reset(direct)
+        if debug:
+            body = response.get(_RAW_BODY)
+            capacity = (
+                _body_capacity(body)
+                if isinstance(body, bytes)
+                else _capacity_total(response.get("ConsumedCapacity"))
+            )
+            _request_log(operation, self.table_name, started, box, capacity=capacity)
+        return response
 
     def _send(
-        self, operation: str, method: Callable[..., Any], params: Mapping[str, Any]
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        params: Mapping[str, Any],
+        box: _Attempts,
     ) -> dict[str, Any]:
         attempt = 0
         while True:
@@ -235,14 +382,48 @@ class Connection:
                     time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
                     continue
                 raise translate_client_error(exc, operation, self.table_name) from exc
-            except BotoCoreError as exc:
-                write = operation in _WRITES
-                raise ServiceError(
-                    f"Cannot complete {operation} on table {self.table_name!r}: "
-                    f"{type(exc).__name__}. The request may or may not have been applied; "
-                    "retry it if it is idempotent or conditional.",
-                    maybe_applied=write,
+            except NoCredentialsError as exc:
+                raise ConfigurationError(
+                    f"Cannot send {operation} to table {self.table_name!r}: no AWS credentials "
+                    "were found, so nothing was sent. Set $AWS_PROFILE or $AWS_ACCESS_KEY_ID "
+                    "and $AWS_SECRET_ACCESS_KEY, use an SSO/instance/container role, or pass "
+                    "dynorm.configure(client=...).",
+                    code="config",
                 ) from exc
+            except BotoCoreError as exc:
+                raise self._network_error(operation, exc, box) from exc
+
+    def _network_error(self, operation: str, exc: BotoCoreError, box: _Attempts) -> ServiceError:
+        """The ServiceError for a botocore error that is not a DynamoDB answer."""
+        where = f"{operation} on table {self.table_name!r}"
+        url = str(getattr(self.client.meta, "endpoint_url", "") or "")
+        if not box.sent and isinstance(exc, BotoConnectionError):
+            host = urlsplit(url).hostname or ""
+            if host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+                hint = "Check the network connection and the region (configure(region_name=...))."
+            else:
+                hint = (
+                    "Is DynamoDB Local running? Start it with `dynorm local`, or check "
+                    "dynorm.configure(endpoint_url=...) / $DYNORM_ENDPOINT_URL."
+                )
+            return ServiceError(
+                f"Cannot connect to DynamoDB at {url} for {where}: nothing answered "
+                f"({type(exc).__name__} after {box.count} attempt(s)), so nothing was sent. "
+                f"{hint}",
+                maybe_applied=False,
+            )
+        if operation in _WRITES and box.sent:
+            return ServiceError(
+                f"Cannot complete {where}: {type(exc).__name__} after {box.count} attempt(s) "
+                f"at {url}. The write may or may not have been applied; retry it if it is "
+                "idempotent or conditional.",
+                maybe_applied=True,
+            )
+        return ServiceError(
+            f"Cannot complete {where}: {type(exc).__name__} after {box.count} attempt(s) at "
+            f"{url}. Nothing was changed; retrying is safe.",
+            maybe_applied=False,
+        )
 
     def send_body(
         self, operation: str, params: Mapping[str, Any]
@@ -354,9 +535,18 @@ def translate_client_error(exc: ClientError, operation: str, table: str) -> Dyno
     status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
     maybe = status >= 500 and operation in _WRITES
     suffix = " The write may or may not have been applied." if maybe else ""
+    # DynamoDB's message can quote stored values ("Input collection [...] contains
+    # duplicates"): it stays in exc.response and exc.__cause__, never in this message.
     return ServiceError(
-        f"DynamoDB rejected {operation} on table {table!r}: {code}: {aws_message}{suffix}",
+        f"DynamoDB rejected {operation} on table {table!r} with {code} (HTTP {status}).{suffix} "
+        "DynamoDB's own message, which may quote item values, is in "
+        "exc.response['Error']['Message'].",
         maybe_applied=maybe,
         aws_code=code,
         response=response,
     )
+
+
+def _code(exc: DynormError) -> str:
+    code = getattr(exc, "code", None)
+    return str(code) if code else type(exc).__name__
