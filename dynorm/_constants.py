@@ -7,6 +7,10 @@ ITEM_SIZE_LIMIT = 400 * 1024
 PARTITION_KEY_LIMIT = 2048
 SORT_KEY_LIMIT = 1024
 NESTING_DEPTH_LIMIT = 32
+# Attribute names: under 64 KB (UTF-8); the key attributes of a secondary index at most 255
+# characters (developer guide, "Supported data types and naming rules").
+ATTRIBUTE_NAME_LIMIT = 64 * 1024 - 1
+KEY_ATTRIBUTE_NAME_LIMIT = 255
 NUMBER_PRECISION = 38
 NUMBER_MAX_EXPONENT = 125  # largest magnitude 9.99..E+125
 NUMBER_MIN_EXPONENT = -130  # smallest magnitude 1E-130

@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationInfo, model_validator
 from pydantic._internal._model_construction import ModelMetaclass, init_private_attributes
+from pydantic._internal._typing_extra import is_classvar_annotation
+from pydantic.fields import FieldInfo, ModelPrivateAttr
 from typing_extensions import Self
 
 from . import _persistence, _registry, _wire
 from ._codec import ModelCodec, compile_field, unwrap_optional
-from ._constants import TTL_ATTR
+from ._constants import (
+    ATTRIBUTE_NAME_LIMIT,
+    KEY_ATTRIBUTE_NAME_LIMIT,
+    PK,
+    SK,
+    TTL_ATTR,
+    TYPE_ATTR,
+    VERSION_ATTR,
+    WRITE_TOKEN_ATTR,
+)
 from ._keys import KeyTemplate, value_from_text
 from ._options import BoundIndex, Options, assign_slots
 from .exceptions import (
+    AbstractModelError,
     ConfigurationError,
     InvalidValueError,
     MultipleObjectsReturned,
@@ -31,7 +43,122 @@ __all__ = ["Model", "ModelMeta"]
 _TRUSTED = "dynorm_trusted"
 _TRUSTED_CONTEXT = {_TRUSTED: True}
 _RESERVED_FIELD = re.compile(r"^(pk|sk|gsi\d+pk|gsi\d+sk)$")
+#: Attribute names dynorm writes in items (besides the fields' own).
+_DYNORM_ATTRS = frozenset({PK, SK, TYPE_ATTR, VERSION_ATTR, TTL_ATTR, WRITE_TOKEN_ATTR})
 _META_KEYS = frozenset({"abstract", "type_name", "pk", "sk", "indexes", "max_versions", "compress"})
+
+
+def _owned(klass: type) -> bool:
+    """Whether a class is dynorm's or pydantic's own: its names are reserved for models."""
+    return str(getattr(klass, "__module__", "")).partition(".")[0] in ("dynorm", "pydantic")
+
+
+def reserved_names(bases: Iterable[type]) -> dict[str, str]:
+    """Every name a field of a model with these bases must not take, and what uses it.
+
+    Derived from the classes, so it cannot go stale: every attribute and annotation of
+    dynorm's and pydantic's classes among the bases' ancestors (`objects`, `save`, `delete`,
+    `version`, `history`, `model_dump`, `_meta`, `_loaded_key`...), plus `Meta`.
+    """
+    out: dict[str, str] = {"Meta": "the inner class Meta (dynorm's model options)"}
+    for base in bases:
+        for klass in base.__mro__:
+            if klass is object or not _owned(klass):
+                continue
+            for name in (*vars(klass), *vars(klass).get("__annotations__", {})):
+                if not (name.startswith("__") and name.endswith("__")):
+                    owner = str(klass.__module__).partition(".")[0]
+                    out.setdefault(name, f"{klass.__qualname__}.{name} ({owner})")
+    return out
+
+
+def _declared(namespace: dict[str, Any]) -> list[str]:
+    """The fields and private attributes a class body declares (not ClassVars, not methods)."""
+    annotations: dict[str, Any] = namespace.get("__annotations__", {})
+    names = [n for n, a in annotations.items() if not is_classvar_annotation(a)]
+    names += [
+        n
+        for n, v in namespace.items()
+        if n not in annotations and isinstance(v, (FieldInfo, ModelPrivateAttr, DynormField))
+    ]
+    return names
+
+
+def _refuse_reserved(model: str, name: str, owner: str) -> ConfigurationError:
+    if name == VERSION_ATTR:
+        fix = (
+            "remove the declaration: every model already has `version: int` (optimistic "
+            "locking, set by dynorm); name your own counter differently (e.g. 'revision')"
+        )
+    elif name.startswith("_"):
+        fix = "rename the private attribute (e.g. '_my" + name + "')"
+    else:
+        fix = f"rename the field (e.g. '{name}_value')"
+    kind = "private attribute" if name.startswith("_") else "field"
+    return ConfigurationError(
+        f"Cannot declare the {kind} {name!r} on {model}: the name is taken by {owner}; {fix}.",
+        code="model-definition",
+    )
+
+
+def _check_reserved(cls: type[BaseModel]) -> None:
+    """Refuse fields or private attributes of `cls` (its own or a mixin's) with reserved names."""
+    reserved = reserved_names(cls.__bases__)
+    user = [k for k in cls.__mro__ if k is not object and not _owned(k)]
+    for name in cls.model_fields:
+        if name in reserved and any(name in vars(k).get("__annotations__", {}) for k in user):
+            raise _refuse_reserved(cls.__name__, name, reserved[name])
+    for name, attr in cls.__private_attributes__.items():
+        if name not in reserved:
+            continue
+        theirs = [
+            vars(k)["__private_attributes__"].get(name)
+            for k in cls.__mro__
+            if _owned(k) and name in vars(k).get("__private_attributes__", {})
+        ]
+        if attr not in theirs:
+            raise _refuse_reserved(cls.__name__, name, reserved[name])
+
+
+class _AbstractManager(Manager):
+    """`objects` of an abstract model: refuses every use; keeps the QuerySet class to inherit."""
+
+    def __get__(self, instance: object, owner: type[Any]) -> Any:
+        raise _abstract(owner, "query")
+
+
+def _abstract(model: type[Any], action: str) -> AbstractModelError:
+    name = model.__name__
+    return AbstractModelError(
+        f"Cannot {action} {name}: it is an abstract model (Meta.abstract = True), a base "
+        f"with no keys and no objects of its own; {action} a concrete subclass of {name} "
+        "instead.",
+        model=name,
+    )
+
+
+class _AbstractOptions(Options):
+    """The options of an abstract model: anything that needs a key refuses clearly."""
+
+    def _refuse(self) -> AbstractModelError:
+        return AbstractModelError(
+            f"Cannot store, read or build the key of {self.model_name}: it is an abstract "
+            f"model (Meta.abstract = True), a base with no keys; use a concrete subclass of "
+            f"{self.model_name} instead.",
+            model=self.model_name,
+        )
+
+    def key_value(self, template: KeyTemplate, values: Mapping[str, Any], role: str) -> str | None:
+        raise self._refuse()
+
+    def primary_key(self, values: Mapping[str, Any]) -> tuple[str, str]:
+        raise self._refuse()
+
+    def parse_key(self, pk: str, sk: str, read: Callable[[str, str], Any]) -> dict[str, Any] | None:
+        raise self._refuse()
+
+    def index_keys(self, values: Mapping[str, Any]) -> dict[str, str | None]:
+        raise self._refuse()
 
 
 def _subclass_exception(
@@ -67,7 +194,19 @@ class ModelMeta(ModelMetaclass):
                 f"known options are {', '.join(sorted(_META_KEYS))}.",
                 code="model-definition",
             )
+        reserved = reserved_names(bases)
+        for declared in _declared(namespace):
+            if declared in reserved:
+                raise _refuse_reserved(cls_name, declared, reserved[declared])
+            _check_utf8(cls_name, declared)
         manager = namespace.pop("objects", None)
+        if manager is not None and not isinstance(manager, Manager):
+            raise ConfigurationError(
+                f"Cannot use {type(manager).__name__} as {cls_name}.objects: it must be a "
+                "dynorm Manager (e.g. `objects = MyQuerySet.as_manager()`); a field cannot "
+                "be named objects.",
+                code="model-definition",
+            )
         kinds: dict[str, FieldKind] = {}
         for key, value in list(namespace.items()):
             if isinstance(value, DynormField):
@@ -79,6 +218,7 @@ class ModelMeta(ModelMetaclass):
             # pydantic wraps the parent's private-attribute setup in the child's and runs it
             # twice per instance; once is enough (a user-defined model_post_init is kept).
             type.__setattr__(cls, "model_post_init", init_private_attributes)
+        _check_reserved(cls)
         parent_meta = next(
             (b.__dict__["_meta"] for b in cls.__mro__[1:] if "_meta" in b.__dict__), None
         )
@@ -110,10 +250,21 @@ class ModelMeta(ModelMetaclass):
             ]
             parent = managers[0] if managers else None
             manager = Manager(parent.queryset_class if parent is not None else None)
+        if meta.abstract:
+            manager = _AbstractManager(manager.queryset_class)
         type.__setattr__(cls, "objects", manager)
         if not meta.abstract:
             _registry.register(typing.cast("type[Model]", cls))
         return cls
+
+    if not TYPE_CHECKING:  # a typed __getattr__ would hide typos in class attributes
+
+        def __getattr__(cls, name: str) -> Any:
+            # Reached when normal lookup failed, e.g. `objects` of an abstract model.
+            meta = cls.__dict__.get("_meta")
+            if name == "objects" and meta is not None and meta.abstract:
+                raise _abstract(cls, "query")
+            return super().__getattr__(name)
 
 
 def _build_options(
@@ -128,10 +279,10 @@ def _build_options(
                 "its own name. Rename the field instead (or convert at your API boundary).",
                 code="model-definition",
             )
-        if _RESERVED_FIELD.match(field_name):
+        if "__" in field_name:
             raise ConfigurationError(
-                f"Cannot name a field {field_name!r} on {name}: dynorm stores its keys under "
-                "that attribute name; rename the field.",
+                f"Cannot name a field {field_name!r} on {name}: dynorm reads '__' as "
+                "field__lookup (and nested__field) in filters and updates; rename it.",
                 code="model-definition",
             )
     ttl_fields = [f for f, k in kinds.items() if k == "ttl"]
@@ -142,9 +293,11 @@ def _build_options(
             code="model-definition",
         )
     attr_names = {f: (TTL_ATTR if kinds.get(f) == "ttl" else f) for f in fields}
+    for field_name, attr in attr_names.items():
+        _check_attribute_name(name, field_name, attr, kinds.get(field_name))
     abstract = bool(raw.get("abstract", False))
     type_name = str(raw.get("type_name") or name)
-    meta = Options(
+    meta = (_AbstractOptions if abstract else Options)(
         model_name=name,
         type_name=type_name,
         abstract=abstract,
@@ -182,6 +335,14 @@ def _build_options(
             pk=KeyTemplate(index.pk, name, known, f"index {index.name!r} partition key"),
             sk=KeyTemplate(index.sk or type_name, name, known, f"index {index.name!r} sort key"),
         )
+    for bound_index in bound.values():
+        if len(bound_index.pk_attr) > KEY_ATTRIBUTE_NAME_LIMIT:
+            raise ConfigurationError(
+                f"Cannot pin index {bound_index.name!r} of {name} to slot {bound_index.slot}: "
+                f"its key attribute names would exceed DynamoDB's {KEY_ATTRIBUTE_NAME_LIMIT}-"
+                "character limit; pick a smaller slot.",
+                code="index",
+            )
     meta.indexes = bound
     meta.key_fields = frozenset(meta.pk.fields + meta.sk.fields)
     templates = [meta.pk, meta.sk, *(t for i in bound.values() for t in (i.pk, i.sk))]
@@ -197,6 +358,37 @@ def _build_options(
                 )
         template.check_specs(lambda f: unwrap_optional(fields[f].annotation)[0] in (int, Decimal))
     return meta
+
+
+def _check_utf8(model: str, name: str) -> int:
+    """Return the UTF-8 size of a field name; refuse one UTF-8 cannot encode."""
+    try:
+        return len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            f"Cannot name a field of {model} with text that is not valid UTF-8 (a lone "
+            "surrogate): DynamoDB attribute names are UTF-8; rename the field.",
+            code="model-definition",
+        ) from None
+
+
+def _check_attribute_name(model: str, field: str, attr: str, kind: FieldKind | None) -> None:
+    """Refuse a field whose stored attribute name DynamoDB would refuse or dynorm uses."""
+    ours = field == VERSION_ATTR or (kind == "ttl" and attr == TTL_ATTR)
+    if not ours and (attr in _DYNORM_ATTRS or _RESERVED_FIELD.match(attr)):
+        raise ConfigurationError(
+            f"Cannot name a field {field!r} on {model}: dynorm stores its keys (or its own "
+            f"data) under the attribute name {attr!r}; rename the field.",
+            code="model-definition",
+        )
+    size = _check_utf8(model, attr)
+    if size > ATTRIBUTE_NAME_LIMIT:
+        raise ConfigurationError(
+            f"Cannot name a field of {model} with {size} bytes (it starts {field[:40]!r}): "
+            f"DynamoDB limits attribute names to {ATTRIBUTE_NAME_LIMIT} bytes of UTF-8; "
+            "rename the field.",
+            code="model-definition",
+        )
 
 
 class Model(BaseModel, metaclass=ModelMeta):
@@ -237,6 +429,8 @@ class Model(BaseModel, metaclass=ModelMeta):
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Self:
         """Build an instance from a DynamoDB item (attribute-value JSON) as stored."""
+        if cls._meta.abstract:
+            raise _abstract(cls, "load items as")
         assert cls._meta.codec is not None
         obj = cls.model_validate(cls._meta.codec.decode(item), context=_TRUSTED_CONTEXT)
         pk, sk = item.get("pk"), item.get("sk")

@@ -612,22 +612,44 @@ class QuerySet(Generic[M]):
         """Return (object, created): get by the lookups, else create with `defaults` added.
 
         The create is conditional (`attribute_not_exists`), so two racing callers create one
-        item; the loser reads the winner's.
+        item; the loser reads the winner's. The object is created from the exact lookups
+        (those without `__`) and `defaults`, which win where both name a field.
+
+        Raises:
+            QueryError: `version` is among the lookups or defaults (dynorm sets it), or a
+                default names no field of the model. Nothing is sent.
         """
+        values = self._values_to_create("get_or_create", lookups, defaults)
         try:
             return self.get(**lookups), False
         except self.model.DoesNotExist:
             pass
-        created = self._create_if_absent(lookups, defaults)
+        created = self._create_if_absent(values)
         if created is None:
             return self.consistent().get(**lookups), False
         return created, True
 
-    def _create_if_absent(
-        self, lookups: Mapping[str, Any], defaults: Mapping[str, Any] | None
-    ) -> M | None:
+    def _values_to_create(
+        self, action: str, lookups: Mapping[str, Any], defaults: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Check the arguments of get_or_create/update_or_create; the values to create with."""
+        meta = self.model._meta
+        for where, names in (("lookups", list(lookups)), ("defaults", list(defaults or ()))):
+            if any(name.split("__")[0] == VERSION_ATTR for name in names):
+                raise QueryError(
+                    f"Cannot pass version in the {where} of {meta.model_name}.objects."
+                    f"{action}(): dynorm sets version itself (optimistic locking), so it would "
+                    "never match or would be overwritten. Leave it out; to change an object "
+                    "only while it is at a known version, get() it, change it and save().",
+                    code="bad-query",
+                )
+        for name in defaults or ():
+            meta.check_field(name, "set")
+        return {**{k: v for k, v in lookups.items() if "__" not in k}, **(defaults or {})}
+
+    def _create_if_absent(self, values: Mapping[str, Any]) -> M | None:
         """Create the object (PutItem, attribute_not_exists); None if another writer won."""
-        obj = self.model(**lookups, **(defaults or {}))
+        obj = self.model(**values)
         try:
             obj.save()
         except VersionConflictError:
@@ -641,8 +663,14 @@ class QuerySet(Generic[M]):
     ) -> tuple[M, bool]:
         """Return (object, created): update the match with `defaults`, else create it.
 
-        Retries on a concurrent change (bounded), so the last writer's defaults win.
+        Retries on a concurrent change (bounded), so the last writer's defaults win. A new
+        object is created from the exact lookups and `defaults`, as in `get_or_create()`.
+
+        Raises:
+            QueryError: `version` is among the lookups or defaults (dynorm sets it), or a
+                default names no field of the model. Nothing is sent.
         """
+        values = self._values_to_create("update_or_create", lookups, defaults)
         for _ in range(_MAX_UPDATE_ATTEMPTS):
             try:
                 obj = (
@@ -651,7 +679,7 @@ class QuerySet(Generic[M]):
                     else self.get(**lookups)
                 )
             except self.model.DoesNotExist:
-                created = self._create_if_absent(lookups, defaults)
+                created = self._create_if_absent(values)
                 if created is None:
                     continue  # created concurrently: read it and update it
                 return created, True

@@ -1,0 +1,44 @@
+"""get_or_create / update_or_create: what they create from, and that version stays dynorm's."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from dynorm import QueryError
+from tests.models import Counter, Order
+
+
+def test_update_or_create_refuses_a_version_and_leaves_the_item_alone(dynorm_table: str) -> None:
+    stored = Counter.objects.create(name="c", value=1)
+    stored.value = 2
+    stored.save()  # version 2
+    for defaults in ({"version": 1}, {"version": 2, "value": 9}, {"version": 7}):
+        with pytest.raises(QueryError, match="version"):
+            Counter.objects.update_or_create(name="c", defaults=defaults)
+    again = Counter.objects.consistent().get(name="c")
+    assert (again.value, again.version) == (2, 2)
+    # Without the version the same call applies once, at the next version.
+    updated, created = Counter.objects.update_or_create(name="c", defaults={"value": 9})
+    assert (updated.value, updated.version, created) == (9, 3, False)
+
+
+def test_defaults_win_over_exact_lookups_when_creating(dynorm_table: str) -> None:
+    # A field in both (Django's rule: defaults win) used to raise a bare TypeError.
+    obj, created = Counter.objects.update_or_create(name="n", defaults={"name": "n", "value": 4})
+    assert created and (obj.name, obj.value, obj.version) == ("n", 4, 1)
+    obj, created = Counter.objects.get_or_create(name="m", defaults={"name": "m", "value": 5})
+    assert created and Counter.objects.get(name="m").value == 5
+
+
+def test_non_exact_lookups_are_not_used_as_values_when_creating(dynorm_table: str) -> None:
+    # `status__ne` selects; it is not a value of the new object.
+    obj, created = Order.objects.get_or_create(
+        customer_id="c1", id="o1", status__ne="cancelled", defaults={"total": Decimal("3")}
+    )
+    assert created and obj.status == "open" and obj.total == Decimal("3")
+    again, created = Order.objects.get_or_create(
+        customer_id="c1", id="o1", status__ne="cancelled", defaults={"total": Decimal("4")}
+    )
+    assert not created and again.total == Decimal("3")
