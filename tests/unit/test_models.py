@@ -8,8 +8,10 @@ import pytest
 
 import dynorm
 from dynorm import ConfigurationError, Index, InvalidValueError, Model, fields
+from dynorm._codec import ValueProblem
 from dynorm._constants import PARTITION_KEY_LIMIT, SORT_KEY_LIMIT
-from dynorm._options import KeyTemplate, assign_slots
+from dynorm._keys import KeyTemplate
+from dynorm._options import assign_slots
 from dynorm._registry import get_model, isolated_registry
 from tests.models import Counter, Customer, Event, Order
 
@@ -31,8 +33,26 @@ def template(source: str, known=("id", "seq", "when", "name", "flag", "amount", 
 
 def test_template_with_format_spec():
     assert template("EVENT#{seq:08d}").render({"seq": 42}) == "EVENT#00000042"
-    assert template("{amount:.2f}").render({"amount": 3.14159}) == "3.14"
+    assert template("{amount:.2f}").render({"amount": Decimal("3.14")}) == "3.14"
+    assert template("{amount:.2f}").render({"amount": Decimal("3.1")}) == "3.10"
     assert Event._meta.primary_key({"stream": "s", "seq": 7}) == ("STREAM#s", "EVENT#0000000007")
+
+
+def test_a_format_spec_that_would_round_is_refused_not_rounded(registry):
+    # Rounding would give 3.14159 and 3.14 one key: the value is refused instead.
+    with pytest.raises(ValueProblem):
+        template("{amount:.2f}").render({"amount": Decimal("3.14159")})
+
+    class Price(Model):
+        amount: Decimal
+
+        class Meta:
+            pk = "PRICE#{amount:012.2f}"
+
+    assert Price._meta.primary_key({"amount": Decimal("3.1")}) == ("PRICE#000000003.10", "Price")
+    with pytest.raises(InvalidValueError) as info:
+        Price._meta.primary_key({"amount": Decimal("3.14159")})
+    assert "amount" in str(info.value) and "3.14159" not in str(info.value)
 
 
 def test_template_renders_datetimes_fixed_width_utc():
@@ -44,13 +64,25 @@ def test_template_renders_other_scalars():
     class Color(Enum):
         RED = "red"
 
-    t = template("{flag}|{amount}|{color}|{seq}")
+    t = template("{flag}#{amount}#{color}#{seq}")
     assert t.render({"flag": True, "amount": 0.5, "color": Color.RED, "seq": 3}) == (
-        "true|0.5|red|3"
+        "true#0.5#red#3"
     )
+    # Numbers are canonical (equal values, one key); text is escaped (no raw "#" or "$").
     assert t.render({"flag": False, "amount": Decimal("1.50"), "color": "x", "seq": -1}) == (
-        "false|1.50|x|-1"
+        "false#1.5#x#-1"
     )
+    assert t.render({"flag": True, "amount": Decimal("1E+2"), "color": "a#b $", "seq": 0}) == (
+        "true#100#a$23b$20$24#0"
+    )
+
+
+def test_template_fields_must_be_separated_by_text_starting_with_the_separator():
+    for source in ("{flag}|{amount}", "{id}{seq}", "X#{id}-{seq}"):
+        with pytest.raises(ConfigurationError) as info:
+            template(source)
+        assert info.value.code == "key-template"
+    assert template("X#{id}#-#{seq}").render({"id": "a", "seq": 1}) == "X#a#-#1"
 
 
 def test_template_literal_prefix_and_fields():
