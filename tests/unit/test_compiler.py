@@ -38,7 +38,7 @@ def _compiler_env() -> Iterator[None]:
     """Table name "tbl", and a registry holding exactly the shared test models.
 
     The compiler is pure (its requests never depend on which other models are registered;
-    `test_every_query_filters_by_entity_type` checks that), but include() only accepts
+    `test_compiled_requests_do_not_depend_on_the_registered_models`), but include() accepts only
     registered models, and models defined by a test must not outlive it.
     """
     saved = _config.snapshot()
