@@ -38,7 +38,7 @@ from .exceptions import (
 from .fields import DynormField, FieldKind
 from .query.queryset import Manager
 
-__all__ = ["Model", "ModelMeta"]
+__all__ = ["Model", "ModelMeta", "reserved_names"]
 
 _TRUSTED = "dynorm_trusted"
 _TRUSTED_CONTEXT = {_TRUSTED: True}
