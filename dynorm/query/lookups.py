@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .._codec import ValueProblem, invalid_value, to_wire, unwrap_optional
 from .._constants import IN_OPERANDS_LIMIT
@@ -89,10 +89,34 @@ def _walk_path(meta: Options, name: str, path: list[str]) -> None:
         walked = f"{walked}__{part}"
 
 
-def _coerce(meta: Options, name: str, value: Any) -> Any:
-    """Validate a lookup value as the field's type (so '2024-01-01' works for a datetime)."""
+def _coerce(meta: Options, name: str, value: Any, lookup: str | None = None) -> Any:
+    """Validate a lookup value as the field's type (so '2024-01-01' works for a datetime).
+
+    With `lookup`, a value that does not validate raises QueryError naming the model, the
+    field and the lookup (never the value); without it, pydantic's ValidationError.
+    """
     annotation = _annotation(meta, name)
-    return _adapter(meta, name, annotation).validate_python(value)
+    adapter = _adapter(meta, name, annotation)
+    if lookup is None:
+        return adapter.validate_python(value)
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        kinds = ", ".join(sorted({str(e["type"]) for e in exc.errors()}))
+        raise QueryError(
+            f"Cannot filter {meta.model_name} on {name} (lookup {lookup}): the value is not "
+            f"a valid {_type_name(annotation)} ({kinds}); pass a value of the field's type.",
+            code="bad-query",
+        ) from None
+
+
+def _type_name(annotation: Any) -> str:
+    """A short name for a field's type in messages (never a value)."""
+    base, optional = unwrap_optional(annotation)
+    name = getattr(base, "__name__", None) or str(base).replace("typing.", "")
+    if get_origin(base) is Literal:
+        name = "Literal choice"
+    return f"{name} (or None)" if optional else name
 
 
 def encode_value(meta: Options, name: str, value: Any) -> dict[str, Any]:
@@ -184,7 +208,7 @@ def _check_value(
                 f"{IN_OPERANDS_LIMIT}; split the query or filter differently.",
                 code="bad-query",
             )
-        return [_one(meta, name, v, size, nested) for v in values]
+        return [_one(meta, name, v, size, nested, lookup) for v in values]
     if lookup == "between":
         if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
             raise QueryError(
@@ -195,7 +219,7 @@ def _check_value(
             raise QueryError(
                 f"Cannot use {where}: between takes a (low, high) pair.", code="bad-query"
             )
-        low, high = (_one(meta, name, v, size, nested) for v in pair)
+        low, high = (_one(meta, name, v, size, nested, lookup) for v in pair)
         try:
             reversed_bounds = bool(low > high)
         except TypeError:
@@ -225,10 +249,10 @@ def _check_value(
         return value
     if value is None and lookup in ("exact", "ne"):
         return None
-    return _one(meta, name, value, size, nested)
+    return _one(meta, name, value, size, nested, lookup)
 
 
-def _one(meta: Options, name: str, value: Any, size: bool, nested: bool) -> Any:
+def _one(meta: Options, name: str, value: Any, size: bool, nested: bool, lookup: str) -> Any:
     if size:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise QueryError(
@@ -238,7 +262,7 @@ def _one(meta: Options, name: str, value: Any, size: bool, nested: bool) -> Any:
         return value
     if nested:
         return value
-    return _coerce(meta, name, value)
+    return _coerce(meta, name, value, lookup)
 
 
 def lookup_values(meta: Options, lk: Lookup) -> list[dict[str, Any]]:

@@ -157,7 +157,6 @@ def test_plugin_loads_and_locks_without_fcntl(tmp_path: Path) -> None:
         from pathlib import Path
         import dynorm.testing.plugin
         from dynorm.testing import _local
-from tests.processes import clean_env, java_pids
 
         lock, log = Path(sys.argv[1]), Path(sys.argv[2])
         for _ in range(20):

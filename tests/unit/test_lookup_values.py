@@ -1,0 +1,64 @@
+"""A lookup value that does not validate as its field's type is a QueryError naming model,
+field and lookup, never the value (offline: explain() compiles without sending)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from dynorm.exceptions import QueryError
+from tests.models import Counter, Order
+
+# (model, the partition-key lookups that make the query a Query, field)
+FIELDS = [
+    (Order, {"customer_id": "c"}, "total"),  # Decimal
+    (Order, {"customer_id": "c"}, "status"),  # Literal
+    (Order, {"customer_id": "c"}, "created_at"),  # datetime
+    (Counter, {"name": "n"}, "value"),  # int
+]
+
+
+def shapes(lookup: str, bad: Any) -> Any:
+    """The value of `lookup` with `bad` in it (alone, in a list, in a pair)."""
+    if lookup == "in":
+        return [bad]
+    if lookup == "between":
+        return (bad, bad)
+    return bad
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    case=st.sampled_from(FIELDS),
+    lookup=st.sampled_from(["exact", "ne", "gt", "gte", "lt", "lte", "in", "between"]),
+    text=st.text(max_size=20),
+)
+def test_a_lookup_value_that_does_not_validate_names_model_field_and_lookup(
+    case: tuple[Any, dict[str, str], str], lookup: str, text: str
+) -> None:
+    model, key, field = case
+    bad = f"not-a-value-{uuid.uuid4().hex}{text}"  # valid for none of the field types
+    with pytest.raises(QueryError) as info:
+        model.objects.filter(**key, **{f"{field}__{lookup}": shapes(lookup, bad)}).explain()
+    message = str(info.value)
+    assert message.startswith(f"Cannot filter {model.__name__} on {field} (lookup {lookup}):")
+    assert info.value.code == "bad-query"
+    assert bad not in message and bad not in repr(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no pydantic echo
+
+
+def test_the_report_s_example_names_total_and_the_decimal_type() -> None:
+    with pytest.raises(QueryError) as info:
+        Order.objects.filter(customer_id="c", total="abc").explain()
+    assert str(info.value) == (
+        "Cannot filter Order on total (lookup exact): the value is not a valid Decimal "
+        "(decimal_parsing); pass a value of the field's type."
+    )
+
+
+def test_values_of_the_field_type_still_validate_and_coerce() -> None:
+    [request] = Order.objects.filter(customer_id="c", total__gte="12.50").explain()
+    assert {"N": "12.50"} in request.params["ExpressionAttributeValues"].values()
