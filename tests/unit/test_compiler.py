@@ -21,12 +21,13 @@ import pytest
 
 import dynorm
 from dynorm import F, Index, Model, Q, _config, _registry
+from dynorm._keys import escape
 from dynorm._persistence import build_item
 from dynorm.exceptions import DynormError, QueryError
-from dynorm.query.compiler import MAX_CHAR, Plan, Request, compile_query
+from dynorm.query.compiler import Plan, Request, compile_query
 from tests.models import Color, Counter, Customer, Event, Everything, Order
 
-TABLE = "t"
+TABLE = "tbl"  # DynamoDB table names are 3 to 255 characters
 BASE_MODELS = (Customer, Order, Counter, Everything, Event)
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 T0_TEXT = "2024-01-01T00:00:00.000000Z"
@@ -34,11 +35,11 @@ T0_TEXT = "2024-01-01T00:00:00.000000Z"
 
 @pytest.fixture(autouse=True)
 def _compiler_env() -> Iterator[None]:
-    """Table name "t", and a registry holding exactly the shared test models.
+    """Table name "tbl", and a registry holding exactly the shared test models.
 
-    The compiler looks at every registered model to decide whether a sort-key prefix is unique
-    to one entity type; pinning the registry keeps these exact assertions independent of
-    models that other test modules may define.
+    The compiler is pure (its requests never depend on which other models are registered;
+    `test_compiled_requests_do_not_depend_on_the_registered_models`), but include() accepts only
+    registered models, and models defined by a test must not outlive it.
     """
     saved = _config.snapshot()
     dynorm.configure(table_name=TABLE)
@@ -354,22 +355,34 @@ def order_query(
     filter_expression: str | None = None,
     names: Sequence[str] = (),
     values: Sequence[dict[str, Any]] = (),
+    *,
+    projected: Sequence[str] = (),
     **extra: Any,
 ) -> dict[str, Any]:
-    """The Query of `Order.objects.filter(customer_id="c1", ...)` with filter parts from #n2/:v2."""
-    params: dict[str, Any] = {"TableName": TABLE, "KeyConditionExpression": BASE_KEY}
-    if filter_expression is not None:
-        params["FilterExpression"] = filter_expression
+    """The Query of `Order.objects.filter(customer_id="c1", ...)` with filter parts from #n2/:v2.
+
+    `names`/`values` are the filter's own placeholders in order; the entity-type filter
+    (`_type = 'Order'`) always follows them, and `projected` names come after it.
+    """
+    type_name, type_value = f"#n{len(names) + 2}", f":v{len(values) + 2}"
+    type_filter = f"{type_name} = {type_value}"
+    params: dict[str, Any] = {
+        "TableName": TABLE,
+        "KeyConditionExpression": BASE_KEY,
+        "FilterExpression": (
+            type_filter if filter_expression is None else f"{filter_expression} AND {type_filter}"
+        ),
+    }
     params.update(extra)
     params["ExpressionAttributeNames"] = {
         "#n0": "pk",
         "#n1": "sk",
-        **{f"#n{i + 2}": n for i, n in enumerate(names)},
+        **{f"#n{i + 2}": n for i, n in enumerate([*names, "_type", *projected])},
     }
     params["ExpressionAttributeValues"] = {
         ":v0": {"S": "CUSTOMER#c1"},
         ":v1": {"S": "ORDER#"},
-        **{f":v{i + 2}": v for i, v in enumerate(values)},
+        **{f":v{i + 2}": v for i, v in enumerate([*values, {"S": "Order"}])},
     }
     return params
 
@@ -403,12 +416,17 @@ def test_full_primary_key_is_a_get_item_plan() -> None:
     assert one(qs) == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND #n1 = :v1",
-        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk"},
-        "ExpressionAttributeValues": {":v0": {"S": "CUSTOMER#c1"}, ":v1": {"S": "ORDER#o1"}},
+        "FilterExpression": "#n2 = :v2",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "_type"},
+        "ExpressionAttributeValues": {
+            ":v0": {"S": "CUSTOMER#c1"},
+            ":v1": {"S": "ORDER#o1"},
+            ":v2": {"S": "Order"},
+        },
     }
     compiled = plan(qs)
     assert compiled.get_key == ("CUSTOMER#c1", "ORDER#o1")
-    assert compiled.has_filter is False
+    assert compiled.has_filter is False  # the entity-type filter alone is not a user filter
     assert compiled.key_attrs == ("pk", "sk")
     assert compiled.models == (Order,)
 
@@ -420,8 +438,13 @@ def test_literal_sort_key_is_a_get_item_plan() -> None:
     assert one(Counter.objects.filter(name="hits")) == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND #n1 = :v1",
-        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk"},
-        "ExpressionAttributeValues": {":v0": {"S": "COUNTER#hits"}, ":v1": {"S": "Counter"}},
+        "FilterExpression": "#n2 = :v2",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "_type"},
+        "ExpressionAttributeValues": {
+            ":v0": {"S": "COUNTER#hits"},
+            ":v1": {"S": "Counter"},
+            ":v2": {"S": "Counter"},
+        },
     }
 
 
@@ -460,12 +483,13 @@ def test_filter_on_the_key_again_with_another_value_stays_in_the_filter() -> Non
     assert one(qs) == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND #n1 = :v1",
-        "FilterExpression": "#n2 = :v2",
-        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "id"},
+        "FilterExpression": "#n2 = :v2 AND #n3 = :v3",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "id", "#n3": "_type"},
         "ExpressionAttributeValues": {
             ":v0": {"S": "CUSTOMER#c1"},
             ":v1": {"S": "ORDER#o1"},
             ":v2": {"S": "o2"},
+            ":v3": {"S": "Order"},
         },
     }
 
@@ -549,9 +573,11 @@ def test_lookup_compiles_to_filter(
 def test_in_lookup_takes_up_to_100_values() -> None:
     params = one(orders().filter(total__in=range(100)))
     tokens = ", ".join(f":v{i}" for i in range(2, 102))
-    assert params["FilterExpression"] == f"#n2 IN ({tokens})"
+    assert params == order_query(
+        f"#n2 IN ({tokens})", ["total"], [{"N": str(i)} for i in range(100)]
+    )
     assert params["ExpressionAttributeValues"][":v101"] == {"N": "99"}
-    assert len(params["ExpressionAttributeValues"]) == 102
+    assert params["ExpressionAttributeValues"][":v102"] == {"S": "Order"}
 
 
 @pytest.mark.parametrize(
@@ -584,19 +610,20 @@ def test_in_lookup_takes_up_to_100_values() -> None:
 def test_nested_map_paths(
     lookups: dict[str, Any], expression: str, names: list[str], values: list[dict[str, Any]]
 ) -> None:
+    type_filter = f"#n{len(names) + 2} = :v{len(values) + 2}"
     assert one(Customer.objects.filter(id="c1", **lookups)) == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND #n1 = :v1",
-        "FilterExpression": expression,
+        "FilterExpression": f"{expression} AND {type_filter}",
         "ExpressionAttributeNames": {
             "#n0": "pk",
             "#n1": "sk",
-            **{f"#n{i + 2}": n for i, n in enumerate(names)},
+            **{f"#n{i + 2}": n for i, n in enumerate([*names, "_type"])},
         },
         "ExpressionAttributeValues": {
             ":v0": {"S": "CUSTOMER#c1"},
             ":v1": {"S": "PROFILE"},
-            **{f":v{i + 2}": v for i, v in enumerate(values)},
+            **{f":v{i + 2}": v for i, v in enumerate([*values, {"S": "Customer"}])},
         },
     }
 
@@ -635,28 +662,36 @@ def test_nested_map_paths(
 def test_lookup_on_every_field_type(
     lookups: dict[str, Any], expression: str, names: list[str], values: list[dict[str, Any]]
 ) -> None:
+    type_filter = f"#n{len(names) + 2} = :v{len(values) + 2}"
     assert one(Everything.objects.filter(id="e1", **lookups)) == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND #n1 = :v1",
-        "FilterExpression": expression,
+        "FilterExpression": f"{expression} AND {type_filter}",
         "ExpressionAttributeNames": {
             "#n0": "pk",
             "#n1": "sk",
-            **{f"#n{i + 2}": n for i, n in enumerate(names)},
+            **{f"#n{i + 2}": n for i, n in enumerate([*names, "_type"])},
         },
         "ExpressionAttributeValues": {
             ":v0": {"S": "EVERY#e1"},
             ":v1": {"S": "Everything"},
-            **{f":v{i + 2}": v for i, v in enumerate(values)},
+            **{f":v{i + 2}": v for i, v in enumerate([*values, {"S": "Everything"}])},
         },
     }
 
 
 def test_set_equality_encodes_a_string_set() -> None:
     params = one(Everything.objects.filter(id="e1", ss={"b", "a"}))
-    assert params["FilterExpression"] == "#n2 = :v2"
+    assert params["FilterExpression"] == "#n2 = :v2 AND #n3 = :v3"
+    assert params["ExpressionAttributeNames"] == {
+        "#n0": "pk",
+        "#n1": "sk",
+        "#n2": "ss",
+        "#n3": "_type",
+    }
     ((kind, members),) = params["ExpressionAttributeValues"][":v2"].items()
     assert kind == "SS" and sorted(members) == ["a", "b"]
+    assert params["ExpressionAttributeValues"][":v3"] == {"S": "Everything"}
 
 
 # =========================================================================== Q, exclude
@@ -848,8 +883,13 @@ def test_gsi_sort_key_equality() -> None:
         "TableName": TABLE,
         "IndexName": "gsi1",
         "KeyConditionExpression": "#n0 = :v0 AND #n1 = :v1",
-        "ExpressionAttributeNames": {"#n0": "gsi1pk", "#n1": "gsi1sk"},
-        "ExpressionAttributeValues": {":v0": {"S": "STATUS#paid"}, ":v1": {"S": T0_TEXT}},
+        "FilterExpression": "#n2 = :v2",
+        "ExpressionAttributeNames": {"#n0": "gsi1pk", "#n1": "gsi1sk", "#n2": "_type"},
+        "ExpressionAttributeValues": {
+            ":v0": {"S": "STATUS#paid"},
+            ":v1": {"S": T0_TEXT},
+            ":v2": {"S": "Order"},
+        },
     }
 
 
@@ -859,10 +899,12 @@ def test_gsi_index_keyed_by_another_field() -> None:
         "TableName": TABLE,
         "IndexName": "gsi1",
         "KeyConditionExpression": "#n0 = :v0 AND #n1 = :v1",
-        "ExpressionAttributeNames": {"#n0": "gsi1pk", "#n1": "gsi1sk"},
+        "FilterExpression": "#n2 = :v2",
+        "ExpressionAttributeNames": {"#n0": "gsi1pk", "#n1": "gsi1sk", "#n2": "_type"},
         "ExpressionAttributeValues": {
             ":v0": {"S": "EMAIL#a@example.com"},
             ":v1": {"S": "Customer"},
+            ":v2": {"S": "Customer"},
         },
     }
     assert plan(qs).get_key is None  # a GSI key is not unique: never a GetItem
@@ -894,7 +936,7 @@ def test_exclude_with_descending_order() -> None:
 def test_only_projects_keys_type_version_and_the_fields() -> None:
     assert one(orders().only("id", "total", "id")) == order_query(
         ProjectionExpression="#n0, #n1, #n2, #n3, #n4, #n5",
-        names=["_type", "version", "id", "total"],
+        projected=["version", "id", "total"],
     )
 
 
@@ -902,8 +944,9 @@ def test_only_reuses_names_already_in_the_expressions() -> None:
     qs = orders().filter(total__gt=5).only("total", "note")
     assert one(qs) == order_query(
         "#n2 > :v2",
-        ["total", "_type", "version", "note"],
+        ["total"],
         [{"N": "5"}],
+        projected=["version", "note"],
         ProjectionExpression="#n0, #n1, #n3, #n4, #n2, #n5",
     )
 
@@ -1062,8 +1105,8 @@ def test_include_rejects_an_unregistered_model() -> None:
 @pytest.mark.parametrize(
     ("lookups", "low", "high", "filter_"),
     [
-        ({"seq__gte": 5}, "EVENT#0000000005", "EVENT#" + MAX_CHAR, None),
-        ({"seq__gt": 5}, "EVENT#0000000005", "EVENT#" + MAX_CHAR, ("#n2 > :v3", {"N": "5"})),
+        ({"seq__gte": 5}, "EVENT#0000000005", "EVENT$", None),
+        ({"seq__gt": 5}, "EVENT#0000000005", "EVENT$", ("#n2 > :v3", {"N": "5"})),
         ({"seq__lte": 5}, "EVENT#", "EVENT#0000000005", None),
         ({"seq__lt": 5}, "EVENT#", "EVENT#0000000005", ("#n2 < :v3", {"N": "5"})),
         ({"seq__between": (5, 9)}, "EVENT#0000000005", "EVENT#0000000009", None),
@@ -1083,10 +1126,16 @@ def test_event_seq_range_is_a_range_inside_the_prefix(
             ":v2": {"S": high},
         },
     }
-    if filter_ is not None:
-        expected["FilterExpression"] = filter_[0]
-        expected["ExpressionAttributeNames"]["#n2"] = "seq"
-        expected["ExpressionAttributeValues"][":v3"] = filter_[1]
+    # gt/lt on the last template field keep their filter (the key bound is inclusive); the
+    # entity-type filter always comes last.
+    if filter_ is None:
+        expected["FilterExpression"] = "#n2 = :v3"
+        expected["ExpressionAttributeNames"]["#n2"] = "_type"
+        expected["ExpressionAttributeValues"][":v3"] = {"S": "Event"}
+    else:
+        expected["FilterExpression"] = f"{filter_[0]} AND #n3 = :v4"
+        expected["ExpressionAttributeNames"].update({"#n2": "seq", "#n3": "_type"})
+        expected["ExpressionAttributeValues"].update({":v3": filter_[1], ":v4": {"S": "Event"}})
     assert one(Event.objects.filter(stream="s", **lookups)) == expected
 
 
@@ -1095,13 +1144,14 @@ def test_event_two_ranges_use_one_for_the_key_and_keep_the_other() -> None:
     assert params == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND #n1 BETWEEN :v1 AND :v2",
-        "FilterExpression": "#n2 < :v3",
-        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "seq"},
+        "FilterExpression": "#n2 < :v3 AND #n3 = :v4",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "seq", "#n3": "_type"},
         "ExpressionAttributeValues": {
             ":v0": {"S": "STREAM#s"},
             ":v1": {"S": "EVENT#0000000003"},
-            ":v2": {"S": "EVENT#" + MAX_CHAR},
+            ":v2": {"S": "EVENT$"},
             ":v3": {"N": "9"},
+            ":v4": {"S": "Event"},
         },
     }
 
@@ -1183,12 +1233,12 @@ def test_gsi_created_at_range(
 @pytest.mark.parametrize(
     ("lookups", "key_condition", "sk_values", "filter_"),
     [
-        ({"id__gte": "o5"}, "BETWEEN :v1 AND :v2", ["ORDER#o5", "ORDER#" + MAX_CHAR], None),
+        ({"id__gte": "o5"}, "BETWEEN :v1 AND :v2", ["ORDER#o5", "ORDER$"], None),
         ({"id__lte": "o5"}, "BETWEEN :v1 AND :v2", ["ORDER#", "ORDER#o5"], None),
         (
             {"id__gt": "o5"},
             "BETWEEN :v1 AND :v2",
-            ["ORDER#o5", "ORDER#" + MAX_CHAR],
+            ["ORDER#o5", "ORDER$"],
             ("#n2 > :v3", "o5"),
         ),
         (
@@ -1214,10 +1264,14 @@ def test_order_id_range_on_the_table(
         "TableName": TABLE,
         "KeyConditionExpression": f"#n0 = :v0 AND #n1 {key_condition}",
     }
-    if filter_ is not None:
-        expected["FilterExpression"] = filter_[0]
-        names["#n2"] = "id"
-        values[":v3"] = {"S": filter_[1]}
+    if filter_ is None:
+        expected["FilterExpression"] = "#n2 = :v3"
+        names["#n2"] = "_type"
+        values[":v3"] = {"S": "Order"}
+    else:
+        expected["FilterExpression"] = f"{filter_[0]} AND #n3 = :v4"
+        names.update({"#n2": "id", "#n3": "_type"})
+        values.update({":v3": {"S": filter_[1]}, ":v4": {"S": "Order"}})
     expected["ExpressionAttributeNames"] = names
     expected["ExpressionAttributeValues"] = values
     assert one(orders().filter(**lookups)) == expected
@@ -1227,8 +1281,17 @@ def test_order_id_begins_with_is_a_key_prefix() -> None:
     assert one(orders().filter(id__begins_with="o1")) == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND begins_with(#n1, :v1)",
-        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk"},
-        "ExpressionAttributeValues": {":v0": {"S": "CUSTOMER#c1"}, ":v1": {"S": "ORDER#o1"}},
+        "FilterExpression": "#n2 = :v2",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "_type"},
+        "ExpressionAttributeValues": {
+            ":v0": {"S": "CUSTOMER#c1"},
+            ":v1": {"S": "ORDER#o1"},
+            ":v2": {"S": "Order"},
+        },
+    }
+    # The value is key text: escaped like every key value, so "#" cannot reach another field.
+    assert one(orders().filter(id__begins_with="o #$"))["ExpressionAttributeValues"][":v1"] == {
+        "S": "ORDER#o$20$23$24"
     }
 
 
@@ -1237,14 +1300,15 @@ def test_non_range_sort_key_lookups_stay_in_the_filter() -> None:
     assert params == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND begins_with(#n1, :v1)",
-        "FilterExpression": "#n2 IN (:v2, :v3) AND #n2 <> :v4",
-        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "seq"},
+        "FilterExpression": "#n2 IN (:v2, :v3) AND #n2 <> :v4 AND #n3 = :v5",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "seq", "#n3": "_type"},
         "ExpressionAttributeValues": {
             ":v0": {"S": "STREAM#s"},
             ":v1": {"S": "EVENT#"},
             ":v2": {"N": "1"},
             ":v3": {"N": "2"},
             ":v4": {"N": "3"},
+            ":v5": {"S": "Event"},
         },
     }
 
@@ -1285,8 +1349,32 @@ def test_event_two_ranges_select_exactly_the_matches() -> None:
     assert_selects(qs, _events(), lambda e: e.stream == "s" and 3 < e.seq <= 9)
 
 
-ORDER_IDS = ["a", "a!", "ab", "abc", "b", "b!", "ba", "c", "z", "~", "é", "\U0001f600"]
-ID_VALUES = ["", "a", "ab", "aa", "b", "b!", "bz", "é", "\U0001f600", "\U0001f601"]
+#: Comparisons the lookups stand for, to state what a query must select.
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "gte": operator.ge,
+    "gt": operator.gt,
+    "lte": operator.le,
+    "lt": operator.lt,
+    "exact": operator.eq,
+    "begins_with": str.startswith,
+}
+
+#: Characters that key text treats specially: the separator "#", the escape "$", the others
+#: the codec escapes (space, NUL, newline), the first one it does not ("%"), and U+10FFFF.
+#: Ids are prefixes of each other and of their escaped forms ("a$23" is how "a#" renders).
+_AWKWARD = ["#", "$", " ", "\x00", "\n", "%", "\U0010ffff"]
+ORDER_IDS = [
+    *["a", "a!", "ab", "abc", "b", "b!", "ba", "c", "z", "~", "é", "\U0001f600"],
+    *_AWKWARD,
+    *[f"a{c}" for c in _AWKWARD],
+    *["a#b", "a$23", "a$24", "a$2", "$23", "a\U0010ffff\U0010ffff", "\U0010ffffa", "a##"],
+]
+ID_VALUES = [
+    *["", "a", "ab", "aa", "b", "b!", "bz", "é", "\U0001f600", "\U0001f601"],
+    *_AWKWARD,
+    *[f"a{c}" for c in _AWKWARD],
+    *["a$23", "a$2", "$2", "\U0010ffff\U0010ffff"],
+]
 
 
 def _partition() -> list[Model]:
@@ -1310,21 +1398,24 @@ def _partition() -> list[Model]:
     ],
 )
 def test_order_id_ranges_select_exactly_the_matches(lookup: str, value: str) -> None:
-    compare: dict[str, Callable[[str, str], bool]] = {
-        "gte": operator.ge,
-        "gt": operator.gt,
-        "lte": operator.le,
-        "lt": operator.lt,
-        "exact": operator.eq,
-        "begins_with": str.startswith,
-    }
     qs = orders().filter(**{f"id__{lookup}": value})
-    assert_selects(
-        qs, _partition(), lambda o: o.customer_id == "c1" and compare[lookup](o.id, value)
-    )
+    assert_selects(qs, _partition(), lambda o: o.customer_id == "c1" and _OPS[lookup](o.id, value))
 
 
-@pytest.mark.parametrize("pair", [("a", "b"), ("ab", "ba"), ("a!", "a!"), ("", "\U0010fffe")])
+@pytest.mark.parametrize(
+    "pair",
+    [
+        ("a", "b"),
+        ("ab", "ba"),
+        ("a!", "a!"),
+        ("", "\U0010fffe"),
+        ("", "\U0010ffff"),
+        ("a", "a$"),
+        ("a#", "a$23"),
+        ("\x00", " "),
+        ("a\U0010ffff", "\U0010ffff"),
+    ],
+)
 def test_order_id_between_selects_exactly_the_matches(pair: tuple[str, str]) -> None:
     qs = orders().filter(id__between=pair)
     assert_selects(qs, _partition(), lambda o: o.customer_id == "c1" and pair[0] <= o.id <= pair[1])
@@ -1389,13 +1480,77 @@ def test_gsi_created_at_between_and_begins_with_select_exactly_the_matches() -> 
 # =========================================================================== entity-type filter
 
 
-def test_type_filter_only_where_the_key_cannot_tell_types_apart() -> None:
-    assert "FilterExpression" not in one(orders())  # "ORDER#" is Order's alone
-    assert "FilterExpression" not in one(Event.objects.filter(stream="s", seq__gte=1))
-    assert "FilterExpression" not in one(Customer.objects.filter(id="c1"))
-    gsi = one(Order.objects.using_gsi("by_status").filter(status="open"))
-    assert gsi["FilterExpression"] == "#n1 = :v1"
-    assert gsi["ExpressionAttributeValues"][":v1"] == {"S": "Order"}
+def test_every_query_filters_by_entity_type() -> None:
+    """Key text alone never decides the entity type: every Query carries the `_type` filter,
+    and the request is the same whichever other models are registered (the compiler is pure).
+    """
+    assert one(orders()) == order_query()
+    assert one(Event.objects.filter(stream="s", seq__gte=1)) == {
+        "TableName": TABLE,
+        "KeyConditionExpression": "#n0 = :v0 AND #n1 BETWEEN :v1 AND :v2",
+        "FilterExpression": "#n2 = :v3",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "_type"},
+        "ExpressionAttributeValues": {
+            ":v0": {"S": "STREAM#s"},
+            ":v1": {"S": "EVENT#0000000001"},
+            ":v2": {"S": "EVENT$"},
+            ":v3": {"S": "Event"},
+        },
+    }
+    assert one(Customer.objects.filter(id="c1")) == {
+        "TableName": TABLE,
+        "KeyConditionExpression": "#n0 = :v0 AND #n1 = :v1",
+        "FilterExpression": "#n2 = :v2",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "_type"},
+        "ExpressionAttributeValues": {
+            ":v0": {"S": "CUSTOMER#c1"},
+            ":v1": {"S": "PROFILE"},
+            ":v2": {"S": "Customer"},
+        },
+    }
+    assert one(Order.objects.using_gsi("by_status").filter(status="open")) == {
+        "TableName": TABLE,
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "#n0 = :v0",
+        "FilterExpression": "#n1 = :v1",
+        "ExpressionAttributeNames": {"#n0": "gsi1pk", "#n1": "_type"},
+        "ExpressionAttributeValues": {":v0": {"S": "STATUS#open"}, ":v1": {"S": "Order"}},
+    }
+
+
+def test_compiled_requests_do_not_depend_on_the_registered_models() -> None:
+    def compile_all() -> list[list[dict[str, Any]]]:
+        return [[r.params for r in make().explain()] for make in CORPUS]
+
+    before = compile_all()
+    for requests in before:
+        for params in requests:
+            names = params["ExpressionAttributeNames"]
+            type_token = next(t for t, n in names.items() if n == "_type")
+            assert re.search(
+                rf"{type_token} (= :v\d+|IN \(:v\d+(, :v\d+)*\))$", params["FilterExpression"]
+            ), params["FilterExpression"]
+
+    class OrderNote(Model):  # renders keys inside Order's sort-key prefix, in its partition
+        customer_id: str
+        order_id: str
+        n: int
+
+        class Meta:
+            pk = "CUSTOMER#{customer_id}"
+            sk = "ORDER#{order_id}#NOTE#{n:04d}"
+
+    class Ticket(Model):  # shares Order's GSI slot and its key templates
+        id: str
+        status: Literal["open", "paid"] = "open"
+        created_at: datetime
+
+        class Meta:
+            pk = "TICKET#{id}"
+            indexes = [Index("by_status", pk="STATUS#{status}", sk="{created_at}")]
+
+    assert {OrderNote, Ticket} <= set(_registry.all_models())
+    assert compile_all() == before
 
 
 @pytest.fixture
@@ -1415,8 +1570,8 @@ def order_note() -> type[Model]:
     return OrderNote
 
 
-def test_type_filter_when_another_model_shares_the_prefix(order_note: type[Model]) -> None:
-    assert one(orders()) == order_query("#n2 = :v2", ["_type"], [{"S": "Order"}])
+def test_type_filter_keeps_a_model_sharing_the_prefix_out(order_note: type[Model]) -> None:
+    assert one(orders()) == order_query()
     assert one(orders().filter(id__gte="o")) == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND #n1 BETWEEN :v1 AND :v2",
@@ -1425,15 +1580,38 @@ def test_type_filter_when_another_model_shares_the_prefix(order_note: type[Model
         "ExpressionAttributeValues": {
             ":v0": {"S": "CUSTOMER#c1"},
             ":v1": {"S": "ORDER#o"},
-            ":v2": {"S": "ORDER#" + MAX_CHAR},
+            ":v2": {"S": "ORDER$"},
             ":v3": {"S": "Order"},
         },
     }
     notes = order_note.objects.filter(customer_id="c1", order_id="o1")
-    assert one(notes)["FilterExpression"].endswith(" = :v2")
-    objs = [*_partition(), order_note(customer_id="c1", order_id="a", n=1)]
+    assert one(notes) == {
+        "TableName": TABLE,
+        "KeyConditionExpression": "#n0 = :v0 AND begins_with(#n1, :v1)",
+        "FilterExpression": "#n2 = :v2",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "_type"},
+        "ExpressionAttributeValues": {
+            ":v0": {"S": "CUSTOMER#c1"},
+            ":v1": {"S": "ORDER#o1#NOTE#"},
+            ":v2": {"S": "OrderNote"},
+        },
+    }
+    objs = [
+        *_partition(),
+        order_note(customer_id="c1", order_id="a", n=1),
+        order_note(customer_id="c1", order_id="a#", n=2),
+        order_note(customer_id="c1", order_id="\U0010ffff", n=3),
+    ]
     assert_selects(orders(), objs, lambda o: o.customer_id == "c1")
-    assert_selects(orders().filter(id__gte="a"), objs, lambda o: o.customer_id == "c1")
+    for lookup, op in _OPS.items():
+        qs = orders().filter(**{f"id__{lookup}": "a"})
+        assert_selects(qs, objs, lambda o, op=op: o.customer_id == "c1" and op(o.id, "a"))
+    assert_selects(notes, objs, lambda n: n.customer_id == "c1" and n.order_id == "o1")
+    assert_selects(
+        order_note.objects.filter(customer_id="c1", order_id="a"),
+        objs,
+        lambda n: n.order_id == "a",
+    )
 
 
 @pytest.fixture
@@ -1452,29 +1630,75 @@ def person() -> type[Model]:
     return Person
 
 
-def test_range_on_a_leading_sort_key_field(person: type[Model]) -> None:
-    qs = person.objects.filter(org="o", last__gte="Sm")
-    assert one(qs) == {
+@pytest.mark.parametrize(
+    ("lookups", "low", "high"),
+    [
+        # Keys read PERSON#<last>#<first>: "#" sorts below every character of an escaped
+        # value and "$" just above it, so every range on `last` is exact.
+        ({"last__gte": "Sm"}, "PERSON#Sm", "PERSON$"),
+        ({"last__gt": "Sm"}, "PERSON#Sm$", "PERSON$"),
+        ({"last__lte": "Sm"}, "PERSON#", "PERSON#Sm$"),
+        ({"last__lt": "Sm"}, "PERSON#", "PERSON#Sm"),
+        ({"last__between": ("A", "Sm")}, "PERSON#A", "PERSON#Sm$"),
+        ({"last__gte": "S m#"}, "PERSON#S$20m$23", "PERSON$"),
+        # The last field: keys end with the value, so gte/lte/between are exact as they are.
+        ({"last": "Smith", "first__lte": "J"}, "PERSON#Smith#", "PERSON#Smith#J"),
+        ({"last": "Smith", "first__gte": "J"}, "PERSON#Smith#J", "PERSON#Smith$"),
+        ({"last": "Smith", "first__between": ("A", "J")}, "PERSON#Smith#A", "PERSON#Smith#J"),
+    ],
+)
+def test_range_on_a_sort_key_field_is_exact(
+    person: type[Model], lookups: dict[str, Any], low: str, high: str
+) -> None:
+    assert one(person.objects.filter(org="o", **lookups)) == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND #n1 BETWEEN :v1 AND :v2",
-        "FilterExpression": "#n2 >= :v3",
-        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "last"},
+        "FilterExpression": "#n2 = :v3",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "_type"},
         "ExpressionAttributeValues": {
             ":v0": {"S": "ORG#o"},
-            ":v1": {"S": "PERSON#Sm"},
-            ":v2": {"S": "PERSON#" + MAX_CHAR},
-            ":v3": {"S": "Sm"},
+            ":v1": {"S": low},
+            ":v2": {"S": high},
+            ":v3": {"S": "Person"},
         },
     }
-    qs = person.objects.filter(org="o", last="Smith", first__lte="J")
-    assert one(qs) == {
+
+
+@pytest.mark.parametrize(
+    ("lookup", "op", "low", "high"),
+    [
+        ("gt", ">", "PERSON#Smith#J", "PERSON#Smith$"),
+        ("lt", "<", "PERSON#Smith#", "PERSON#Smith#J"),
+    ],
+)
+def test_strict_range_on_the_last_field_keeps_its_filter(
+    person: type[Model], lookup: str, op: str, low: str, high: str
+) -> None:
+    assert one(person.objects.filter(org="o", last="Smith", **{f"first__{lookup}": "J"})) == {
         "TableName": TABLE,
         "KeyConditionExpression": "#n0 = :v0 AND #n1 BETWEEN :v1 AND :v2",
-        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk"},
+        "FilterExpression": f"#n2 {op} :v3 AND #n3 = :v4",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "first", "#n3": "_type"},
         "ExpressionAttributeValues": {
             ":v0": {"S": "ORG#o"},
-            ":v1": {"S": "PERSON#Smith#"},
-            ":v2": {"S": "PERSON#Smith#J"},
+            ":v1": {"S": low},
+            ":v2": {"S": high},
+            ":v3": {"S": "J"},
+            ":v4": {"S": "Person"},
+        },
+    }
+
+
+def test_begins_with_on_a_leading_field_is_an_exact_key_prefix(person: type[Model]) -> None:
+    assert one(person.objects.filter(org="o", last__begins_with="Smith#B")) == {
+        "TableName": TABLE,
+        "KeyConditionExpression": "#n0 = :v0 AND begins_with(#n1, :v1)",
+        "FilterExpression": "#n2 = :v2",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk", "#n2": "_type"},
+        "ExpressionAttributeValues": {
+            ":v0": {"S": "ORG#o"},
+            ":v1": {"S": "PERSON#Smith$23B"},
+            ":v2": {"S": "Person"},
         },
     }
 
@@ -1493,28 +1717,107 @@ def test_order_by_a_later_sort_key_field_needs_the_earlier_ones(person: type[Mod
 _PEOPLE = [
     ("Smith", "Bob"),
     ("Smith", "Al"),
+    ("Smith", ""),
+    ("Smith", "#"),
     ("Smith Jones", "Ann"),
     ("Smithe", "Cy"),
     ("Smi", "Di"),
     ("Ng", "Ed"),
+    *[(f"Smith{c}", "Fi") for c in _AWKWARD],
+    *[(f"Smith{c}x", "Gu") for c in _AWKWARD],
+    ("Smith#B", "Hal"),
+    ("Smith$23B", "Ida"),
+    ("Smith$", "#Jo"),
+    ("", "Kim"),
+    ("#", "Lu"),
+    ("\U0010ffff", "Mo"),
+    ("\U0010ffff\U0010ffff", ""),
+]
+_LAST_VALUES = [
+    *["Smith", "Smithe", "Smi", "Sn", "A"],
+    *[f"Smith{c}" for c in _AWKWARD],
+    *["Smith#B", "Smith$23", "Smith$2", "#", "$", "\U0010ffff"],
 ]
 
 
-@pytest.mark.parametrize("value", ["Smith", "Smithe", "Smi", "Sn", "A"])
+@pytest.mark.parametrize("value", _LAST_VALUES)
 @pytest.mark.parametrize("lookup", ["gte", "gt", "lte", "lt", "begins_with"])
 def test_leading_field_ranges_select_exactly_the_matches(
     person: type[Model], lookup: str, value: str
 ) -> None:
-    compare: dict[str, Callable[[str, str], bool]] = {
-        "gte": operator.ge,
-        "gt": operator.gt,
-        "lte": operator.le,
-        "lt": operator.lt,
-        "begins_with": str.startswith,
-    }
     objs = [person(org="o", last=last, first=first) for last, first in _PEOPLE]
     qs = person.objects.filter(org="o", **{f"last__{lookup}": value})
-    assert_selects(qs, objs, lambda p: compare[lookup](p.last, value))
+    assert_selects(qs, objs, lambda p: _OPS[lookup](p.last, value))
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        ("Smith", "Smith"),
+        ("Smith", "Smith#"),
+        ("Smith#", "Smith$"),
+        ("Smi", "Smith "),
+        ("", "\U0010ffff"),
+        ("#", "Smith\x00"),
+        ("Smith\U0010ffff", "Smith\U0010ffff"),
+    ],
+)
+def test_leading_field_between_selects_exactly_the_matches(
+    person: type[Model], pair: tuple[str, str]
+) -> None:
+    objs = [person(org="o", last=last, first=first) for last, first in _PEOPLE]
+    qs = person.objects.filter(org="o", last__between=pair)
+    assert_selects(qs, objs, lambda p: pair[0] <= p.last <= pair[1])
+
+
+@pytest.mark.parametrize(
+    ("lookup", "value"),
+    [
+        (lookup, value)
+        for lookup in ("gte", "gt", "lte", "lt", "exact", "begins_with")
+        for value in ("", "#", "$", " ", "A", "Al", "B", "Bob", "\U0010ffff")
+        if value or lookup != "begins_with"  # begins_with takes a non-empty string
+    ],
+)
+def test_last_field_ranges_after_a_fixed_field_select_exactly_the_matches(
+    person: type[Model], lookup: str, value: str
+) -> None:
+    objs = [person(org="o", last=last, first=first) for last, first in _PEOPLE]
+    qs = person.objects.filter(org="o", last="Smith", **{f"first__{lookup}": value})
+    assert_selects(qs, objs, lambda p: p.last == "Smith" and _OPS[lookup](p.first, value))
+
+
+@pytest.fixture
+def reading() -> type[Model]:
+    """A fixed-width number followed by more key text."""
+
+    class Reading(Model):
+        meter: str
+        seq: int
+        name: str
+
+        class Meta:
+            pk = "METER#{meter}"
+            sk = "R#{seq:04d}#{name}"
+
+    return Reading
+
+
+@pytest.mark.parametrize("value", [0, 1, 4, 5, 9999])
+@pytest.mark.parametrize("lookup", ["gte", "gt", "lte", "lt", "exact"])
+def test_fixed_width_leading_field_ranges_select_exactly_the_matches(
+    reading: type[Model], lookup: str, value: int
+) -> None:
+    objs = [
+        reading(meter=m, seq=n, name=name)
+        for m in ("m", "m#")
+        for n in (0, 1, 5, 9999)
+        for name in ("", "a", *_AWKWARD)
+    ]
+    qs = reading.objects.filter(meter="m", **{f"seq__{lookup}": value})
+    assert_selects(qs, objs, lambda r: r.meter == "m" and _OPS[lookup](r.seq, value))
+    if lookup != "exact":  # an exact range: the lookup leaves the filter
+        assert one(qs)["FilterExpression"] == "#n2 = :v3"
 
 
 # =========================================================================== errors
@@ -1727,6 +2030,10 @@ VALUE_SLOTS: dict[str, Callable[[str], Any]] = {
 }
 
 
+#: Slots whose value is rendered into key text by the key codec.
+KEY_SLOTS = {"partition-key", "sort-key", "sort-key-begins", "sort-key-range", "gsi-key"}
+
+
 def _expressions(params: dict[str, Any]) -> dict[str, Any]:
     return {k: params.get(k) for k in (*_EXPRESSION_KEYS, "ExpressionAttributeNames")}
 
@@ -1745,7 +2052,22 @@ def test_values_are_inert(slot: str, evil: str) -> None:
         return
     assert _expressions(hostile) == _expressions(plain)
     assert hostile["ExpressionAttributeValues"].keys() == plain["ExpressionAttributeValues"].keys()
-    assert any(evil in text for text in _strings(hostile["ExpressionAttributeValues"]))
+    if slot in KEY_SLOTS:
+        # Key text holds the escaped value (no raw "#" can reach another field); a lookup
+        # left in the filter compares the attribute itself, so it holds the raw value.
+        in_key = set(tokenize(plain["KeyConditionExpression"]))
+        expected = {
+            token: (
+                {"S": av["S"][:-1] + (escape(evil) if token in in_key else evil)}
+                if av.get("S", "").endswith("x")
+                else av
+            )
+            for token, av in plain["ExpressionAttributeValues"].items()
+        }
+        assert hostile["ExpressionAttributeValues"] == expected
+        assert any(escape(evil) in text for text in _strings(expected))
+    else:
+        assert any(evil in text for text in _strings(hostile["ExpressionAttributeValues"]))
 
 
 def _strings(value: Any) -> Iterator[str]:
