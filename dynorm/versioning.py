@@ -147,22 +147,13 @@ def _to_json(av: Mapping[str, Any]) -> dict[str, Any]:
     return {tag: value}
 
 
-def _json_bytes(value: Any) -> bytes:
-    if isinstance(value, str):
-        return base64.b64decode(value)
-    if isinstance(value, dict) and set(value) == {"__b64__"}:
-        # Earlier builds wrote bytes as {"__b64__": text} inside their B/BS tag: still read.
-        return base64.b64decode(value["__b64__"])
-    raise ValueError("a binary history value is neither base64 text nor the older marker")
-
-
 def _from_json(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The attribute value `_to_json` wrote (also reads the older bytes marker)."""
+    """The attribute value `_to_json` wrote."""
     ((tag, value),) = data.items()
     if tag == "B":
-        return {"B": _json_bytes(value)}
+        return {"B": base64.b64decode(value)}
     if tag == "BS":
-        return {"BS": [_json_bytes(v) for v in value]}
+        return {"BS": [base64.b64decode(v) for v in value]}
     if tag == "M":
         return {"M": {k: _from_json(v) for k, v in value.items()}}
     if tag == "L":
@@ -216,6 +207,15 @@ def decode_history(model: type[V], item: dict[str, Any]) -> V:
 
 def read_version(model: type[V], pk: str, sk: str, version: int) -> V:
     """Read version `version` of the object stored under (pk, sk): a consistent GetItem."""
+    name = model._meta.model_name
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise QueryError(
+            f"Cannot get a version of {name}: pass the version as an int.", code="bad-query"
+        )
+    if not 1 <= version < 10**_DIGITS:
+        raise model.DoesNotExist(
+            f"Cannot get that version of {name}: versions are numbered from 1."
+        )
     conn = get_connection()
     item = conn.send_raw(
         "GetItem",
@@ -227,7 +227,7 @@ def read_version(model: type[V], pk: str, sk: str, version: int) -> V:
     ).get("Item")
     if item is None or item.get(TYPE_ATTR, {}).get("S") != _history_type(model):
         raise model.DoesNotExist(
-            f"Cannot get version {version} of {model._meta.model_name}: it does not exist "
+            f"Cannot get version {version} of {name}: it does not exist "
             "(never written, or pruned by Meta.max_versions)."
         )
     return decode_history(model, item)
@@ -792,7 +792,7 @@ def _prune_after_commit(model: type[VersionedModel], pk: str, sk: str, upto: int
         batch_write(get_connection(), [{"DeleteRequest": {"Key": k}} for k in keys], model.__name__)
     except DynormError as exc:
         logger.warning(
-            "dynorm: pruning the older history of %s failed (%s); the next save prunes it",
+            "pruning the older history of %s failed (%s); the next save prunes it",
             model.__name__,
             type(exc).__name__,
         )

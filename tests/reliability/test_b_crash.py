@@ -15,6 +15,7 @@ from dynorm.exceptions import (
     TransactionCanceledError,
     VersionConflictError,
 )
+from dynorm.versioning import history_sk
 from tests.reliability.helpers import (
     Faults,
     raw_client,
@@ -232,7 +233,7 @@ def test_s09_versioned_save_writes_item_and_history_all_or_nothing(dynorm_table:
     # A history item for version 2 already exists, so action 2 of the save fails.
     orphan = {
         "pk": {"S": "RELWIKI#w1"},
-        "sk": {"S": f"_history#RelWiki#{2:012d}"},
+        "sk": {"S": history_sk("RelWiki", 2)},
         "_type": {"S": "RelWiki#history"},
         "version": {"N": "2"},
         "payload": {"M": {}},

@@ -48,11 +48,6 @@ def test_every_attribute_value_survives_the_history_json(av: dict[str, Any]) -> 
     assert _from_json(stored) == av
 
 
-def test_bytes_written_by_earlier_builds_are_still_read() -> None:
-    old = {"M": {"raw": {"B": {"__b64__": "AAH+/w=="}}, "bs": {"BS": [{"__b64__": "AA=="}]}}}
-    assert _from_json(old) == {"M": {"raw": {"B": b"\x00\x01\xfe\xff"}, "bs": {"BS": [b"\x00"]}}}
-
-
 class Snapshot(VersionedModel):
     """Every field type of tests.models.Everything, plus free-form maps, versioned."""
 
