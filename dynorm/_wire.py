@@ -321,7 +321,7 @@ class WireDecoder:
         except Exception as exc:  # noqa: BLE001 - any failure leaves the general decoder
             # The general decoder reads every model; a schema pydantic-core will not build
             # (a type this module did not foresee) must cost speed, never a query.
-            logger.debug("dynorm: no wire schema for %s (%s)", model.__name__, type(exc).__name__)
+            logger.debug("no wire schema for %s (%s)", model.__name__, type(exc).__name__)
             self.page = self.node = None
 
     def _build(self) -> None:
@@ -491,7 +491,7 @@ def _validate(page: SchemaValidator | None, body: bytes, what: str) -> dict[str,
     except ValidationError as exc:
         # Field names only: a location can hold a map key, which is user data.
         logger.debug(
-            "dynorm: a %s response took the general decoder (%s)",
+            "a %s response took the general decoder (%s)",
             what,
             ", ".join(f"{e['type']} in {_attribute(e['loc'])}" for e in exc.errors()),
         )
@@ -616,7 +616,7 @@ def _try_validator(
     try:
         return _validator(build(), classes)
     except Exception as exc:  # noqa: BLE001 - a schema it will not build costs speed only
-        logger.debug("dynorm: no %s wire schema (%s)", what, type(exc).__name__)
+        logger.debug("no %s wire schema (%s)", what, type(exc).__name__)
         return None
 
 
