@@ -13,6 +13,7 @@ from .exceptions import (
     DynormError,
     InvalidCursorError,
     InvalidValueError,
+    ItemExistsError,
     ItemTooLargeError,
     MultipleObjectsReturned,
     ObjectDoesNotExist,
@@ -22,6 +23,7 @@ from .exceptions import (
     ThrottledError,
     TransactionCanceledError,
     VersionConflictError,
+    WriteOutcomeUnknownError,
 )
 from .models import Model
 from .query import F, Manager, Page, Q, QuerySet
@@ -46,6 +48,7 @@ __all__ = [
     "Index",
     "InvalidCursorError",
     "InvalidValueError",
+    "ItemExistsError",
     "ItemTooLargeError",
     "Manager",
     "Model",
@@ -66,4 +69,5 @@ __all__ = [
     "TransactionCanceledError",
     "VersionConflictError",
     "VersionedModel",
+    "WriteOutcomeUnknownError",
 ]

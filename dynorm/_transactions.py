@@ -11,12 +11,18 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from ._codec import item_size, value_size
 from ._config import get_connection
-from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT
-from .exceptions import DynormError, QueryError, TransactionCanceledError
+from ._connection import logger
+from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT, TYPE_ATTR
+from .exceptions import (
+    DynormError,
+    QueryError,
+    TransactionCanceledError,
+    WriteOutcomeUnknownError,
+)
 from .query.placeholders import check_expressions
 
 if TYPE_CHECKING:
@@ -26,6 +32,14 @@ if TYPE_CHECKING:
 __all__ = ["Transaction", "current_transaction", "transaction", "transaction_get"]
 
 _MAX_CONFLICT_ATTEMPTS = 4
+
+_M = TypeVar("_M", bound="Model")
+_A = TypeVar("_A", bound="Model")
+_B = TypeVar("_B", bound="Model")
+_C = TypeVar("_C", bound="Model")
+_D = TypeVar("_D", bound="Model")
+#: One key of `transaction_get`: a (model class, key fields) pair, or a model instance.
+_Key: TypeAlias = "tuple[type[_M], Mapping[str, Any]] | _M"
 _KINDS = {
     "PutItem": "Put",
     "UpdateItem": "Update",
@@ -62,6 +76,7 @@ class Transaction:
     def __init__(self) -> None:
         self.ops: list[WriteOp] = []
         self.token = uuid.uuid4().hex
+        self.id = self.token  # names this block's writes when their outcome is unknown
 
     def add(self, op: WriteOp) -> None:
         """Collect one write (called by save/delete/update inside the block)."""
@@ -114,42 +129,196 @@ class Transaction:
         return {"TransactItems": items, "ClientRequestToken": self.token}, owner
 
     def commit(self) -> None:
-        """Send the collected writes as one TransactWriteItems and update the instances."""
+        """Send the collected writes as one TransactWriteItems and update the instances.
+
+        botocore's retries reuse the ClientRequestToken, so DynamoDB applies the request
+        once. When every attempt failed without an answer, each instance remembers its
+        write (see `_persistence.Attempt`), and the caller's retry of the block is settled
+        from the stored items: see `_settle_earlier`.
+        """
         if not self.ops:
             return
+        from ._persistence import forget, remember, tracking
+
         conn = get_connection()
         params, owner = self._request(conn.table_name)
-        for attempt in range(1, _MAX_CONFLICT_ATTEMPTS + 1):
-            try:
-                conn.send("TransactWriteItems", params)
-                break
-            except TransactionCanceledError as exc:
-                per_op: list[str | None] = [None] * len(self.ops)
-                for index, reason in zip(owner, exc.reasons):
-                    if reason is not None and per_op[index] is None:
-                        per_op[index] = reason
-                conflict_only = all(r in (None, "TransactionConflict") for r in per_op)
-                if conflict_only and attempt < _MAX_CONFLICT_ATTEMPTS:
-                    from ._batch import backoff
+        with tracking(conn) as box:
+            for attempt in range(1, _MAX_CONFLICT_ATTEMPTS + 1):
+                try:
+                    conn.send("TransactWriteItems", params)
+                    break
+                except TransactionCanceledError as exc:
+                    if self._settle_earlier(exc, owner):
+                        return
+                    per_op = self._per_op(exc, owner)
+                    conflict_only = all(r in (None, "TransactionConflict") for r in per_op)
+                    if conflict_only and attempt < _MAX_CONFLICT_ATTEMPTS:
+                        from ._batch import backoff
 
-                    time.sleep(backoff(attempt))
-                    params["ClientRequestToken"] = uuid.uuid4().hex
-                    continue
-                failed = [
-                    f"#{i} {self.ops[i].model.__name__} {self.ops[i].operation}: {r}"
-                    for i, r in enumerate(per_op)
-                    if r is not None
-                ]
-                raise TransactionCanceledError(
-                    "DynamoDB cancelled the transaction; nothing was written. Failed: "
-                    f"{'; '.join(failed)}. `.reasons` lines up with the operations in the "
-                    "order written.",
-                    reasons=per_op,
+                        time.sleep(backoff(attempt))
+                        params["ClientRequestToken"] = uuid.uuid4().hex
+                        continue
+                    failed = [
+                        f"#{i} {self.ops[i].model.__name__} {self.ops[i].operation}: {r}"
+                        for i, r in enumerate(per_op)
+                        if r is not None
+                    ]
+                    raise TransactionCanceledError(
+                        "DynamoDB cancelled the transaction; nothing was written. Failed: "
+                        f"{'; '.join(failed)}. `.reasons` lines up with the operations in the "
+                        "order written.",
+                        reasons=per_op,
+                        aws_code=exc.aws_code,
+                        response=exc.response,
+                    ) from exc
+                except DynormError:
+                    if box.uncertain:
+                        writes = self._writes()
+                        for op in writes:
+                            if op.instance is not None:
+                                remember(op.instance, op, self.id, len(writes))
+                    raise
+        for op in self.ops:
+            op.on_success({})
+            if op.instance is not None:
+                forget(op.instance)
+        self._reload(conn)
+
+    def _writes(self) -> list[WriteOp]:
+        return [op for op in self.ops if op.operation != "ConditionCheck"]
+
+    def _per_op(self, exc: TransactionCanceledError, owner: list[int]) -> list[str | None]:
+        per_op: list[str | None] = [None] * len(self.ops)
+        for index, reason in zip(owner, exc.reasons):
+            if reason is not None and per_op[index] is None:
+                per_op[index] = reason
+        return per_op
+
+    def _settle_earlier(self, exc: TransactionCanceledError, owner: list[int]) -> bool:
+        """Settle the block's earlier writes of unknown outcome from a cancellation.
+
+        Returns True when this block is the retry of an earlier transaction that was applied.
+
+        A transaction is all or nothing, so one stored token of an earlier transaction
+        proves all of it was applied: each of its instances takes its result. If this block
+        repeats it exactly (the same calls on instances unchanged since, and nothing else),
+        the retry succeeded. Otherwise nothing of this block was written: raise
+        `TransactionCanceledError` saying why (the instances now hold the stored state, so
+        running the block again applies its changes on top). An instance whose earlier
+        write is neither recognised nor disproved (its item was changed by someone else)
+        raises `WriteOutcomeUnknownError`.
+        """
+        from ._persistence import (
+            _CCF,
+            carrying,
+            disproves,
+            earlier_attempt,
+            live_attempts,
+            refused_items,
+            settle,
+        )
+
+        reasons = (exc.response or {}).get("CancellationReasons", [])
+        if not any(op.instance is not None and live_attempts(op.instance) for op in self.ops):
+            return False
+        first: dict[int, dict[str, Any]] = {}
+        for index, reason in zip(owner, reasons):
+            first.setdefault(index, reason)
+        groups: set[str] = set()
+        for index, op in enumerate(self.ops):
+            if op.instance is None or op.operation == "ConditionCheck":
+                continue
+            reason = first.get(index, {})
+            gone = reason.get("Code") == _CCF and not reason.get("Item")
+            found = earlier_attempt(live_attempts(op.instance), exc, gone)
+            if found is not None:
+                groups.add(found[0].group)
+        if not groups:
+            unknown = [
+                op
+                for index, op in enumerate(self.ops)
+                if op.instance is not None
+                and op.operation != "ConditionCheck"
+                and live_attempts(op.instance)
+                and first.get(index, {}).get("Code") == _CCF
+                and not disproves(first[index].get("Item"), op.instance.version)
+            ]
+            if unknown:
+                op = unknown[0]
+                assert op.instance is not None
+                name = op.instance._meta.model_name
+                raise WriteOutcomeUnknownError(
+                    f"Cannot tell whether an earlier transaction of this {name} was applied: "
+                    "its outcome was unknown (every response was lost), and the stored item "
+                    "now holds another writer's change. Nothing of this block was written. "
+                    "Reload the objects with refresh_from_db() and check before running the "
+                    "block again.",
+                    model=name,
+                    expected_version=op.instance.version,
                     aws_code=exc.aws_code,
                     response=exc.response,
                 ) from exc
+            return False
+        items = refused_items(exc)
+        writes = self._writes()
+        exact = len(groups) == 1 and all(
+            op.instance is not None
+            and any(
+                a.group in groups and a.size == len(writes) and a.same(op.call, op.instance)
+                for a in live_attempts(op.instance)
+            )
+            for op in writes
+        )
         for op in self.ops:
-            op.on_success({})
+            if op.instance is None:
+                continue
+            for a in live_attempts(op.instance):
+                if a.group in groups:
+                    settle(op.instance, a, carrying(items, a.token))
+                    break
+        logger.info("an earlier transaction whose outcome was unknown had been applied")
+        if exact:
+            return True
+        raise TransactionCanceledError(
+            "DynamoDB cancelled the transaction; nothing of this block was written. An earlier "
+            "transaction of these objects, whose outcome was unknown, had been applied: the "
+            "objects now hold what it stored. Run the block again if its changes are still "
+            "wanted; they then apply on top.",
+            reasons=self._per_op(exc, owner),
+            aws_code=exc.aws_code,
+            response=exc.response,
+        ) from exc
+
+    def _reload(self, conn: Any) -> None:
+        """Re-read the items that `update()` calls with `F` expressions changed.
+
+        DynamoDB returns no values from a transaction; the instances hold what dynorm
+        computed from their values, which a consistent read now replaces with the stored
+        item. A failed read is logged, not raised: the transaction was committed.
+        """
+        from ._batch import batch_get
+        from ._persistence import _take
+
+        stale = [op for op in self.ops if op.extra.get("refresh") and op.instance is not None]
+        if not stale:
+            return
+        keys = [(op.params["Key"][PK]["S"], op.params["Key"][SK]["S"]) for op in stale]
+        try:
+            found = batch_get(conn, keys, "transaction", consistent=True)
+        except DynormError as exc:
+            logger.warning(
+                "re-reading the objects updated in a transaction failed (%s); they "
+                "hold the values computed locally, call refresh_from_db() to be sure",
+                type(exc).__name__,
+            )
+            return
+        for op, key in zip(stale, keys):
+            item = found.get(key)
+            instance = op.instance
+            assert instance is not None
+            if item is None or item.get(TYPE_ATTR, {}).get("S") != instance._meta.type_name:
+                continue
+            _take(instance, item)
 
 
 @contextmanager
@@ -158,8 +327,11 @@ def transaction() -> Iterator[Transaction]:
 
     Saves, creates, deletes, updates and `tx.check(...)` inside the block are sent together
     (at most 100 actions and 4 MB, checked before sending). If the block raises, nothing is
-    sent. Instance state (version, timestamps) changes only after the commit. A nested
-    `transaction()` joins the outer one.
+    sent. Instance state (version, timestamps) changes only after the commit.
+
+    A nested `transaction()` is a savepoint of the outer one: its writes join the outer
+    transaction, and if the inner block raises, the writes it added are dropped (the
+    exception propagates; catch it to let the outer block go on without them).
 
     Raises:
         TransactionCanceledError: DynamoDB cancelled it; `.reasons` has one entry per
@@ -167,7 +339,12 @@ def transaction() -> Iterator[Transaction]:
     """
     outer = _current.get()
     if outer is not None:
-        yield outer
+        mark = len(outer.ops)
+        try:
+            yield outer
+        except BaseException:
+            del outer.ops[mark:]  # savepoint: the inner block contributes nothing
+            raise
         return
     tx = Transaction()
     token = _current.set(tx)
@@ -178,13 +355,38 @@ def transaction() -> Iterator[Transaction]:
     tx.commit()
 
 
+@overload
+def transaction_get(keys: tuple[_Key[_A]]) -> tuple[_A | None]: ...
+@overload
+def transaction_get(keys: tuple[_Key[_A], _Key[_B]]) -> tuple[_A | None, _B | None]: ...
+@overload
 def transaction_get(
-    keys: Sequence[tuple[type[Model], Mapping[str, Any]] | Model],
-) -> list[Model | None]:
+    keys: tuple[_Key[_A], _Key[_B], _Key[_C]],
+) -> tuple[_A | None, _B | None, _C | None]: ...
+@overload
+def transaction_get(
+    keys: tuple[_Key[_A], _Key[_B], _Key[_C], _Key[_D]],
+) -> tuple[_A | None, _B | None, _C | None, _D | None]: ...
+@overload
+def transaction_get(keys: tuple[_Key[_M], ...]) -> tuple[_M | None, ...]: ...
+@overload
+def transaction_get(keys: list[tuple[type[_M], Mapping[str, Any]]]) -> list[_M | None]: ...
+@overload
+def transaction_get(keys: list[_M]) -> list[_M | None]: ...
+@overload
+def transaction_get(keys: list[_Key[_M]]) -> list[_M | None]: ...
+@overload
+def transaction_get(keys: Sequence[_Key[_M]]) -> Sequence[_M | None]: ...
+
+
+def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
     """Read up to 100 items atomically (TransactGetItems); None where an item is missing.
 
     Pass `(Model, key fields)` pairs or model instances (their stored item is read):
     `dynorm.transaction_get([(Customer, {"id": cid}), (Order, {"customer_id": cid, "id": oid})])`
+    returns a list (`list[Customer | Order | None]` to a type checker). A tuple of keys returns
+    a tuple, typed position by position (up to 4): `transaction_get(((Customer, ...), (Order,
+    ...)))` is a `tuple[Customer | None, Order | None]`.
     """
     from .models import Model as _Model
 
@@ -225,7 +427,7 @@ def transaction_get(
         pk, sk = meta.primary_key({f: _coerce(meta, f, key[f]) for f in meta.key_fields})
         items.append({"Get": {"TableName": conn.table_name, "Key": {PK: {"S": pk}, SK: {"S": sk}}}})
     if not items:
-        return []
+        return () if isinstance(keys, tuple) else []
     try:
         response = conn.send("TransactGetItems", {"TransactItems": items})
     except DynormError:
@@ -235,4 +437,4 @@ def transaction_get(
         item = got.get("Item")
         ok = item is not None and item.get("_type", {}).get("S") == model._meta.type_name
         out.append(model.from_item(item) if ok and item is not None else None)
-    return out
+    return tuple(out) if isinstance(keys, tuple) else out

@@ -11,12 +11,14 @@ DynormError
 ├── ObjectDoesNotExist          get() found nothing (per model: `Order.DoesNotExist`)
 ├── MultipleObjectsReturned     get() found more than one (per model)
 ├── ConditionFailedError        a conditional write was refused by DynamoDB
-│   └── VersionConflictError    optimistic locking: the stored version is not the loaded one
+│   ├── VersionConflictError    optimistic locking: the stored version is not the loaded one
+│   └── ItemExistsError         a create found an item with the same key (create, bulk_create)
 ├── TransactionCanceledError    DynamoDB cancelled a transaction (`.reasons` per operation)
 ├── BatchIncompleteError        a batch still had unprocessed items after every retry
 ├── ThrottledError              DynamoDB kept throttling after every retry
 ├── InvalidCursorError          a pagination cursor was tampered with or belongs to another query
 └── ServiceError                any other error DynamoDB or the network reported
+    └── WriteOutcomeUnknownError  a write may have been applied, and retrying cannot tell
 ```
 
 Messages name the model, the field and the fix, and never contain a field value.
@@ -38,6 +40,7 @@ __all__ = [
     "DynormError",
     "InvalidCursorError",
     "InvalidValueError",
+    "ItemExistsError",
     "ItemTooLargeError",
     "MultipleObjectsReturned",
     "ObjectDoesNotExist",
@@ -47,6 +50,7 @@ __all__ = [
     "ThrottledError",
     "TransactionCanceledError",
     "VersionConflictError",
+    "WriteOutcomeUnknownError",
 ]
 
 ErrorCode = Literal[
@@ -195,6 +199,35 @@ class ConditionFailedError(DynormError):
     """Raised when DynamoDB refused a conditional write (the condition was false)."""
 
 
+class ItemExistsError(ConditionFailedError):
+    """Raised when a create finds an item with the same key already stored.
+
+    `create()`, `save()` of a new object and `bulk_create()` (create-only unless
+    `overwrite=True`) never replace a stored item. `bulk_create` writes every other object
+    first, then raises this once for all the objects it did not create.
+
+    Attributes:
+        model: The model's name.
+        keys: The primary keys (`{"pk": ..., "sk": ...}`) that already existed.
+        objects: The objects that were not created (their `version` is still 0).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        keys: Sequence[dict[str, str]] = (),
+        objects: Sequence[Any] = (),
+        aws_code: str | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, aws_code=aws_code, response=response)
+        self.model = model
+        self.keys = list(keys)
+        self.objects = list(objects)
+
+
 class VersionConflictError(ConditionFailedError):
     """Raised when a save or delete finds a stored version other than the one loaded.
 
@@ -297,3 +330,35 @@ class ServiceError(DynormError):
     ) -> None:
         super().__init__(message, aws_code=aws_code, response=response)
         self.maybe_applied = maybe_applied
+
+
+class WriteOutcomeUnknownError(ServiceError):
+    """Raised when a write may have been applied and the stored item cannot tell.
+
+    An earlier attempt of this write (a response lost on the network, or a
+    `ServiceError(maybe_applied=True)` the caller is retrying) may have been applied, and
+    the stored item now holds another writer's change (or is gone). Retrying cannot settle
+    it, and treating it as a conflict would apply the change twice. It is never a
+    `VersionConflictError`. Reload (`refresh_from_db()`, which also forgets the uncertain
+    attempt) and check whether the change is there before applying it again.
+
+    Attributes:
+        model: The model's name.
+        expected_version: The version the write was conditional on.
+        current_version: The stored version (None when the item is gone or unknown).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        expected_version: int | None = None,
+        current_version: int | None = None,
+        aws_code: str | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, maybe_applied=True, aws_code=aws_code, response=response)
+        self.model = model
+        self.expected_version = expected_version
+        self.current_version = current_version
