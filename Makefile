@@ -34,7 +34,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy dynorm
 	$(BIN)/mypy tests/typing
-	$(BIN)/pyright tests/typing
+	$(BIN)/pyright tests/typing examples
 
 # The docs browser check screenshots the site with Debian's headless Chromium.
 browser:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from typing_extensions import Self
 
@@ -20,8 +20,10 @@ class SingletonModel(Model):
 
     __dynorm_singleton__: ClassVar[bool] = True
 
-    class Meta:  # noqa: D106 - abstract base
-        abstract = True
+    if not TYPE_CHECKING:  # hidden from type checkers, as on Model (see there)
+
+        class Meta:  # noqa: D106 - abstract base
+            abstract = True
 
     @classmethod
     def load(cls) -> Self:
