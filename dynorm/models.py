@@ -410,6 +410,9 @@ class Model(BaseModel, metaclass=ModelMeta):
     _meta: ClassVar[Options]
     _loaded_key: tuple[str, str] | None = PrivateAttr(default=None)
     _partial: frozenset[str] | None = PrivateAttr(default=None)
+    # dynorm's bookkeeping of this instance's writes (never part of equality): the stored
+    # item's write token and the writes of unknown outcome (see dynorm._persistence).
+    _writes: _persistence.WriteState | None = PrivateAttr(default=None)
     if TYPE_CHECKING:
         objects: ClassVar[Manager]
         DoesNotExist: ClassVar[type[ObjectDoesNotExist]]
@@ -446,6 +449,9 @@ class Model(BaseModel, metaclass=ModelMeta):
         pk, sk = item.get("pk"), item.get("sk")
         if pk is not None and sk is not None:
             obj._loaded_key = (pk["S"], sk["S"])
+        token = _persistence.stored_token(item)
+        if token is not None:
+            obj._writes = _persistence.WriteState(token)
         return obj
 
     # ------------------------------------------------------------------ writes
@@ -461,26 +467,40 @@ class Model(BaseModel, metaclass=ModelMeta):
         or UpdateItem with `update_fields`; a changed key field moves the item atomically with
         one TransactWriteItems (delete the old key, put the new one).
 
+        Retrying a save that raised `ServiceError(maybe_applied=True)` is safe: if the
+        earlier attempt was stored, the retry reports success without writing it twice
+        (changes made to the object since are then saved on top of it).
+
         Raises:
             VersionConflictError: The stored version is not the one this object was loaded at.
-            ConditionFailedError: Creating, and an item with the same key already exists.
+            ItemExistsError: Creating, and an item with the same key already exists (a
+                `ConditionFailedError`).
+            WriteOutcomeUnknownError: An earlier attempt may have been applied and the stored
+                item now holds another writer's change; reload and check.
         """
-        _persistence.execute(self._save_op(update_fields))
+        fields = None if update_fields is None else tuple(update_fields)
+        _persistence.write(self, ("save", fields), lambda: self._save_op(fields))
 
     def delete(self) -> None:
         """Delete the item, conditional on the stored version being the loaded one.
 
         DynamoDB: DeleteItem with `version = loaded`.
 
+        An item that is already gone counts as deleted (e.g. the retry of a delete whose
+        response was lost).
+
         Raises:
-            VersionConflictError: The item changed (or was deleted) since it was loaded.
+            VersionConflictError: The item changed since it was loaded.
+            WriteOutcomeUnknownError: An earlier attempt may have been applied and the stored
+                item now holds another writer's change; reload and check.
         """
-        _persistence.execute(self._delete_op())
+        _persistence.write(self, ("delete",), self._delete_op)
 
     def refresh_from_db(self) -> None:
         """Reload every field from the table (a strongly consistent read).
 
-        DynamoDB: GetItem, ConsistentRead.
+        DynamoDB: GetItem, ConsistentRead. It also forgets this object's writes of unknown
+        outcome (after `WriteOutcomeUnknownError`, reload and decide).
 
         Raises:
             DoesNotExist: The item no longer exists.
@@ -493,12 +513,22 @@ class Model(BaseModel, metaclass=ModelMeta):
         `o.update(total=F("total") + 5, tags=F("tags").add({"gift"}))` bumps the version,
         is conditional on the loaded version, and loads the item as stored afterwards.
 
+        Inside a `transaction()` the instance is re-read (consistently) after the commit
+        when `F` expressions were used, so it holds the stored item there too. Calling the
+        same `update(...)` again after `ServiceError(maybe_applied=True)` is a retry: it is
+        applied once (an `F("n") + 1` is never added twice).
+
         DynamoDB: UpdateItem, ReturnValues=ALL_NEW.
 
         Raises:
             VersionConflictError: The item changed since it was loaded.
+            ItemTooLargeError: The resulting item, computed from this object's values, would
+                be over 400 KB.
+            WriteOutcomeUnknownError: An earlier attempt may have been applied and the stored
+                item now holds another writer's change; reload and check.
         """
-        _persistence.execute(self._update_op(values))
+        call = ("update", _persistence.call_values(values))
+        _persistence.write(self, call, lambda: self._update_op(values))
 
     # ------------------------------------------------------------------ hooks
 
