@@ -414,7 +414,9 @@ class Model(BaseModel, metaclass=ModelMeta):
     # item's write token and the writes of unknown outcome (see dynorm._persistence).
     _writes: _persistence.WriteState | None = PrivateAttr(default=None)
     if TYPE_CHECKING:
-        objects: ClassVar[Manager]
+        # Inferred, not declared: a model's own `objects = MyQuerySet.as_manager()` then types
+        # as its QuerySet class without pyright's invariant-override error on a declared one.
+        objects = Manager()
         DoesNotExist: ClassVar[type[ObjectDoesNotExist]]
         MultipleObjectsReturned: ClassVar[type[MultipleObjectsReturned]]
 

@@ -8,9 +8,9 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
-from typing_extensions import Self
+from typing_extensions import Self, TypeVar
 
 from .. import _registry
 from .._batch import batch_get, batch_write
@@ -35,24 +35,35 @@ __all__ = ["Collection", "Manager", "Page", "QuerySet"]
 M = TypeVar("M", bound="Model")
 N = TypeVar("N", bound="Model")
 T = TypeVar("T")
+#: The QuerySet class of a Manager; a bare `Manager` is the default one.
+QS = TypeVar("QS", bound="QuerySet[Any]", default="QuerySet[Any]")
 
 _MAX_UPDATE_ATTEMPTS = 5
 
 
-class Manager:
-    """`Model.objects`: a descriptor that returns a fresh lazy QuerySet of the model."""
+class Manager(Generic[QS]):
+    """`Model.objects`: a descriptor that returns a fresh lazy QuerySet of the model.
 
-    def __init__(self, queryset_class: type[QuerySet[Any]] | None = None) -> None:
-        self.queryset_class: type[QuerySet[Any]] = queryset_class or QuerySet
+    Typed by its QuerySet class: the default `Manager()` gives `QuerySet[Order]` on `Order`,
+    `OrderQuerySet.as_manager()` gives `OrderQuerySet` (see "Type checking" in the docs).
+    """
 
-    def __get__(self, instance: object, owner: type[M]) -> QuerySet[M]:
+    def __init__(self, queryset_class: type[QS] | None = None) -> None:
+        self.queryset_class: type[QS] = queryset_class or cast("type[QS]", QuerySet)
+
+    @overload
+    def __get__(self: Manager[QuerySet[Any]], instance: None, owner: type[M]) -> QuerySet[M]: ...
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> QS: ...
+
+    def __get__(self, instance: object, owner: type[Any]) -> Any:
         if instance is not None:
             raise AttributeError(
                 f"Cannot reach objects through a {owner.__name__} instance; "
                 f"use {owner.__name__}.objects."
             )
-        qs: QuerySet[M] = self.queryset_class(owner)
-        return qs
+        return self.queryset_class(owner)
 
 
 @dataclass
@@ -137,11 +148,19 @@ class QuerySet(Generic[M]):
         self._cache: list[M] | None = None
 
     @classmethod
-    def as_manager(cls) -> Manager:
-        """Return a Manager whose QuerySets are of this (custom) class."""
+    def as_manager(cls) -> Manager[Self]:
+        """Return a Manager whose QuerySets are of this (custom) class (and typed as it)."""
         return Manager(cls)
 
     def _clone(self, **changes: Any) -> Self:
+        if self._state.bounds is not None and not changes.keys() <= _SLICE_SAFE:
+            # The slice was taken of the old query; applying it to a new one would cut
+            # other items than the ones asked for (Django refuses the same).
+            raise QueryError(
+                f"Cannot filter, reorder, scan or change the index of a sliced QuerySet of "
+                f"{self.model.__name__}: slice last, e.g. qs.filter(...).order_by(...)[:20].",
+                code="bad-query",
+            )
         return type(self)(self.model, dataclasses.replace(self._state, **changes))
 
     def __repr__(self) -> str:
