@@ -339,7 +339,10 @@ def create_table(
     schema, an index's key schema or projection, or its TTL attribute does not fit, it
     raises `TableMismatchError` naming every difference and changes nothing. Otherwise the
     GSIs the models need that it lacks are added (one UpdateTable each, as DynamoDB
-    requires) and TTL is enabled on `_ttl` when a model has `fields.TTL()`.
+    requires; on a provisioned table with the table's read and write capacity) and TTL is
+    enabled on `_ttl` when a model has `fields.TTL()`. Several processes may call it at
+    once (e.g. two deploys): an index or TTL another one added meanwhile is checked, not an
+    error.
 
     Args:
         models: The models whose indexes the table needs; default every registered model.
@@ -376,32 +379,71 @@ def create_table(
     present = {g["IndexName"] for g in desc.get("GlobalSecondaryIndexes", [])}
     for slot in _slots(chosen):
         if gsi_name(slot) not in present:
-            _wait_active(table, timeout)
-            conn.send(
-                "UpdateTable",
-                {
-                    "TableName": table,
-                    "AttributeDefinitions": [
-                        {"AttributeName": gsi_pk(slot), "AttributeType": "S"},
-                        {"AttributeName": gsi_sk(slot), "AttributeType": "S"},
-                    ],
-                    "GlobalSecondaryIndexUpdates": [{"Create": _gsi(slot)}],
-                },
-            )
+            _add_index(table, slot, desc, chosen, timeout)
     if wait:
         _wait_active(table, timeout)
     if any(d.part == "TTL" for d in differences):
         _enable_ttl(table)
 
 
+def _add_index(
+    table: str,
+    slot: int,
+    desc: Mapping[str, Any],
+    models: Sequence[type[Model]],
+    timeout: float,
+) -> None:
+    """Add GSI `gsi{slot}` (UpdateTable); another process adding it meanwhile is fine."""
+    index = _gsi(slot)
+    billing = desc.get("BillingModeSummary", {}).get("BillingMode")
+    throughput = desc.get("ProvisionedThroughput", {})
+    if billing != "PAY_PER_REQUEST" and throughput.get("ReadCapacityUnits"):
+        # A provisioned table's GSIs need a throughput of their own: the table's.
+        index["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": throughput["ReadCapacityUnits"],
+            "WriteCapacityUnits": throughput["WriteCapacityUnits"],
+        }
+    _wait_active(table, timeout)
+    try:
+        get_connection().send(
+            "UpdateTable",
+            {
+                "TableName": table,
+                "AttributeDefinitions": [
+                    {"AttributeName": gsi_pk(slot), "AttributeType": "S"},
+                    {"AttributeName": gsi_sk(slot), "AttributeType": "S"},
+                ],
+                "GlobalSecondaryIndexUpdates": [{"Create": index}],
+            },
+        )
+    except DynormError:
+        now = _describe(table) or {}
+        if not any(
+            g["IndexName"] == index["IndexName"] for g in now.get("GlobalSecondaryIndexes", [])
+        ):
+            raise
+        # Created concurrently (e.g. two deploys): check it like any existing index.
+        mismatched = [
+            d for d in diff_table(now, None, models) if d.part == f"index {index['IndexName']}"
+        ]
+        if mismatched:
+            raise _mismatch(table, mismatched) from None
+
+
 def _enable_ttl(table: str) -> None:
-    get_connection().send(
-        "UpdateTimeToLive",
-        {
-            "TableName": table,
-            "TimeToLiveSpecification": {"Enabled": True, "AttributeName": TTL_ATTR},
-        },
-    )
+    """Enable TTL on `_ttl`; another process enabling it meanwhile is fine."""
+    try:
+        get_connection().send(
+            "UpdateTimeToLive",
+            {
+                "TableName": table,
+                "TimeToLiveSpecification": {"Enabled": True, "AttributeName": TTL_ATTR},
+            },
+        )
+    except DynormError:
+        now = _describe_ttl(table)
+        if now.get("TimeToLiveStatus") not in _ACTIVE_TTL or now.get("AttributeName") != TTL_ATTR:
+            raise
 
 
 def delete_table(*, wait: bool = True, timeout: float = 600.0) -> None:

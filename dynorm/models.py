@@ -72,6 +72,22 @@ def reserved_names(bases: Iterable[type]) -> dict[str, str]:
     return out
 
 
+def _slots(bases: Iterable[type]) -> set[str]:
+    """The fields and private attributes dynorm's classes declare (`version`, `_loaded_key`...).
+
+    No class body may define these in any way (a ClassVar, a plain value or a method would
+    remove or hide dynorm's own field).
+    """
+    return {
+        name
+        for base in bases
+        for klass in base.__mro__
+        if klass is not object and _owned(klass)
+        for name, annotation in vars(klass).get("__annotations__", {}).items()
+        if not is_classvar_annotation(annotation) and not name.startswith("__")
+    }
+
+
 def _declared(namespace: dict[str, Any]) -> list[str]:
     """The fields and private attributes a class body declares (not ClassVars, not methods)."""
     annotations: dict[str, Any] = namespace.get("__annotations__", {})
@@ -101,10 +117,33 @@ def _refuse_reserved(model: str, name: str, owner: str) -> ConfigurationError:
     )
 
 
+def _check_namespace(model: str, bases: Iterable[type], namespace: dict[str, Any]) -> None:
+    """Refuse a class body that declares a reserved name or redefines one of dynorm's fields."""
+    bases = tuple(bases)
+    reserved = reserved_names(bases)
+    slots = _slots(bases)
+    for name in (*namespace.get("__annotations__", {}), *namespace):
+        if name in slots:
+            raise _refuse_reserved(model, name, reserved[name])
+    for name in _declared(namespace):
+        if name in reserved:
+            raise _refuse_reserved(model, name, reserved[name])
+        _check_utf8(model, name)
+
+
 def _check_reserved(cls: type[BaseModel]) -> None:
-    """Refuse fields or private attributes of `cls` (its own or a mixin's) with reserved names."""
+    """Refuse fields or private attributes of `cls` (its own or a mixin's) with reserved names.
+
+    The class body was checked before pydantic saw it; this catches what mixins and plain
+    base classes bring in, and private attributes pydantic made of unannotated values.
+    """
     reserved = reserved_names(cls.__bases__)
-    user = [k for k in cls.__mro__ if k is not object and not _owned(k)]
+    slots = _slots(cls.__bases__)
+    user = [k for k in cls.__mro__[1:] if k is not object and not _owned(k)]
+    for klass in user:
+        for name in (*vars(klass).get("__annotations__", {}), *vars(klass)):
+            if name in slots:
+                raise _refuse_reserved(cls.__name__, name, reserved[name])
     for name in cls.model_fields:
         if name in reserved and any(name in vars(k).get("__annotations__", {}) for k in user):
             raise _refuse_reserved(cls.__name__, name, reserved[name])
@@ -116,7 +155,7 @@ def _check_reserved(cls: type[BaseModel]) -> None:
             for k in cls.__mro__
             if _owned(k) and name in vars(k).get("__private_attributes__", {})
         ]
-        if attr not in theirs:
+        if all(attr is not t for t in theirs):  # by identity: private attrs compare by value
             raise _refuse_reserved(cls.__name__, name, reserved[name])
 
 
@@ -199,11 +238,7 @@ class ModelMeta(ModelMetaclass):
                 f"known options are {', '.join(sorted(_META_KEYS))}.",
                 code="model-definition",
             )
-        reserved = reserved_names(bases)
-        for declared in _declared(namespace):
-            if declared in reserved:
-                raise _refuse_reserved(cls_name, declared, reserved[declared])
-            _check_utf8(cls_name, declared)
+        _check_namespace(cls_name, bases, namespace)
         manager = namespace.pop("objects", None)
         if manager is not None and not isinstance(manager, Manager):
             raise ConfigurationError(
@@ -277,6 +312,13 @@ def _build_options(
 ) -> Options:
     name = cls.__name__
     fields = cls.model_fields
+    if cls.model_config.get("extra") == "allow":
+        raise ConfigurationError(
+            f"Cannot use extra='allow' on {name}: dynorm stores declared fields only, so "
+            "extra values would be dropped silently on save; declare them as fields (or one "
+            "dict field), or use extra='ignore' to drop them on purpose.",
+            code="model-definition",
+        )
     for field_name, info in fields.items():
         if info.alias or info.validation_alias or info.serialization_alias:
             raise ConfigurationError(

@@ -8,6 +8,7 @@ checked.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,10 +23,10 @@ from dynorm import (
     Model,
     TableDifference,
     TableMismatchError,
+    _config,
     check_table,
     fields,
 )
-from dynorm import _config
 from dynorm._registry import isolated_registry
 
 ALL = {"ProjectionType": "ALL"}
@@ -91,19 +92,22 @@ def make(
     *,
     ttl: str | None = None,
     types: dict[str, str] | None = None,
+    provisioned: bool = False,
 ) -> None:
     """Create a table with raw boto3; key attributes are strings unless `types` says otherwise."""
     used = [k["AttributeName"] for k in keys]
     used += [k["AttributeName"] for g in indexes or () for k in g["KeySchema"]]
     params: dict[str, Any] = {
         "TableName": name,
-        "BillingMode": "PAY_PER_REQUEST",
+        "BillingMode": "PROVISIONED" if provisioned else "PAY_PER_REQUEST",
         "KeySchema": keys,
         "AttributeDefinitions": [
             {"AttributeName": a, "AttributeType": (types or {}).get(a, "S")}
             for a in dict.fromkeys(used)
         ],
     }
+    if provisioned:
+        params["ProvisionedThroughput"] = {"ReadCapacityUnits": 3, "WriteCapacityUnits": 2}
     if indexes:
         params["GlobalSecondaryIndexes"] = list(indexes)
     client().create_table(**params)
@@ -197,6 +201,41 @@ def test_missing_indexes_and_disabled_ttl_are_fixed_by_create_table(
     assert "Note.by_owner" in differences[1].expected
     assert "Ticket.expires" in differences[2].expected
     dynorm.create_table(models)
+    assert check_table(models) == []
+
+
+def test_indexes_added_to_a_provisioned_table_get_its_throughput(
+    models: list[type[Model]], table: str
+) -> None:
+    make(table, TABLE_KEY, ttl="_ttl", provisioned=True)
+    dynorm.create_table(models)
+    assert check_table(models) == []
+    desc = client().describe_table(TableName=table)["Table"]
+    for index in desc["GlobalSecondaryIndexes"]:
+        throughput = index["ProvisionedThroughput"]
+        assert (throughput["ReadCapacityUnits"], throughput["WriteCapacityUnits"]) == (3, 2)
+
+
+def test_concurrent_create_table_calls_on_a_table_missing_indexes_all_succeed(
+    models: list[type[Model]], table: str
+) -> None:
+    make(table, TABLE_KEY)
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def deploy() -> None:
+        barrier.wait()
+        try:
+            dynorm.create_table(models)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deploy) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
     assert check_table(models) == []
 
 

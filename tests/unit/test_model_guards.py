@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import BaseModel, Field, PrivateAttr, create_model
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model
 
 import dynorm
 from dynorm import (
@@ -191,6 +191,71 @@ def test_a_redeclared_private_attribute_of_dynorm_is_refused() -> None:
     with pytest.raises(ConfigurationError) as info:
         define(Model, "Private", {}, _partial=PrivateAttr(default=None))
     refused(info, "Private", "_partial")
+
+
+def _slot_names() -> list[str]:
+    # dynorm's own fields and private attributes, read from Model (not a hand list).
+    from pydantic._internal._typing_extra import is_classvar_annotation
+
+    return sorted(
+        n for n, a in vars(Model)["__annotations__"].items() if not is_classvar_annotation(a)
+    )
+
+
+@pytest.mark.parametrize("name", _slot_names())
+@pytest.mark.parametrize(
+    "how", ["classvar", "plain-value", "method", "mixin-value"], ids=lambda h: str(h)
+)
+def test_dynorms_own_fields_cannot_be_redefined_in_any_way(name: str, how: str) -> None:
+    # A ClassVar named `version` used to remove the version field (and optimistic locking).
+    assert "version" in _slot_names() and "_loaded_key" in _slot_names()
+    bases: tuple[type, ...] = (Model,)
+    body: dict[str, Any] = {}
+    annotations: dict[str, Any] = {"ident": str}
+    if how == "classvar":
+        annotations[name] = ClassVar[int]
+        body[name] = 3
+    elif how == "plain-value":
+        body[name] = None
+    elif how == "method":
+        body[name] = lambda self: 3
+    else:
+        bases = (type("Mixin", (), {name: 3}), Model)
+    with pytest.raises(ConfigurationError) as info:
+        type(Model)(
+            "Redefined",
+            bases,
+            {
+                "__annotations__": annotations,
+                "__module__": __name__,
+                "__qualname__": "Redefined",
+                "Meta": type("Meta", (), {"pk": "R#{ident}"}),
+                **body,
+            },
+        )
+    refused(info, "Redefined", name)
+
+
+def test_extra_allow_is_refused_because_extras_would_not_be_stored() -> None:
+    with pytest.raises(ConfigurationError, match="extra='allow'") as info:
+
+        class Loose(Model):
+            model_config = ConfigDict(extra="allow")
+            id: str
+
+            class Meta:
+                pk = "L#{id}"
+
+    assert info.value.code == "model-definition" and "Loose" in str(info.value)
+
+    class Lenient(Model):
+        model_config = ConfigDict(extra="ignore")
+        id: str
+
+        class Meta:
+            pk = "L#{id}"
+
+    assert Lenient(id="1", unknown=2).model_dump() == {"version": 0, "id": "1"}  # type: ignore[call-arg]
 
 
 def test_what_is_not_a_field_may_use_reserved_names() -> None:
