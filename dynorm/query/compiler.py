@@ -56,6 +56,9 @@ class QueryState:
     include: tuple[type[Model], ...] = ()
     explicit_all: bool = False
     extra: tuple[tuple[str, Any], ...] = ()
+    #: (start, stop) of `qs[start:stop]`, None when not sliced. Not compiled: the QuerySet
+    #: reads `stop` items (a Limit on unfiltered queries) and drops the first `start`.
+    bounds: tuple[int, int | None] | None = None
 
     def option(self, name: str, default: Any = None) -> Any:
         """Return an extension option (used by versioned models)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -39,6 +40,10 @@ T = TypeVar("T")
 QS = TypeVar("QS", bound="QuerySet[Any]", default="QuerySet[Any]")
 
 _MAX_UPDATE_ATTEMPTS = 5
+#: The largest Limit a read of a known number of items sends per page.
+_MAX_LIMIT = 1000
+#: QuerySet changes that keep a slice meaningful (they change how items load, not which).
+_SLICE_SAFE = frozenset({"bounds", "projection", "consistent", "explicit_all"})
 
 
 class Manager(Generic[QS]):
@@ -248,7 +253,30 @@ class QuerySet(Generic[M]):
 
     def explain(self) -> list[Request]:
         """Return the request(s) this QuerySet sends, without sending anything."""
-        return self._plan().requests
+        plan = self._plan()
+        bounds = self._state.bounds
+        if bounds is not None and bounds[1] is not None and self._limits(plan):
+            (request,) = plan.requests  # the first page's Limit, as _follow sends it
+            limit = max(1, min(bounds[1], _MAX_LIMIT))
+            return [Request(request.operation, {**request.params, "Limit": limit})]
+        return plan.requests
+
+    def _refuse_sliced(self, action: str) -> None:
+        """Refuse a bulk operation on `qs[a:b]`: it would act on every match, not the slice."""
+        if self._state.bounds is not None:
+            name = self.model.__name__
+            raise QueryError(
+                f"Cannot {action} a sliced QuerySet of {name}: a slice only limits what is "
+                f"read. Call {action}() on the QuerySet before slicing it (filter it to the "
+                f"items you mean), or loop over the slice.",
+                code="bad-query",
+            )
+
+    @staticmethod
+    def _limits(plan: Plan) -> bool:
+        """Whether a read of a known number of items sends a Limit (see `_follow`)."""
+        # The entity-type filter alone rarely drops an item: a Limit still bounds pages.
+        return len(plan.requests) == 1 and not plan.has_filter
 
     # ------------------------------------------------------------------ evaluation
 
@@ -288,7 +316,7 @@ class QuerySet(Generic[M]):
         while True:
             # The entity-type filter alone rarely drops an item: a Limit still bounds pages.
             if limit is not None and not plan.has_filter:
-                params["Limit"] = max(1, min(limit - seen, 1000))
+                params["Limit"] = max(1, min(limit - seen, _MAX_LIMIT))
             items, lek = fetch(conn, request.operation, params)
             seen += len(items)
             yield items, lek
@@ -375,6 +403,9 @@ class QuerySet(Generic[M]):
         return conn.read(operation, params, wire, general)
 
     def _fetch(self, limit: int | None = None) -> Iterator[M]:
+        if self._state.bounds is not None:
+            yield from self._fetch_slice(limit)
+            return
         plan = self._plan()
         count = 0
         if limit is not None and limit <= 0:
@@ -397,6 +428,19 @@ class QuerySet(Generic[M]):
         finally:  # stop scan segment threads now, not when the generator is collected
             if isinstance(pages, Generator):
                 pages.close()
+
+    def _fetch_slice(self, limit: int | None) -> Iterator[M]:
+        """The items of `qs[start:stop]`, at most `limit`: reads `stop` items, drops `start`."""
+        assert self._state.bounds is not None
+        start, stop = self._state.bounds
+        if limit is not None:
+            stop = start + limit if stop is None else min(stop, start + limit)
+        items = self._clone(bounds=None)._fetch(stop)
+        try:
+            yield from itertools.islice(items, start, None)
+        finally:  # stop scan segment threads now, as _fetch does
+            if isinstance(items, Generator):
+                items.close()
 
     def _decoded_pages(self, plan: Plan, limit: int | None) -> Iterator[tuple[list[M], Any]]:
         for items, lek in self._pages(plan, limit=limit):
@@ -426,21 +470,36 @@ class QuerySet(Generic[M]):
     def __getitem__(self, key: int) -> M: ...
 
     @overload
-    def __getitem__(self, key: slice) -> list[M]: ...
+    def __getitem__(self, key: slice) -> Self: ...
 
-    def __getitem__(self, key: int | slice) -> M | list[M]:
-        """`qs[:20]` fetches only as many pages as 20 matches need; `qs[3]` one item."""
+    def __getitem__(self, key: int | slice) -> M | Self:
+        """`qs[3]` reads one item; `qs[:20]` is a lazy QuerySet of at most 20.
+
+        Evaluating `qs[:20]` fetches only as many pages as 20 matches need (a `Limit` on
+        unfiltered queries). A slice of a slice narrows it; a sliced QuerySet cannot be
+        filtered or reordered any more (slice last).
+        """
         if isinstance(key, slice):
             start, stop, step = key.start or 0, key.stop, key.step
+            if not isinstance(start, int) or not isinstance(stop, (int, type(None))):
+                raise TypeError(f"QuerySet indices must be integers, not {key!r}")
             if start < 0 or (stop is not None and stop < 0) or step not in (None, 1):
                 raise QueryError(
                     "Cannot slice a QuerySet with negative indices or a step; use "
                     ".reverse() for the last items.",
                     code="bad-query",
                 )
-            if self._cache is not None:
-                return self._cache[start:stop]
-            return list(self._fetch(stop))[start:]
+            low, high = self._state.bounds or (0, None)  # a slice of a slice narrows it
+            new_low, new_high = low + start, None if stop is None else low + stop
+            if high is not None:
+                new_high = high if new_high is None else min(new_high, high)
+            if new_high is not None:
+                new_high = max(new_high, new_low)  # empty, never negative
+            bounds = None if (new_low, new_high) == (0, None) else (new_low, new_high)
+            sliced = self._clone(bounds=bounds)
+            if self._cache is not None:  # already read: the slice sends nothing
+                sliced._cache = self._cache[start:stop]
+            return sliced
         if key < 0:
             raise QueryError(
                 "Cannot index a QuerySet with a negative number; use .last() or .reverse().",
@@ -454,9 +513,17 @@ class QuerySet(Generic[M]):
         return got[key]
 
     def count(self) -> int:
-        """Count matching items (Select=COUNT, summed over pages; filters applied)."""
+        """Count matching items (Select=COUNT, summed over pages; filters applied).
+
+        A slice with an end counts by reading its items (at most `stop`).
+        """
         if self._cache is not None:
             return len(self._cache)
+        if self._state.bounds is not None:
+            start, stop = self._state.bounds
+            if stop is not None:
+                return len(self._result())
+            return max(0, self._clone(bounds=None).count() - start)
         plan = self._plan(dataclasses.replace(self._state, projection=None))
         conn = get_connection()
         total = 0
@@ -506,7 +573,7 @@ class QuerySet(Generic[M]):
         qs = self.filter(*args, **lookups) if args or lookups else self
         plan = qs._plan()
         fields = ", ".join(sorted({k.split("__")[0] for q in qs._state.where for k in _keys(q)}))
-        if plan.get_key is not None:
+        if plan.get_key is not None and qs._state.bounds is None:
             return qs._get_item(plan.get_key, fields)
         found = list(qs._fetch(2))
         if not found:
@@ -554,6 +621,7 @@ class QuerySet(Generic[M]):
         """
         if size < 1:
             raise QueryError("Cannot fetch a page of fewer than 1 item.", code="bad-query")
+        self._refuse_sliced("page")
         plan = self._plan()
         if len(plan.requests) != 1:
             raise QueryError(
@@ -841,6 +909,7 @@ class QuerySet(Generic[M]):
         skipped.
         """
         meta = self.model._meta
+        self._refuse_sliced("update")
         if not values:
             raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
         from .._persistence import WriteOp, already_applied, new_write_token
@@ -911,6 +980,7 @@ class QuerySet(Generic[M]):
         An unfiltered QuerySet must say so with `.all()` first.
         """
         meta = self.model._meta
+        self._refuse_sliced("delete")
         if not self._state.where and not self._state.explicit_all:
             raise QueryError(
                 f"Cannot delete every {meta.model_name} without saying so: call "

@@ -24,7 +24,7 @@ def check_manager_and_queryset() -> None:
     assert_type(Order.objects.get(customer_id="c1", id="o1"), Order)
     assert_type(Order.objects.filter(customer_id="c1").first(), Order | None)
     assert_type(Order.objects.filter(customer_id="c1").last(), Order | None)
-    assert_type(Order.objects.filter(customer_id="c1")[:20], list[Order])
+    assert_type(Order.objects.filter(customer_id="c1")[:20], QuerySet[Order])
     assert_type(Order.objects.filter(customer_id="c1")[0], Order)
     assert_type(Order.objects.filter(customer_id="c1").count(), int)
     assert_type(Order.objects.filter(customer_id="c1").exists(), bool)
