@@ -27,6 +27,24 @@ __all__ = [
 _ACTIVE_TTL = ("ENABLED", "ENABLING")
 
 
+def _chosen(models: Iterable[type[Model]] | None) -> list[type[Model]]:
+    """The models a table must serve (default: every registered one); abstract ones refused."""
+    from .models import Model, _abstract
+
+    if models is None:
+        return _registry.all_models()
+    chosen = list(models)
+    for model in chosen:
+        if not (isinstance(model, type) and issubclass(model, Model)):
+            raise ConfigurationError(
+                f"Cannot build a table for {model!r}: pass dynorm model classes.",
+                code="config",
+            )
+        if model._meta.abstract:
+            raise _abstract(model, "build a table for")
+    return chosen
+
+
 def _slots(models: Iterable[type[Model]]) -> list[int]:
     return sorted({index.slot for m in models for index in m._meta.indexes.values()})
 
@@ -46,7 +64,7 @@ def table_definition(
     table_name: str, models: Iterable[type[Model]] | None = None
 ) -> dict[str, Any]:
     """Return the CreateTable parameters for the given (default: all registered) models."""
-    chosen = list(_registry.all_models() if models is None else models)
+    chosen = _chosen(models)
     slots = _slots(chosen)
     attrs = [PK, SK] + [a for s in slots for a in (gsi_pk(s), gsi_sk(s))]
     params: dict[str, Any] = {
@@ -131,7 +149,7 @@ def diff_table(
         Every difference, in a stable order (table, key schema, indexes by slot, TTL); empty
         when the table fits. Indexes and attributes the models do not use are not compared.
     """
-    chosen = list(_registry.all_models() if models is None else models)
+    chosen = _chosen(models)
     if description is None:
         return [
             TableDifference(
@@ -277,7 +295,7 @@ def check_table(models: Iterable[type[Model]] | None = None) -> list[TableDiffer
 
     DynamoDB: DescribeTable, DescribeTimeToLive.
     """
-    chosen = list(_registry.all_models() if models is None else models)
+    chosen = _chosen(models)
     table = get_connection().table_name
     desc = _describe(table)
     return diff_table(desc, None if desc is None else _describe_ttl(table), chosen)
@@ -356,7 +374,7 @@ def create_table(
     UpdateTimeToLive.
     """
     conn = get_connection()
-    chosen = list(_registry.all_models() if models is None else models)
+    chosen = _chosen(models)
     table = conn.table_name
     needs_ttl = any(m._meta.ttl_field for m in chosen)
     desc = _describe(table)

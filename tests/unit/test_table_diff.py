@@ -12,9 +12,10 @@ import functools
 from datetime import datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
-from dynorm import Index, Model, fields
+from dynorm import AbstractModelError, ConfigurationError, Index, Model, fields
 from dynorm._registry import isolated_registry
 from dynorm._table import _mismatch, diff_table, table_definition
 
@@ -175,3 +176,22 @@ def test_ttl_is_not_compared_without_its_description() -> None:
     chosen = models(frozenset(), True)
     desc, _ = fitting(chosen)
     assert diff_table(desc, None, chosen) == []
+
+
+def test_tables_are_built_for_concrete_models_only() -> None:
+    with isolated_registry():
+
+        class Base(Model):
+            ends: datetime | None = fields.TTL()
+
+            class Meta:
+                abstract = True
+
+        for call in (
+            lambda: table_definition("t", [Base]),
+            lambda: diff_table(None, None, [Base]),
+        ):
+            with pytest.raises(AbstractModelError, match="Base"):
+                call()
+        with pytest.raises(ConfigurationError, match="pass dynorm model classes"):
+            table_definition("t", ["tests.models"])  # type: ignore[list-item]
