@@ -469,7 +469,6 @@ class Model(BaseModel, metaclass=ModelMeta):
         class Meta:  # noqa: D106 - the base of every model declares no keys
             abstract = True
 
-
     @model_validator(mode="before")
     @classmethod
     def _ignore_untrusted_version(cls, data: Any, info: ValidationInfo) -> Any:
