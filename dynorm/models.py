@@ -265,7 +265,10 @@ class ModelMeta(ModelMetaclass):
         raw: dict[str, Any] = {}
         if parent_meta is not None:
             raw.update(parent_meta.extra["raw"])
-            raw.pop("abstract", None)
+            generic = getattr(cls, "__pydantic_generic_metadata__", None) or {}
+            if generic.get("origin") is None or not parent_meta.abstract:
+                # A parametrized abstract generic base (`Base[int]`) stays abstract.
+                raw.pop("abstract", None)
             raw.pop("type_name", None)
             for name, kind in parent_meta.field_kinds.items():
                 kinds.setdefault(name, kind)

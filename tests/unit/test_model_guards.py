@@ -7,7 +7,7 @@ added to Model, VersionedModel or SingletonModel is covered here without editing
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model
@@ -419,6 +419,26 @@ def test_an_abstract_model_below_a_concrete_one_has_no_objects() -> None:
         Sub.objects  # noqa: B018
     abstract_refusal(info, "Sub")
     assert isinstance(Concrete.objects, QuerySet)
+
+
+def test_a_parametrized_abstract_generic_base_stays_abstract() -> None:
+    T = TypeVar("T")
+
+    class Holder(Model, Generic[T]):
+        id: str
+        value: T
+
+        class Meta:
+            abstract = True
+
+    assert Holder[int]._meta.abstract and not hasattr(Holder[int], "objects")
+
+    class IntHolder(Holder[int]):
+        class Meta:
+            pk = "H#{id}"
+
+    assert IntHolder(id="1", value=3).dynamo_key == {"pk": "H#1", "sk": "IntHolder"}
+    assert get_model("IntHolder") is IntHolder and isinstance(IntHolder.objects, QuerySet)
 
 
 def test_a_custom_queryset_of_an_abstract_base_is_inherited() -> None:
