@@ -700,11 +700,15 @@ class QuerySet(Generic[M]):
 
         The create is conditional (`attribute_not_exists`), so two racing callers create one
         item; the loser reads the winner's. The object is created from the exact lookups
-        (those without `__`) and `defaults`, which win where both name a field.
+        (those without `__`) and `defaults`, which win where both name a field. Through an
+        index (`using_gsi()`), only the primary key is unique: callers racing with different
+        primary keys each create their own object.
 
         Raises:
             QueryError: `version` is among the lookups or defaults (dynorm sets it), or a
                 default names no field of the model. Nothing is sent.
+            ItemExistsError: Nothing matches the lookups, yet an item has the key of the
+                object to create (it fails a non-key lookup); it is left unchanged.
         """
         values = self._values_to_create("get_or_create", lookups, defaults)
         try:
@@ -712,8 +716,13 @@ class QuerySet(Generic[M]):
         except self.model.DoesNotExist:
             pass
         created = self._create_if_absent(values)
-        if created is None:
-            return self.consistent().get(**lookups), False
+        if isinstance(created, ConditionFailedError):
+            # Another writer's item has that key: read it (an index cannot read consistently).
+            reader = self.consistent() if not self._state.index else self
+            try:
+                return reader.get(**lookups), False
+            except self.model.DoesNotExist:
+                raise created from None  # an item has the key but does not match the lookups
         return created, True
 
     def _values_to_create(
@@ -734,15 +743,15 @@ class QuerySet(Generic[M]):
             meta.check_field(name, "set")
         return {**{k: v for k, v in lookups.items() if "__" not in k}, **(defaults or {})}
 
-    def _create_if_absent(self, values: Mapping[str, Any]) -> M | None:
-        """Create the object (PutItem, attribute_not_exists); None if another writer won."""
+    def _create_if_absent(self, values: Mapping[str, Any]) -> M | ConditionFailedError:
+        """Create the object (PutItem, attribute_not_exists); the refusal if the key is taken."""
         obj = self.model(**values)
         try:
             obj.save()
         except VersionConflictError:
             raise
-        except ConditionFailedError:
-            return None
+        except ConditionFailedError as exc:
+            return exc
         return obj
 
     def update_or_create(
@@ -756,8 +765,11 @@ class QuerySet(Generic[M]):
         Raises:
             QueryError: `version` is among the lookups or defaults (dynorm sets it), or a
                 default names no field of the model. Nothing is sent.
+            ItemExistsError: Nothing matches the lookups, yet an item has the key of the
+                object to create (it fails a non-key lookup); it is left unchanged.
         """
         values = self._values_to_create("update_or_create", lookups, defaults)
+        taken: ConditionFailedError | None = None
         for _ in range(_MAX_UPDATE_ATTEMPTS):
             try:
                 obj = (
@@ -766,8 +778,11 @@ class QuerySet(Generic[M]):
                     else self.get(**lookups)
                 )
             except self.model.DoesNotExist:
+                if taken is not None:
+                    raise taken from None  # an item has the key but does not match the lookups
                 created = self._create_if_absent(values)
-                if created is None:
+                if isinstance(created, ConditionFailedError):
+                    taken = created
                     continue  # created concurrently: read it and update it
                 return created, True
             for name, value in (defaults or {}).items():

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from dynorm import QueryError
+from dynorm import ConditionFailedError, QueryError, VersionConflictError
 from tests.models import Counter, Order
 
 
@@ -42,3 +42,21 @@ def test_non_exact_lookups_are_not_used_as_values_when_creating(dynorm_table: st
         customer_id="c1", id="o1", status__ne="cancelled", defaults={"total": Decimal("4")}
     )
     assert not created and again.total == Decimal("3")
+
+
+@pytest.mark.parametrize("method", ["get_or_create", "update_or_create"])
+@pytest.mark.parametrize("through_index", [False, True], ids=["table", "gsi"])
+def test_an_item_with_the_key_that_fails_the_lookups_is_reported_and_left_alone(
+    dynorm_table: str, method: str, through_index: bool
+) -> None:
+    # Nothing matches the lookups, yet the object to create has a stored item's key: that is
+    # a refused create (not DoesNotExist, not "the item kept changing", not a QueryError for
+    # a consistent read of an index), and the stored item stays as it was.
+    Order.objects.create(customer_id="c1", id="o1", status="cancelled", total=Decimal("7"))
+    qs = Order.objects.using_gsi("by_status") if through_index else Order.objects
+    lookups = {"status": "open"} if through_index else {"status__ne": "cancelled"}
+    with pytest.raises(ConditionFailedError) as info:
+        getattr(qs, method)(customer_id="c1", id="o1", **lookups, defaults={"total": Decimal("1")})
+    assert not isinstance(info.value, VersionConflictError)
+    stored = Order.objects.consistent().get(customer_id="c1", id="o1")
+    assert (stored.status, stored.total, stored.version) == ("cancelled", Decimal("7"), 1)
