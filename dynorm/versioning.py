@@ -34,7 +34,7 @@ from typing_extensions import Self, dataclass_transform
 
 from . import _persistence
 from ._batch import batch_write
-from ._codec import check_item_size, wire_bytes
+from ._codec import check_item_size, from_wire, wire_bytes
 from ._config import get_connection
 from ._constants import PK, SK, SORT_KEY_LIMIT, TRANSACT_ITEMS_LIMIT, TYPE_ATTR, VERSION_ATTR
 from ._keys import SEPARATOR, escape, unescape
@@ -343,6 +343,8 @@ class HistoryQuerySet(QuerySet[V]):
 
 # --------------------------------------------------------------------------- deleting
 
+Conflict = Callable[[DynormError], "Exception | None"]
+
 
 def _nothing(_: dict[str, Any]) -> None:
     return None
@@ -352,20 +354,18 @@ def _deletes(keys: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"Delete": {"Key": key}} for key in keys]
 
 
-def _after_partial(
-    conflict: Callable[[DynormError], Exception | None], done: int
-) -> Callable[[DynormError], Exception | None]:
+def _after_partial(conflict: Conflict, done: int) -> Conflict:
     """Say, in the conflict of a later step, that the oldest `done` versions are gone."""
     if not done:
         return conflict
 
     def wrapped(exc: DynormError) -> Exception | None:
         error = conflict(exc)
-        if not isinstance(error, VersionConflictError):
+        if type(error) is not VersionConflictError:
             return error
         return VersionConflictError(
             f"{error} Its {done} oldest history versions were already deleted (a history "
-            f"this long is deleted in several transactions, oldest first, each conditional "
+            "this long is deleted in several transactions, oldest first, each conditional "
             "on the version); the object and its newer versions are intact.",
             model=error.model,
             expected_version=error.expected_version,
@@ -377,10 +377,28 @@ def _after_partial(
     return wrapped
 
 
+def _clean_if_gone(model: type[VersionedModel], conflict: Conflict, keys: list[Any]) -> Conflict:
+    """A step refused because the current item is gone deletes its history items anyway.
+
+    Without their object they belong to nothing (dynorm deletes the current item last, so
+    only an interrupted delete of an earlier build or a manual delete leaves them), and no
+    new object can have taken those keys: a create's history item is conditional on its key
+    being free, and these items were still stored when they were listed.
+    """
+
+    def wrapped(exc: DynormError) -> Exception | None:
+        if _persistence.first_gone(exc) and keys:
+            requests = [{"DeleteRequest": {"Key": key}} for key in keys]
+            batch_write(get_connection(), requests, model.__name__)
+        return conflict(exc)
+
+    return wrapped
+
+
 def _delete_writes(
     model: type[VersionedModel],
     current: dict[str, Any],
-    conflict: Callable[[DynormError], Exception | None],
+    conflict_after: Callable[[int], Conflict],
     on_success: Callable[[dict[str, Any]], None],
 ) -> list[WriteOp]:
     """The writes that delete one object and its whole history, in the order to send them.
@@ -390,62 +408,59 @@ def _delete_writes(
     holds (99 versions) is deleted in several, oldest versions first, each one guarded by a
     ConditionCheck of `current`'s condition, and the current item goes in the last one with
     the newest versions: whatever step fails, the object is still stored with its newest
-    versions (as if pruned), never a history without its object.
+    versions (as if pruned), never a history without its object. `conflict_after(n)` reads
+    the refusal of a step sent after `n` of the listed versions were deleted.
     """
     pk, sk = current["Key"][PK]["S"], current["Key"][SK]["S"]
     # Consistent: with the version condition, no version this read missed can exist.
     history = _history_keys(model, pk, sk, consistent=True)
     room = TRANSACT_ITEMS_LIMIT - 1
     split = max(0, len(history) - room)
-    ops = [
-        _persistence.WriteOp(
-            "TransactWriteItems",
-            {
-                "TransactItems": [
-                    {"ConditionCheck": current},
-                    *_deletes(history[start : min(start + room, split)]),
-                ]
-            },
-            model,
-            _after_partial(conflict, start),
-            _nothing,
+    ops = []
+    for start in range(0, split, room):
+        part = history[start : min(start + room, split)]
+        ops.append(
+            _persistence.WriteOp(
+                "TransactWriteItems",
+                {"TransactItems": [{"ConditionCheck": current}, *_deletes(part)]},
+                model,
+                _clean_if_gone(model, conflict_after(start), part),
+                _nothing,
+            )
         )
-        for start in range(0, split, room)
-    ]
-    actions = [{"Delete": current}, *_deletes(history[split:])]
+    tail = history[split:]
     ops.append(
         _persistence.WriteOp(
             "TransactWriteItems",
-            {"TransactItems": actions},
+            {"TransactItems": [{"Delete": current}, *_deletes(tail)]},
             model,
-            _after_partial(conflict, split),
+            _clean_if_gone(model, conflict_after(split), tail),
             on_success,
         )
     )
     return ops
 
 
-def _too_long_for_a_transaction(model: str, versions: int) -> QueryError:
-    return QueryError(
-        f"Cannot delete {model} inside a transaction: its history holds {versions} versions, "
-        f"and an object is deleted with its history in one transaction only up to "
-        f"{TRANSACT_ITEMS_LIMIT - 1} versions. Delete it outside the transaction() block "
-        "(dynorm then deletes the history in several transactions, oldest first).",
-        code="bad-query",
-    )
+def _versions(ops: list[WriteOp]) -> int:
+    return sum(len(op.params["TransactItems"]) - 1 for op in ops)
 
 
-def _send_in_order(ops: list[WriteOp], model: str) -> None:
-    """Send the writes of one delete in order, or join them to the active transaction."""
-    tx = current_transaction()
-    if tx is None:
-        for op in ops:
-            _persistence.execute(op)
-        return
-    if len(ops) > 1:
-        versions = sum(len(op.params["TransactItems"]) - 1 for op in ops)
-        raise _too_long_for_a_transaction(model, versions)
-    tx.add(ops[0])
+def _send_older(ops: list[WriteOp], model: str) -> int:
+    """Send every step of a long delete but the last; return how many versions they deleted.
+
+    Refused inside a transaction: there the object and its history must fit into it.
+    """
+    if current_transaction() is not None:
+        raise QueryError(
+            f"Cannot delete {model} inside a transaction: its history holds {_versions(ops)} "
+            f"versions, and an object is deleted with its history in one transaction only "
+            f"up to {TRANSACT_ITEMS_LIMIT - 1} versions. Delete it outside the transaction() "
+            "block (dynorm then deletes the history in several transactions, oldest first).",
+            code="bad-query",
+        )
+    for op in ops[:-1]:
+        _persistence.execute(op)
+    return _versions(ops[:-1])
 
 
 class VersionedQuerySet(QuerySet[V]):
@@ -481,51 +496,68 @@ class VersionedQuerySet(QuerySet[V]):
     def delete(self) -> int:
         """Delete the matching objects and all their history; return how many objects.
 
-        Each object is deleted like `obj.delete()`: its current item conditional on the
-        version read and on the filter, with its whole history. An object changed or deleted
-        since it was read is left alone and not counted.
+        Each object is deleted like `obj.delete()`, conditional on the version read and on
+        the filters. One changed since it was read is deleted if it still matches (its new
+        version is taken from the refusal); one that no longer matches, or is gone, is left
+        alone and not counted.
 
         DynamoDB: the Query of the matches, then per object one consistent Query of its
         history keys and one TransactWriteItems (several for a history over 99 versions).
 
         Raises:
             VersionConflictError: A history over 99 versions was partly deleted when the
-                object changed; the message says how many of its oldest versions are gone.
+                object stopped matching; the message says how many oldest versions are gone.
         """
+        self._refuse_sliced("delete")
         if not self._state.where and not self._state.explicit_all:
             return super().delete()  # raises: an unfiltered delete needs .all()
-        model = self.model
-        name = model._meta.model_name
         plan = self._plan(dataclasses.replace(self._state, projection=()))
         matches = [
             (item[PK]["S"], item[SK]["S"], int(item[VERSION_ATTR]["N"]))
             for item, _ in self._raw(plan)
         ]
-        deleted = 0
+        return sum(self._delete_match(pk, sk, version) for pk, sk, version in matches)
 
-        def counted(_: dict[str, Any]) -> None:
-            nonlocal deleted
-            deleted += 1
-
-        joined = current_transaction() is not None
-        for pk, sk, version in matches:
+    def _delete_match(self, pk: str, sk: str, version: int) -> bool:
+        """Delete one matched object if it still matches; True if this call deleted it."""
+        model = self.model
+        name = model._meta.model_name
+        done = 0
+        for _ in range(_MAX_DELETE_ATTEMPTS):
             ph = Placeholders()
-            condition = compile_condition(self._state, ph)
-            version_cond = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
+            condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
+            extra = compile_condition(self._state, ph)
             current = ph.apply(
                 {
                     "Key": {PK: {"S": pk}, SK: {"S": sk}},
-                    "ConditionExpression": " AND ".join(filter(None, [version_cond, condition])),
+                    "ConditionExpression": f"{condition} AND {extra}" if extra else condition,
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             )
-            ops = _delete_writes(model, current, _changed_since_read(name, version), counted)
+            ops = _delete_writes(model, current, _refused, _nothing)
+            tx = current_transaction()
             try:
-                _send_in_order(ops, name)
-            except _ChangedSinceRead:
-                continue  # changed or deleted since the read: not this delete's to remove
-            if joined:
-                deleted += 1  # committed (or not at all) with the block
-        return deleted
+                if len(ops) > 1:
+                    done += _send_older(ops, name)
+                    continue  # list what is left: normally one last step
+                if tx is not None:
+                    tx.add(ops[0])
+                    return True  # committed (or not at all) with the block
+                _persistence.execute(ops[0])
+                return True
+            except _Refused as refused:
+                stored = refused.stored_version
+                if stored is None or stored == version:
+                    if done:  # it no longer matches, but its oldest versions are gone
+                        raise _partly_deleted(name, version, stored, done) from refused
+                    return False  # gone, or no longer matches the filters
+                version = stored  # changed since the read: delete it if it still matches
+        raise VersionConflictError(
+            f"Cannot delete {name}: an object kept changing during {_MAX_DELETE_ATTEMPTS} "
+            "attempts; try again.",
+            model=name,
+            expected_version=version,
+        )
 
     def bulk_create(self, objs: Iterable[V], *, overwrite: bool = False) -> list[V]:
         """Refused: use create() / save(), which write the first history item atomically."""
@@ -549,21 +581,36 @@ class _VersionedManager(Manager[VersionedQuerySet[Any]]):
         return qs
 
 
-class _ChangedSinceRead(VersionConflictError):
-    """A matched object changed before the first write of its delete (nothing was changed)."""
+_MAX_DELETE_ATTEMPTS = 5
 
 
-def _changed_since_read(model: str, version: int) -> Callable[[DynormError], Exception | None]:
+class _Refused(DynormError):
+    """A QuerySet delete's condition was refused; `stored_version` of the item, if any."""
+
+    def __init__(self, stored_version: int | None) -> None:
+        super().__init__("refused")
+        self.stored_version = stored_version
+
+
+def _refused(_: int) -> Conflict:
     def conflict(exc: DynormError) -> Exception | None:
-        return _ChangedSinceRead(
-            f"Cannot delete {model}: it changed or was deleted since the query read it.",
-            model=model,
-            expected_version=version,
-            aws_code=exc.aws_code,
-            response=exc.response,
-        )
+        reasons = (exc.response or {}).get("CancellationReasons") or [{}]
+        stored = (reasons[0].get("Item") or {}).get(VERSION_ATTR)
+        return _Refused(None if stored is None else int(from_wire(stored)))
 
     return conflict
+
+
+def _partly_deleted(model: str, expected: int, stored: int | None, done: int) -> Exception:
+    return VersionConflictError(
+        f"Cannot finish deleting {model}: while its long history was being deleted it was "
+        f"changed (and no longer matches the filters) or deleted by another writer. Its {done} "
+        "oldest history versions were already deleted; if it is still stored, it and its "
+        "newer versions are intact.",
+        model=model,
+        expected_version=expected,
+        current_version=stored,
+    )
 
 
 # --------------------------------------------------------------------------- the model
@@ -643,17 +690,31 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
                 for a long history the message says how many oldest versions were deleted.
             QueryError: Inside a transaction, the history is too long for one.
         """
-        _send_in_order(self._delete_ops(), self._meta.model_name)
+        done = 0
+        ops = self._delete_ops(done)
+        while len(ops) > 1:
+            done += _send_older(ops, self._meta.model_name)
+            ops = self._delete_ops(done)  # what is left: normally one last step
+        built = [ops[0]]
+        # The last step is the instance's write: a retry after a lost response is settled.
+        _persistence.write(
+            self, ("delete",), lambda: built.pop() if built else self._delete_op(done)
+        )
 
-    def _delete_ops(self) -> list[WriteOp]:
+    def _delete_ops(self, done: int = 0) -> list[WriteOp]:
         base = _persistence.delete_op(self)
-        return _delete_writes(type(self), base.params, base.conflict, base.on_success)
+        return _delete_writes(
+            type(self),
+            base.params,
+            lambda n: _after_partial(base.conflict, done + n),
+            base.on_success,
+        )
 
-    def _delete_op(self) -> WriteOp:
-        ops = self._delete_ops()
-        if len(ops) > 1:
-            versions = sum(len(op.params["TransactItems"]) - 1 for op in ops)
-            raise _too_long_for_a_transaction(self._meta.model_name, versions)
+    def _delete_op(self, done: int = 0) -> WriteOp:
+        ops = self._delete_ops(done)
+        while len(ops) > 1:
+            done += _send_older(ops, self._meta.model_name)  # refused inside a transaction
+            ops = self._delete_ops(done)
         return ops[0]
 
     def _save_op(self, update_fields: Iterable[str] | None) -> WriteOp:
