@@ -1,19 +1,28 @@
-"""Batched reads and writes with bounded, jittered retries of unprocessed items."""
+"""Batched reads and writes with bounded, jittered retries of unprocessed items.
+
+Also the small thread pool that sends many conditional single-item writes at once.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ._connection import Connection
 from ._constants import BATCH_GET_LIMIT, BATCH_WRITE_LIMIT, PK, SK
 from .exceptions import BatchIncompleteError
 
-__all__ = ["batch_get", "batch_write", "backoff"]
+__all__ = ["batch_get", "batch_write", "backoff", "in_parallel"]
+
+T = TypeVar("T")
 
 MAX_BATCH_ATTEMPTS = 8
+#: Single-item writes in flight at once (botocore's default pool holds 10 connections).
+PARALLEL_WRITES = 8
 _BASE_DELAY = 0.05
 _MAX_DELAY = 2.0
 
@@ -21,6 +30,33 @@ _MAX_DELAY = 2.0
 def backoff(attempt: int) -> float:
     """Seconds to wait before retry `attempt` (1-based): exponential with full jitter."""
     return random.uniform(0, min(_MAX_DELAY, _BASE_DELAY * 2 ** (attempt - 1)))
+
+
+def in_parallel(
+    tasks: Sequence[Callable[[], T]], workers: int = PARALLEL_WRITES
+) -> list[T | Exception]:
+    """Run every task (at most `workers` at once) and return each one's result or exception.
+
+    Every task runs to the end whatever the others raise, so the caller can report all of
+    them; each runs in a copy of the caller's context (configuration, active tracking).
+    """
+    if len(tasks) <= 1:
+        out: list[T | Exception] = []
+        for task in tasks:
+            try:
+                out.append(task())
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                out.append(exc)
+        return out
+    with ThreadPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, task) for task in tasks]
+        results: list[T | Exception] = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                results.append(exc)
+    return results
 
 
 def _key_of(request: dict[str, Any]) -> dict[str, str]:

@@ -14,12 +14,20 @@ from typing import TYPE_CHECKING, Any, Generic, cast, overload
 from typing_extensions import Self, TypeVar
 
 from .. import _registry
-from .._batch import batch_get, batch_write
+from .._batch import batch_get, batch_write, in_parallel
 from .._config import get_connection, get_settings
 from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .._gc import gc_paused
+from .._persistence import WriteOp
 from .._wire import CollectionDecoder, collection_decoder, wire_decoder
-from ..exceptions import ConditionFailedError, DynormError, QueryError, VersionConflictError
+from ..exceptions import (
+    ConditionFailedError,
+    DynormError,
+    ItemExistsError,
+    QueryError,
+    VersionConflictError,
+    WriteOutcomeUnknownError,
+)
 from .compiler import Plan, QueryState, Request, compile_condition, compile_query
 from .expressions import Q
 from .lookups import _coerce
@@ -799,22 +807,32 @@ class QuerySet(Generic[M]):
             expected_version=0,
         )
 
-    def bulk_create(self, objs: Iterable[M]) -> list[M]:
-        """Create new objects with BatchWriteItem (25 per request; unprocessed items retried).
+    def bulk_create(self, objs: Iterable[M], *, overwrite: bool = False) -> list[M]:
+        """Create many new objects; never replaces a stored item unless `overwrite=True`.
 
-        BatchWriteItem cannot carry conditions: an object whose key already exists is
-        overwritten. Use ULID ids (the default) or `create()` when that matters.
+        By default each object is one conditional PutItem (`attribute_not_exists(pk)`),
+        several in flight at once. An object whose key is already stored is not written:
+        once every other object was, `ItemExistsError` lists those (`.keys`, `.objects`;
+        their `version` stays 0). Objects are built and checked before anything is sent.
+
+        `overwrite=True` uses BatchWriteItem (25 items per request, unprocessed items
+        retried), which cannot be conditional: an item with the same key is replaced.
+
+        Inside a `transaction()` each object is one Put (conditional unless `overwrite`).
 
         Raises:
-            BatchIncompleteError: Items were still unprocessed after every retry (named).
+            ItemExistsError: Some keys were already stored (the other objects were created).
+            BatchIncompleteError: With `overwrite=True`, items were still unprocessed after
+                every retry (named).
+            ServiceError: A write failed; objects still at version 0 were not created (or,
+                with `maybe_applied`, may have been: calling bulk_create again with them is
+                applied once).
         """
-        from .._persistence import _timestamps, build_item
+        from .._persistence import _timestamps, build_item, execute, new_write_token, prepare
+        from .._transactions import current_transaction
 
         meta = self.model._meta
         objs = list(objs)
-        prepared: list[tuple[M, dict[str, Any]]] = []
-        requests: list[dict[str, Any]] = []
-        seen: set[tuple[str, str]] = set()
         for obj in objs:
             if type(obj) is not self.model:
                 raise QueryError(
@@ -827,9 +845,21 @@ class QuerySet(Generic[M]):
                     "(version > 0); call save() on it instead.",
                     code="bad-query",
                 )
-            overrides = {**_timestamps(obj, True), "version": 1}
-            item = build_item(obj, overrides)
-            key = (item[PK]["S"], item[SK]["S"])
+        ops: list[WriteOp] = []
+        for obj in objs:
+            if overwrite:
+                overrides = {**_timestamps(obj, True), "version": 1}
+                token = new_write_token()
+                item = build_item(obj, overrides, token)
+                key = (item[PK]["S"], item[SK]["S"])
+                applier = _applier(obj, {**overrides, "_key": key})
+                put = {"Item": item}
+                ops.append(WriteOp("PutItem", put, self.model, _same_error, applier, token=token))
+            else:
+                ops.append(prepare(obj, ("save", None), partial(obj._save_op, None)))
+        seen: set[tuple[str, str]] = set()
+        for op in ops:
+            key = (op.params["Item"][PK]["S"], op.params["Item"][SK]["S"])
             if key in seen:
                 raise QueryError(
                     f"Cannot bulk_create two {meta.model_name} objects with the same key "
@@ -837,33 +867,34 @@ class QuerySet(Generic[M]):
                     code="bad-query",
                 )
             seen.add(key)
-            prepared.append((obj, {**overrides, "_key": key}))
-            requests.append({"PutRequest": {"Item": item}})
-        from .._transactions import current_transaction
-
         tx = current_transaction()
         if tx is not None:
-            # Inside a transaction each create is a conditional Put (attribute_not_exists):
-            # unlike BatchWriteItem, it cannot overwrite an existing item.
-            from .._persistence import WriteOp
-
-            for (obj, overrides), request in zip(prepared, requests):
-                ph = Placeholders()
-                params = ph.apply(
-                    {
-                        "Item": request["PutRequest"]["Item"],
-                        "ConditionExpression": f"attribute_not_exists({ph.name(PK)})",
-                    }
-                )
-                tx.add(
-                    WriteOp("PutItem", params, self.model, _same_error, _applier(obj, overrides))
-                )
+            for op in ops:
+                tx.add(op)  # conditional Puts (unless overwrite): sent with the block
             return objs
-        batch_write(get_connection(), requests, meta.model_name)
-        for obj, overrides in prepared:
-            key = overrides.pop("_key")
-            obj.__dict__.update(overrides)
-            obj._loaded_key = key
+        if overwrite:
+            puts = [{"PutRequest": {"Item": op.params["Item"]}} for op in ops]
+            batch_write(get_connection(), puts, meta.model_name)
+            for op in ops:
+                op.on_success({})
+            return objs
+        results = in_parallel([partial(execute, op) for op in ops])
+        failed = [(obj, r) for obj, r in zip(objs, results) if isinstance(r, Exception)]
+        others = [exc for _, exc in failed if not isinstance(exc, ItemExistsError)]
+        if others:
+            raise others[0]
+        if failed:
+            existing = [(obj, exc) for obj, exc in failed if isinstance(exc, ItemExistsError)]
+            raise ItemExistsError(
+                f"Cannot bulk_create {len(existing)} of {len(objs)} {meta.model_name} objects: "
+                f"an item with the same key already exists (key fields: "
+                f"{', '.join(sorted(meta.key_fields))}). The other objects were created; "
+                "`.objects` lists those that were not (still version 0). Pass overwrite=True "
+                "to replace stored items.",
+                model=meta.model_name,
+                keys=[key for _, exc in existing for key in exc.keys],
+                objects=[obj for obj, _ in existing],
+            )
         return objs
 
     def bulk_get(
@@ -920,14 +951,18 @@ class QuerySet(Generic[M]):
         """Update every matching item with an UpdateItem each; return how many were updated.
 
         Each write is conditional on the item still matching the filters at its read version;
-        an item changed concurrently is re-read and retried, one that no longer matches is
-        skipped.
+        an item changed concurrently is re-read (from the refusal) and retried, one that no
+        longer matches is skipped, not counted. Several writes are in flight at once; an
+        error is raised once every item was tried.
+
+        Raises:
+            WriteOutcomeUnknownError: An item's write got no answer and the item has been
+                changed since by someone else (retrying could apply it twice).
         """
         meta = self.model._meta
         self._refuse_sliced("update")
         if not values:
             raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
-        from .._persistence import WriteOp, already_applied, new_write_token
         from .._transactions import current_transaction
 
         tx = current_transaction()
@@ -938,44 +973,81 @@ class QuerySet(Generic[M]):
             item
             for item, _ in self._raw(self._plan(dataclasses.replace(self._state, projection=None)))
         ]
-        count = 0
-        for item in items:
-            for attempt in range(1, _MAX_UPDATE_ATTEMPTS + 1):
-                assert meta.codec is not None
-                current = meta.codec.decode(item)
-                version = int(item[VERSION_ATTR]["N"]) if VERSION_ATTR in item else 0
-                ph = Placeholders()
-                condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
-                extra = compile_condition(self._state, ph)
-                if extra:
-                    condition += f" AND {extra}"
-                plan = plan_update(meta, values, current, ph, new_version=str(version + 1))
-                token = new_write_token()
-                plan.sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
-                params = ph.apply(
-                    {
-                        "TableName": conn.table_name,
-                        "Key": {PK: item[PK], SK: item[SK]},
-                        "UpdateExpression": plan.expression(),
-                        "ConditionExpression": condition,
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                )
-                check_expressions(params, meta.model_name)
-                if tx is not None:  # join the transaction: sent (or not) with the block
-                    params.pop("TableName")
-                    tx.add(WriteOp("UpdateItem", params, self.model, _same_error, _no_op))
-                    count += 1
-                    break
+        if tx is not None:  # join the transaction: sent (or not) with the block
+            for item in items:
+                params, token, _ = self._update_params(item, values)
+                tx.add(WriteOp("UpdateItem", params, self.model, _same_error, _no_op, token=token))
+            return len(items)
+        results = in_parallel([partial(self._update_item, conn, item, values) for item in items])
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            raise errors[0]
+        return sum(1 for r in results if r is True)
+
+    def _update_params(
+        self, item: dict[str, Any], values: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], str, int]:
+        """The conditional UpdateItem of one read item.
+
+        Returns (params without TableName, the write token, the version read).
+        """
+        from .._persistence import new_write_token
+
+        meta = self.model._meta
+        assert meta.codec is not None
+        current = meta.codec.decode(item)
+        version = int(item[VERSION_ATTR]["N"]) if VERSION_ATTR in item else 0
+        ph = Placeholders()
+        condition = self._still_matches(ph, version)
+        plan = plan_update(meta, values, current, ph, new_version=str(version + 1))
+        token = new_write_token()
+        plan.sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
+        params = ph.apply(
+            {
+                "Key": {PK: item[PK], SK: item[SK]},
+                "UpdateExpression": plan.expression(),
+                "ConditionExpression": condition,
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        )
+        check_expressions(params, meta.model_name)
+        return params, token, version
+
+    def _still_matches(self, ph: Placeholders, version: int) -> str:
+        """The condition of a QuerySet write: the version read, and every filter."""
+        condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
+        extra = compile_condition(self._state, ph)
+        return f"{condition} AND {extra}" if extra else condition
+
+    def _update_item(self, conn: Connection, item: dict[str, Any], values: Any) -> bool:
+        """Update one read item; True if this call changed it."""
+        from .._persistence import already_applied, disproves, tracking
+
+        meta = self.model._meta
+        for attempt in range(1, _MAX_UPDATE_ATTEMPTS + 1):
+            params, token, version = self._update_params(item, values)
+            with tracking(conn) as box:
                 try:
-                    conn.send("UpdateItem", params)
+                    conn.send("UpdateItem", {**params, "TableName": conn.table_name})
+                    return True
                 except ConditionFailedError as exc:
                     old = (exc.response or {}).get("Item")
                     if already_applied(old, token):  # a retry after a lost response
-                        count += 1
-                        break
-                    if not old or int(old.get(VERSION_ATTR, {}).get("N", "0")) == version:
-                        break  # deleted, or no longer matches the filters
+                        return True
+                    stored = int(old[VERSION_ATTR]["N"]) if old and VERSION_ATTR in old else None
+                    if old is None or stored == version:
+                        return False  # deleted, or no longer matches the filters
+                    if box.uncertain and not disproves(old, version):
+                        raise WriteOutcomeUnknownError(
+                            f"Cannot tell whether the update of a {meta.model_name} was "
+                            "applied: its response was lost and the item has been changed "
+                            "since by someone else; it was not retried. Reload it and check.",
+                            model=meta.model_name,
+                            expected_version=version,
+                            current_version=stored,
+                            aws_code=exc.aws_code,
+                            response=exc.response,
+                        ) from exc
                     if attempt == _MAX_UPDATE_ATTEMPTS:
                         raise VersionConflictError(
                             f"Cannot update {meta.model_name}: an item kept changing during "
@@ -983,16 +1055,16 @@ class QuerySet(Generic[M]):
                             model=meta.model_name,
                             expected_version=version,
                         ) from exc
-                    item = old
-                    continue
-                count += 1
-                break
-        return count
+                    item = old  # changed since it was read: update it if it still matches
+        return False
 
     def delete(self) -> int:
-        """Delete every matching item (BatchWriteItem, 25 per request); return the count.
+        """Delete every matching item that still matches when deleted; return the count.
 
-        An unfiltered QuerySet must say so with `.all()` first.
+        One DeleteItem per item, conditional on the version read and on the filters (several
+        in flight at once): an item changed since it was read is deleted only if it still
+        matches (re-read from the refusal), one that no longer matches is skipped, not
+        counted. An unfiltered QuerySet must say so with `.all()` first.
         """
         meta = self.model._meta
         self._refuse_sliced("delete")
@@ -1002,19 +1074,64 @@ class QuerySet(Generic[M]):
                 f".all().delete() (or filter first).",
                 code="bad-query",
             )
-        from .._persistence import WriteOp
         from .._transactions import current_transaction
 
         plan = self._plan(dataclasses.replace(self._state, projection=()))
-        keys = [{PK: item[PK], SK: item[SK]} for item, _ in self._raw(plan)]
+        items = [item for item, _ in self._raw(plan)]
         tx = current_transaction()
-        if tx is not None:  # join the transaction: one Delete action per item
-            for key in keys:
-                tx.add(WriteOp("DeleteItem", {"Key": key}, self.model, _same_error, _no_op))
-            return len(keys)
-        requests = [{"DeleteRequest": {"Key": key}} for key in keys]
-        batch_write(get_connection(), requests, meta.model_name)
-        return len(requests)
+        if tx is not None:  # join the transaction: one conditional Delete action per item
+            for item in items:
+                params = self._delete_params(item)
+                tx.add(WriteOp("DeleteItem", params, self.model, _same_error, _no_op))
+            return len(items)
+        conn = get_connection()
+        results = in_parallel([partial(self._delete_item, conn, item) for item in items])
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            raise errors[0]
+        return sum(1 for r in results if r is True)
+
+    def _delete_params(self, item: dict[str, Any]) -> dict[str, Any]:
+        version = int(item[VERSION_ATTR]["N"]) if VERSION_ATTR in item else 0
+        ph = Placeholders()
+        params = ph.apply(
+            {
+                "Key": {PK: item[PK], SK: item[SK]},
+                "ConditionExpression": self._still_matches(ph, version),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        )
+        check_expressions(params, self.model._meta.model_name)
+        return params
+
+    def _delete_item(self, conn: Connection, item: dict[str, Any]) -> bool:
+        """Delete one read item if it still matches; True if this call deleted it."""
+        from .._persistence import tracking
+
+        meta = self.model._meta
+        for attempt in range(1, _MAX_UPDATE_ATTEMPTS + 1):
+            params = {**self._delete_params(item), "TableName": conn.table_name}
+            version = int(item[VERSION_ATTR]["N"]) if VERSION_ATTR in item else 0
+            with tracking(conn) as box:
+                try:
+                    conn.send("DeleteItem", params)
+                    return True
+                except ConditionFailedError as exc:
+                    old = (exc.response or {}).get("Item")
+                    if not old:
+                        # Gone: by our own attempt whose response was lost, or by another.
+                        return box.uncertain
+                    if int(old.get(VERSION_ATTR, {}).get("N", "0")) == version:
+                        return False  # no longer matches the filters
+                    if attempt == _MAX_UPDATE_ATTEMPTS:
+                        raise VersionConflictError(
+                            f"Cannot delete {meta.model_name}: an item kept changing during "
+                            f"{attempt} attempts; try again.",
+                            model=meta.model_name,
+                            expected_version=version,
+                        ) from exc
+                    item = old  # changed since it was read: delete it if it still matches
+        return False
 
 
 def _same_error(exc: DynormError) -> Exception:

@@ -65,7 +65,8 @@ def test_s36_unprocessed_items_are_retried_until_all_are_written(
     state = random.getstate()
     random.seed(36)
     try:
-        RelItem.objects.bulk_create([RelItem(id=f"{i:04d}", n=i) for i in range(1000)])
+        objs = [RelItem(id=f"{i:04d}", n=i) for i in range(1000)]
+        RelItem.objects.bulk_create(objs, overwrite=True)  # the BatchWriteItem path
     finally:
         random.setstate(state)
 
@@ -115,7 +116,7 @@ def test_s37_batch_that_never_clears_raises_with_every_unprocessed_key(
     faults.on("before-send.dynamodb.BatchWriteItem", nothing_processed)
     objs = [RelItem(id=f"{i:02d}") for i in range(30)]
     with pytest.raises(BatchIncompleteError) as info:
-        RelItem.objects.bulk_create(objs)
+        RelItem.objects.bulk_create(objs, overwrite=True)  # the BatchWriteItem path
     err = info.value
     stored = _stored_ids()
     assert len(stored) == 16
