@@ -19,13 +19,11 @@ from dynorm._codec import ValueProblem
 from dynorm._keys import KeyTemplate, escape, render_value, successor, unescape
 from dynorm.exceptions import ConfigurationError, InvalidValueError
 
-EXAMPLES = settings(
-    max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+EXAMPLES = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 #: Text with the characters that matter to the codec over-represented: the separator, the
 #: escape, everything below them, the largest code point, and ordinary text.
-SPECIAL = "#$%\x00 !\"\n\U0010ffff"
+SPECIAL = '#$%\x00 !"\n\U0010ffff'
 texts = st.text(
     alphabet=st.one_of(st.sampled_from(SPECIAL), st.characters(exclude_categories=["Cs"])),
     max_size=12,
@@ -143,7 +141,9 @@ def test_equal_numbers_render_one_key_and_others_differ(a: Decimal, b: Decimal) 
     st.booleans(),
     st.integers(min_value=0, max_value=9_999_999_999),
 )
-def test_typed_keys_parse_back(amount: Decimal, when: datetime, day: date, flag: bool, seq: int) -> None:
+def test_typed_keys_parse_back(
+    amount: Decimal, when: datetime, day: date, flag: bool, seq: int
+) -> None:
     values = {"amount": amount, "when": when, "day": day, "flag": flag, "seq": seq}
     parsed = KNum.parse_key(*KNum._meta.primary_key(values))
     assert parsed == values
@@ -175,9 +175,7 @@ def test_a_lone_surrogate_is_a_typed_error_naming_the_field() -> None:
     assert "owner" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "template", ["{a}{b}", "{a}-{b}", "X#{a}:{b}", "{a}#{a}"], ids=repr
-)
+@pytest.mark.parametrize("template", ["{a}{b}", "{a}-{b}", "X#{a}:{b}", "{a}#{a}"], ids=repr)
 def test_fields_must_be_separated_by_the_separator(template: str) -> None:
     with pytest.raises(ConfigurationError):
         KeyTemplate(template, "M", ["a", "b"], "sort key")
