@@ -110,7 +110,7 @@ def _checked_history_sk(model: type[VersionedModel], current_sk: str, version: i
         assert meta.sk is not None
         fields = ", ".join(meta.sk.fields) or "the sort key template"
         raise InvalidValueError(
-            f"Cannot write the history of {meta.model_name}: its history sort key would be "
+            f"Cannot build the history sort key of {meta.model_name}: it would be "
             f"{size} bytes, over DynamoDB's {SORT_KEY_LIMIT}-byte limit. A versioned model's "
             f"history key is the sort key escaped (each character up to '$' takes 3 bytes) "
             f"plus {HISTORY_KEY_OVERHEAD} bytes, so its sort key must stay about "
@@ -770,7 +770,12 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
                 _prune_after_commit(model, pk, sk, prune_rest)
 
         return _persistence.WriteOp(
-            "TransactWriteItems", {"TransactItems": actions}, model, conflict, on_success
+            "TransactWriteItems",
+            {"TransactItems": actions},
+            model,
+            conflict,
+            on_success,
+            token=base.token,
         )
 
     def _prune(self, actions: list[dict[str, Any]], pk: str, sk: str, new: int) -> int | None:
