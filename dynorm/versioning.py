@@ -36,7 +36,15 @@ from . import _persistence
 from ._batch import batch_write
 from ._codec import check_item_size, from_wire, wire_bytes
 from ._config import get_connection
-from ._constants import PK, SK, SORT_KEY_LIMIT, TRANSACT_ITEMS_LIMIT, TYPE_ATTR, VERSION_ATTR
+from ._constants import (
+    PK,
+    SK,
+    SORT_KEY_LIMIT,
+    TRANSACT_ITEMS_LIMIT,
+    TYPE_ATTR,
+    VERSION_ATTR,
+    WRITE_TOKEN_ATTR,
+)
 from ._keys import SEPARATOR, escape, unescape
 from ._transactions import current_transaction
 from .exceptions import (
@@ -767,7 +775,7 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
         def on_success(response: dict[str, Any]) -> None:
             base.on_success(response)
             if prune_rest is not None:
-                _prune_after_commit(model, pk, sk, prune_rest)
+                _prune_after_commit(model, pk, sk, prune_rest, new_version, base.token)
 
         return _persistence.WriteOp(
             "TransactWriteItems",
@@ -846,16 +854,47 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
         }
 
 
-def _prune_after_commit(model: type[VersionedModel], pk: str, sk: str, upto: int) -> None:
+def _prune_after_commit(
+    model: type[VersionedModel], pk: str, sk: str, upto: int, version: int, token: str | None
+) -> None:
     """Delete the history up to version `upto` that the save's transaction had no room for.
 
+    Each batch of deletes is a transaction guarded by a ConditionCheck that the current
+    item is still the one this save stored (its version and write token): if the object
+    changed meanwhile (saved again, or deleted and created anew under the same key, whose
+    history these keys may then name), nothing is deleted and the next save prunes.
+
     Best effort: the save has succeeded, so a failure here is logged, not raised, and the
-    next save of the object prunes what is left (the history is then longer than
-    `Meta.max_versions`, never shorter).
+    history is then longer than `Meta.max_versions`, never shorter.
     """
+    conn = get_connection()
+    ph = Placeholders()
+    condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
+    if token is not None:
+        condition += f" AND {ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}"
+    check = ph.apply(
+        {
+            "TableName": conn.table_name,
+            "Key": {PK: {"S": pk}, SK: {"S": sk}},
+            "ConditionExpression": condition,
+        }
+    )
     try:
         keys = _history_keys(model, pk, sk, upto=upto)
-        batch_write(get_connection(), [{"DeleteRequest": {"Key": k}} for k in keys], model.__name__)
+        room = TRANSACT_ITEMS_LIMIT - 1
+        for start in range(0, len(keys), room):
+            deletes = [
+                {"Delete": {"Key": key, "TableName": conn.table_name}}
+                for key in keys[start : start + room]
+            ]
+            conn.send(
+                "TransactWriteItems", {"TransactItems": [{"ConditionCheck": check}, *deletes]}
+            )
+    except TransactionCanceledError:
+        logger.debug(
+            "%s changed before its older history was pruned; its next save prunes it",
+            model.__name__,
+        )
     except DynormError as exc:
         logger.warning(
             "pruning the older history of %s failed (%s); the next save prunes it",

@@ -14,11 +14,11 @@ from dynorm import Model, VersionedModel, _config
 from dynorm._connection import Connection
 from dynorm._constants import SORT_KEY_LIMIT
 from dynorm.exceptions import (
-    BatchIncompleteError,
     ConfigurationError,
     InvalidValueError,
     QueryError,
     ServiceError,
+    ThrottledError,
     VersionConflictError,
 )
 from dynorm.versioning import history_sk
@@ -246,10 +246,13 @@ def test_pruning_that_fails_after_the_commit_is_logged_and_finished_by_the_next_
     saved(wiki_model(None)(id="f", body="v1"), 110)
     obj = wiki_model(3).objects.get(id="f")
     original = Connection.send
+    transactions: list[int] = []
 
     def throttled(self: Connection, operation: str, params: Any) -> dict[str, Any]:
-        if operation == "BatchWriteItem":
-            raise BatchIncompleteError("injected", unprocessed=[])
+        if operation == "TransactWriteItems":
+            transactions.append(1)
+            if len(transactions) == 2:  # the save's commit went through; the pruning after it
+                raise ThrottledError("injected", operation=operation)
         return original(self, operation, params)
 
     monkeypatch.setattr(Connection, "send", throttled)
@@ -263,6 +266,36 @@ def test_pruning_that_fails_after_the_commit_is_logged_and_finished_by_the_next_
     obj.body = "v112"
     obj.save()
     assert history_versions("WIKI#f", "Wiki") == [110, 111, 112]
+
+
+def test_pruning_after_the_commit_never_reaches_a_new_object_under_the_same_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    saved(wiki_model(None)(id="re", body="v1"), 6)
+    obj = wiki_model(2).objects.get(id="re")
+    original = Connection.send
+    raced: list[bool] = []
+
+    def recreate_after_commit(self: Connection, operation: str, params: Any) -> dict[str, Any]:
+        response = original(self, operation, params)
+        if operation == "TransactWriteItems" and not raced:
+            raced.append(True)
+            # Between the commit and its pruning: the object is deleted and a new one is
+            # created under the same key, with versions 1 to 3 (below the window).
+            monkeypatch.setattr(Connection, "send", original)
+            conn = _config.get_connection()
+            for item in partition("WIKI#re"):
+                key = {"pk": item["pk"], "sk": item["sk"]}
+                conn.client.delete_item(TableName=conn.table_name, Key=key)
+            saved(wiki_model(None)(id="re", body="new"), 3)
+        return response
+
+    monkeypatch.setattr(Connection, "send", recreate_after_commit)
+    with dynorm.transaction():  # inside a block, what falls out of the window goes after it
+        obj.body = "v7"
+        obj.save()
+    assert raced
+    assert history_versions("WIKI#re", "Wiki") == [1, 2, 3]  # the new object's, untouched
 
 
 def test_max_versions_must_be_a_positive_whole_number() -> None:
