@@ -33,7 +33,6 @@ from pydantic import Field, PrivateAttr
 from typing_extensions import Self, dataclass_transform
 
 from . import _persistence
-from ._batch import batch_write
 from ._codec import check_item_size, from_wire, wire_bytes
 from ._config import get_connection
 from ._constants import (
@@ -362,6 +361,29 @@ def _deletes(keys: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"Delete": {"Key": key}} for key in keys]
 
 
+def _delete_guarded(pk: str, sk: str, condition: str, ph: Placeholders, keys: list[Any]) -> None:
+    """Delete history `keys` in transactions of 99, each checking `condition` on (pk, sk).
+
+    Raises:
+        TransactionCanceledError: The condition was false (nothing more is deleted).
+    """
+    conn = get_connection()
+    check = ph.apply(
+        {
+            "TableName": conn.table_name,
+            "Key": {PK: {"S": pk}, SK: {"S": sk}},
+            "ConditionExpression": condition,
+        }
+    )
+    room = TRANSACT_ITEMS_LIMIT - 1
+    for start in range(0, len(keys), room):
+        deletes = [
+            {"Delete": {"Key": key, "TableName": conn.table_name}}
+            for key in keys[start : start + room]
+        ]
+        conn.send("TransactWriteItems", {"TransactItems": [{"ConditionCheck": check}, *deletes]})
+
+
 def _after_partial(conflict: Conflict, done: int) -> Conflict:
     """Say, in the conflict of a later step, that the oldest `done` versions are gone."""
     if not done:
@@ -385,19 +407,22 @@ def _after_partial(conflict: Conflict, done: int) -> Conflict:
     return wrapped
 
 
-def _clean_if_gone(model: type[VersionedModel], conflict: Conflict, keys: list[Any]) -> Conflict:
+def _clean_if_gone(pk: str, sk: str, conflict: Conflict, keys: list[Any]) -> Conflict:
     """A step refused because the current item is gone deletes its history items anyway.
 
     Without their object they belong to nothing (dynorm deletes the current item last, so
-    only an interrupted delete of an earlier build or a manual delete leaves them), and no
-    new object can have taken those keys: a create's history item is conditional on its key
-    being free, and these items were still stored when they were listed.
+    only an interrupted delete of an earlier build or a manual delete leaves them). The
+    deletes check that the current item is still absent: a new object created under the key
+    meanwhile keeps its history.
     """
 
     def wrapped(exc: DynormError) -> Exception | None:
         if _persistence.first_gone(exc) and keys:
-            requests = [{"DeleteRequest": {"Key": key}} for key in keys]
-            batch_write(get_connection(), requests, model.__name__)
+            ph = Placeholders()
+            try:
+                _delete_guarded(pk, sk, f"attribute_not_exists({ph.name(PK)})", ph, keys)
+            except TransactionCanceledError:
+                pass  # a new object took the key: what is there is its history
         return conflict(exc)
 
     return wrapped
@@ -432,7 +457,7 @@ def _delete_writes(
                 "TransactWriteItems",
                 {"TransactItems": [{"ConditionCheck": current}, *_deletes(part)]},
                 model,
-                _clean_if_gone(model, conflict_after(start), part),
+                _clean_if_gone(pk, sk, conflict_after(start), part),
                 _nothing,
             )
         )
@@ -442,7 +467,7 @@ def _delete_writes(
             "TransactWriteItems",
             {"TransactItems": [{"Delete": current}, *_deletes(tail)]},
             model,
-            _clean_if_gone(model, conflict_after(split), tail),
+            _clean_if_gone(pk, sk, conflict_after(split), tail),
             on_success,
         )
     )
@@ -867,29 +892,12 @@ def _prune_after_commit(
     Best effort: the save has succeeded, so a failure here is logged, not raised, and the
     history is then longer than `Meta.max_versions`, never shorter.
     """
-    conn = get_connection()
     ph = Placeholders()
     condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
     if token is not None:
         condition += f" AND {ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}"
-    check = ph.apply(
-        {
-            "TableName": conn.table_name,
-            "Key": {PK: {"S": pk}, SK: {"S": sk}},
-            "ConditionExpression": condition,
-        }
-    )
     try:
-        keys = _history_keys(model, pk, sk, upto=upto)
-        room = TRANSACT_ITEMS_LIMIT - 1
-        for start in range(0, len(keys), room):
-            deletes = [
-                {"Delete": {"Key": key, "TableName": conn.table_name}}
-                for key in keys[start : start + room]
-            ]
-            conn.send(
-                "TransactWriteItems", {"TransactItems": [{"ConditionCheck": check}, *deletes]}
-            )
+        _delete_guarded(pk, sk, condition, ph, _history_keys(model, pk, sk, upto=upto))
     except TransactionCanceledError:
         logger.debug(
             "%s changed before its older history was pruned; its next save prunes it",
