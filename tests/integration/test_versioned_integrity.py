@@ -168,6 +168,7 @@ def test_listings_never_return_history_items() -> None:
     assert listed.count() == 1 and listed.exists()
     assert sorted(o.name for o in Tagged.objects.filter(tenant="t")) == ["x", "y"]
     assert Tagged.objects.filter(tenant="t").count() == 2
+    assert sorted(o.name for o in Tagged.objects.scan().filter(tenant="t")) == ["x", "y"]
     assert Tagged.objects.filter(tenant="t", kind__begins_with="_").count() == 1
     assert Tagged.objects.filter(tenant="t", kind="_history").delete() == 1
     assert history_versions("TENANT#t", "Tagged") == [1, 2]
