@@ -92,7 +92,9 @@ class Attempt:
     """A write of an instance whose outcome is unknown: every response was lost.
 
     `group` names the request it was part of (a transaction's writes share one) and `size`
-    how many writes that request had; `snapshot` is the instance's state when it was sent.
+    how many writes that request had; `snapshot` is the instance's state when it was sent and
+    `key` the primary key of the item it wrote (or deleted); `owner` the instance it
+    belongs to (a shallow copy of the instance shares its bookkeeping, not its attempts).
     """
 
     token: str | None
@@ -103,6 +105,8 @@ class Attempt:
     deletes: bool
     group: str
     size: int
+    key: tuple[str, str] | None = None
+    owner: Any = None
 
     def same(self, call: tuple[Any, ...] | None, instance: Model) -> bool:
         """Whether `call` on the instance as it is now repeats this attempt exactly."""
@@ -114,15 +118,16 @@ class WriteState:
 
     `token` is the write token of the stored item the instance holds, when known; `pending`
     the instance's writes of unknown outcome. It never takes part in equality (two instances
-    with equal fields are equal whatever dynorm knows about them), and copies keep the token
-    but not the pending writes (those belong to the original instance).
+    with equal fields are equal whatever dynorm knows about them), copies keep the token but
+    not the pending writes (those belong to the original instance), and it is never changed
+    in place (a shallow copy of an instance shares it): changes replace it.
     """
 
     __slots__ = ("pending", "token")
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(self, token: str | None = None, pending: list[Attempt] | None = None) -> None:
         self.token = token
-        self.pending: list[Attempt] | None = None
+        self.pending = pending
 
     def __eq__(self, other: object) -> bool:
         return other is None or isinstance(other, WriteState)
@@ -142,13 +147,6 @@ class WriteState:
         return f"WriteState(pending={len(self.pending or ())})"
 
 
-def _writes(instance: Model) -> WriteState:
-    state = instance._writes
-    if state is None:
-        state = instance._writes = WriteState()
-    return state
-
-
 def pending(instance: Model) -> list[Attempt]:
     """The instance's remembered writes of unknown outcome."""
     state = instance._writes
@@ -158,8 +156,8 @@ def pending(instance: Model) -> list[Attempt]:
 def forget(instance: Model) -> None:
     """Forget the instance's writes of unknown outcome (settled, or the caller reloaded)."""
     state = instance._writes
-    if state is not None:
-        state.pending = None
+    if state is not None and state.pending is not None:
+        instance._writes = WriteState(state.token)
 
 
 def stored_token_of(instance: Model) -> str | None:
@@ -169,9 +167,10 @@ def stored_token_of(instance: Model) -> str | None:
 
 
 def set_stored_token(instance: Model, token: str | None) -> None:
-    if token is None and instance._writes is None:
+    state = instance._writes
+    if state is None and token is None:
         return
-    _writes(instance).token = token
+    instance._writes = WriteState(token, state.pending if state is not None else None)
 
 
 # --------------------------------------------------------------------------- attempts
@@ -850,14 +849,28 @@ def prepare(instance: Model, call: tuple[Any, ...], build: Callable[[], WriteOp]
 
 def write(instance: Model, call: tuple[Any, ...], build: Callable[[], WriteOp]) -> None:
     """Send `instance`'s write (`save`, `update`, `delete`), or add it to the transaction."""
-    if pending(instance) and instance.version == 0 and call[0] != "save":
+    if instance.version == 0 and live_attempts(instance) and not _repeats_create(instance, call):
         _settle_by_reading(instance)  # a create of unknown outcome: was it stored?
     execute(prepare(instance, call, build))
 
 
+def _repeats_create(instance: Model, call: tuple[Any, ...]) -> bool:
+    """Whether `call` creates the key the remembered creates wrote.
+
+    Then DynamoDB's refusal of it tells whether one of them was stored.
+    """
+    if call[0] != "save":
+        return False
+    try:
+        key = instance._meta.primary_key(instance.__dict__)
+    except DynormError:
+        return True  # the write refuses it itself
+    return all(a.key == key for a in live_attempts(instance))
+
+
 def live_attempts(instance: Model) -> list[Attempt]:
     """The instance's remembered attempts that may still be stored (at its version)."""
-    return [a for a in pending(instance) if a.expected == instance.version]
+    return [a for a in pending(instance) if a.owner is instance and a.expected == instance.version]
 
 
 def remember(instance: Model, op: WriteOp, group: str | None = None, size: int = 1) -> None:
@@ -871,8 +884,29 @@ def remember(instance: Model, op: WriteOp, group: str | None = None, size: int =
         deletes=bool(op.call and op.call[0] == "delete"),
         group=group or uuid.uuid4().hex,
         size=size,
+        key=_written_key(op),
+        owner=instance,
     )
-    _writes(instance).pending = [*live_attempts(instance), attempt][-_MAX_REMEMBERED:]
+    attempts = [*live_attempts(instance), attempt][-_MAX_REMEMBERED:]
+    instance._writes = WriteState(stored_token_of(instance), attempts)
+
+
+def _written_key(op: WriteOp) -> tuple[str, str] | None:
+    """The primary key of the item a write of an instance stores (or deletes).
+
+    A transaction of an instance holds its item's Put (a move puts the new key after
+    deleting the old one; a versioned save puts the item first), or, for a delete, the
+    item's Delete first.
+    """
+    body: Mapping[str, Any] = op.params
+    if op.operation == "TransactWriteItems":
+        actions = op.params["TransactItems"]
+        puts = [a["Put"] for a in actions if "Put" in a]
+        body = puts[0] if puts else next(iter(actions[0].values()), {})
+    key = body.get("Item") or body.get("Key")
+    if key and PK in key and SK in key:
+        return (key[PK]["S"], key[SK]["S"])
+    return None
 
 
 def settle(instance: Model, attempt: Attempt, item: Mapping[str, Any] | None) -> None:
@@ -901,25 +935,25 @@ def earlier_attempt(
 
 
 def _settle_by_reading(instance: Model) -> None:
-    """Read the item of a remembered create of unknown outcome and settle it if it is ours."""
-    meta = instance._meta
-    try:
-        pk, sk = meta.primary_key(instance.__dict__)
-    except DynormError:
-        return
+    """Read the items of remembered creates of unknown outcome; settle the one stored.
+
+    Used when the next write could not tell from a refusal (a delete or update of an object
+    that is still at version 0, or a create under another key).
+    """
     conn = get_connection()
-    stored = conn.send_raw(
-        "GetItem",
-        {
-            "TableName": conn.table_name,
-            "Key": {PK: {"S": pk}, SK: {"S": sk}},
-            "ConsistentRead": True,
-        },
-    ).get("Item")
-    for attempt in live_attempts(instance):
-        if stored is not None and carrying([stored], attempt.token) is not None:
-            settle(instance, attempt, stored)
-            return
+    for key in dict.fromkeys(a.key for a in live_attempts(instance) if a.key is not None):
+        stored = conn.send_raw(
+            "GetItem",
+            {
+                "TableName": conn.table_name,
+                "Key": {PK: {"S": key[0]}, SK: {"S": key[1]}},
+                "ConsistentRead": True,
+            },
+        ).get("Item")
+        for attempt in live_attempts(instance):
+            if stored is not None and carrying([stored], attempt.token) is not None:
+                settle(instance, attempt, stored)
+                return
 
 
 def _with_table(op: WriteOp, table: str) -> dict[str, Any]:

@@ -281,9 +281,9 @@ class Transaction:
             return True
         raise TransactionCanceledError(
             "DynamoDB cancelled the transaction; nothing of this block was written. An earlier "
-            "transaction of these objects, whose outcome was unknown, had been applied: the "
-            "objects now hold what it stored. Run the block again if its changes are still "
-            "wanted; they then apply on top.",
+            "transaction (or write) of these objects, whose outcome was unknown, had been "
+            "applied: the objects now hold what it stored. Run the block again if its changes "
+            "are still wanted; they then apply on top.",
             reasons=self._per_op(exc, owner),
             aws_code=exc.aws_code,
             response=exc.response,

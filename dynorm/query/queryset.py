@@ -852,7 +852,7 @@ class QuerySet(Generic[M]):
                 token = new_write_token()
                 item = build_item(obj, overrides, token)
                 key = (item[PK]["S"], item[SK]["S"])
-                applier = _applier(obj, {**overrides, "_key": key})
+                applier = _applier(obj, {**overrides, "_key": key}, token)
                 put = {"Item": item}
                 ops.append(WriteOp("PutItem", put, self.model, _same_error, applier, token=token))
             else:
@@ -1142,13 +1142,17 @@ def _no_op(_: dict[str, Any]) -> None:
     return None
 
 
-def _applier(obj: Any, overrides: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
-    """Apply a bulk create's version and timestamps to the object after the commit."""
+def _applier(
+    obj: Any, overrides: dict[str, Any], token: str | None = None
+) -> Callable[[dict[str, Any]], None]:
+    """Apply a bulk create's version, timestamps and write token to the object once written."""
+    from .._persistence import set_stored_token
 
     def apply(_: dict[str, Any]) -> None:
         values = dict(overrides)
         obj._loaded_key = values.pop("_key")
         obj.__dict__.update(values)
+        set_stored_token(obj, token)
 
     return apply
 

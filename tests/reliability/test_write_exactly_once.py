@@ -569,3 +569,67 @@ def test_concurrent_increments_under_lost_responses_are_never_lost_or_doubled(
     assert set(done) <= tags  # none reported done was lost
     assert tags <= set(done) | set(unknown)  # nothing applied that nobody wrote
     assert len(done) + len(unknown) == 24
+
+
+def test_a_create_of_unknown_outcome_then_a_key_change_moves_the_stored_item(
+    faults: Faults, retry_sleeps: FakeTime
+) -> None:
+    """The first create was stored under the old key: the save after the key change moves
+    it (no orphan left under the old key), it does not create a second item."""
+    seat = OnceSeat(flight="F1", number="1A", text="x")
+    faults.lose_response("PutItem", times=100)
+    with pytest.raises(ServiceError):
+        seat.save()
+    faults.clear()
+    seat.number = "2B"
+    seat.save()
+    assert raw_get("ONCEFLIGHT#F1", "SEAT#1A") is None
+    stored = raw_get("ONCEFLIGHT#F1", "SEAT#2B")
+    assert stored is not None and stored["version"] == {"N": "2"} and seat.version == 2
+
+
+def test_a_write_lost_then_throttled_until_it_gives_up_is_settled_by_the_retry(
+    faults: Faults, retry_sleeps: FakeTime
+) -> None:
+    """Attempt 1 is applied and its response lost; the retries are throttled to the end. The
+    error is a throttling error, but the write may have been applied: the retry settles it."""
+    doc = _created()
+    http = faults.client._endpoint.http_session
+    seen: list[int] = []
+
+    def apply_then_throttle(request: Any, **_: Any) -> Any:
+        seen.append(1)
+        if len(seen) == 1:
+            http.send(request)
+            raise ReadTimeoutError(endpoint_url=request.url)
+        from tests.reliability.helpers import aws_error
+
+        return aws_error("ThrottlingException")
+
+    faults.on("before-send.dynamodb.UpdateItem", apply_then_throttle)
+    with pytest.raises(dynorm.ThrottledError):
+        doc.update(n=F("n") + 1)
+    faults.clear()
+    doc.update(n=F("n") + 1)  # the same call: the stored first attempt is recognised
+    assert _state(_stored("d")) == ("a", 2, frozenset(), 2)
+    _check_instance(doc)
+
+
+def test_bookkeeping_of_writes_never_changes_equality_or_leaks_into_copies(
+    faults: Faults, retry_sleeps: FakeTime
+) -> None:
+    doc = _created()
+    assert doc == OnceDoc.objects.get(id="d")  # it knows its write token; the loaded one not
+    _changed(doc)
+    faults.lose_response("PutItem", times=100)
+    with pytest.raises(ServiceError):
+        doc.save()
+    faults.clear()
+    copy = doc.model_copy()
+    assert copy == doc
+    copy.text = "copy"
+    with pytest.raises(VersionConflictError):
+        copy.save()  # the copy's own write at version 1: it has no earlier attempt
+    assert doc.version == 1 and doc.text == "b"  # the original is not touched by it
+    doc.save()  # the original still recognises its own stored attempt
+    assert _state(_stored("d")) == ("b", 1, frozenset(), 2) and doc.version == 2
