@@ -8,6 +8,7 @@ request really reaches DynamoDB Local (or does not), and the response is lost.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import uuid
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import dynorm
 from dynorm import F, Model
@@ -633,3 +635,128 @@ def test_bookkeeping_of_writes_never_changes_equality_or_leaks_into_copies(
     assert doc.version == 1 and doc.text == "b"  # the original is not touched by it
     doc.save()  # the original still recognises its own stored attempt
     assert _state(_stored("d")) == ("b", 1, frozenset(), 2) and doc.version == 2
+
+
+class OnceWiki(dynorm.VersionedModel):
+    id: str
+    body: str = ""
+
+    class Meta:
+        pk = "ONCEWIKI#{id}"
+
+
+def test_the_callers_retry_of_a_versioned_save_writes_one_version(
+    faults: Faults, retry_sleeps: FakeTime
+) -> None:
+    wiki = OnceWiki.objects.create(id="w", body="v1")
+    wiki.body = "v2"
+    faults.lose_response("TransactWriteItems", times=100)
+    with pytest.raises(ServiceError):
+        wiki.save()
+    faults.clear()
+    wiki.save()  # recognised: the item and its history item were stored once
+    assert wiki.version == 2
+    assert [h.version for h in wiki.history()] == [2, 1]
+    assert OnceWiki.objects.get(id="w").body == "v2"
+    wiki.body = "v3"
+    wiki.save()
+    assert [(h.version, h.body) for h in wiki.history()] == [(3, "v3"), (2, "v2"), (1, "v1")]
+
+
+# --------------------------------------------------------------------------- sequences
+
+_FAULTS = ["none", "not_sent", "lost_once", "all_lost", "interleaved"]
+
+
+def _call(doc: OnceDoc, kind: str, tag: str) -> None:
+    if kind == "increment":
+        doc.update(n=F("n") + 1, tags=F("tags").add({tag}))
+    elif kind == "save":
+        doc.save()
+    else:
+        doc.save(update_fields=["text"])
+
+
+@settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "30")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["increment", "save", "update_fields"]), st.sampled_from(_FAULTS)
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_sequence_of_writes_and_faults_applies_each_write_at_most_once(
+    faults: Faults, retry_sleeps: FakeTime, steps: list[tuple[str, str]]
+) -> None:
+    """Each increment adds 1 and its own tag in one UpdateItem; another writer adds 100 and
+    its tag. Following the documented recovery (retry the same call after ServiceError,
+    reload after WriteOutcomeUnknownError), the stored count always equals what the stored
+    tags say was applied: nothing twice, nothing reported done and lost."""
+    doc_id = uuid.uuid4().hex[:10]
+    doc = OnceDoc.objects.create(id=doc_id)
+    done: set[str] = set()
+    refused: set[str] = set()
+    others: list[str] = []
+
+    def other_writer() -> None:
+        others.append(f"other-{len(others)}")
+        raw_client().update_item(
+            TableName=table_name(),
+            Key={"pk": {"S": f"ONCEDOC#{doc_id}"}, "sk": {"S": "OnceDoc"}},
+            UpdateExpression="SET n = n + :h, version = version + :one, #t = :theirs ADD tags :tag",
+            ExpressionAttributeNames={"#t": "_wtok"},
+            ExpressionAttributeValues={
+                ":h": {"N": "100"},
+                ":one": {"N": "1"},
+                ":theirs": {"S": others[-1]},
+                ":tag": {"SS": [others[-1]]},
+            },
+        )
+
+    try:
+        for kind, fault in steps:
+            tag = uuid.uuid4().hex
+            operation = "PutItem" if kind == "save" else "UpdateItem"
+            if fault == "not_sent":
+                _never_sent(faults, operation)
+            elif fault == "lost_once":
+                faults.lose_response(operation)
+            elif fault == "all_lost":
+                faults.lose_response(operation, times=100)
+            elif fault == "interleaved":
+                _lost_then(faults, operation, other_writer)
+            if kind != "increment":
+                doc.text = tag
+            try:
+                try:
+                    _call(doc, kind, tag)
+                except WriteOutcomeUnknownError:
+                    raise
+                except ServiceError:
+                    faults.clear()
+                    _call(doc, kind, tag)  # the documented retry: the same call
+                if kind == "increment":
+                    done.add(tag)
+            except WriteOutcomeUnknownError:
+                doc.refresh_from_db()  # the documented recovery: reload and look
+            except VersionConflictError:
+                refused.add(tag)
+                doc.refresh_from_db()
+            faults.clear()
+    finally:
+        faults.clear()  # (hypothesis runs many examples in one test)
+    stored = _stored(doc_id)
+    assert stored is not None
+    tags = set(stored.get("tags", {}).get("SS", []))
+    ours = {t for t in tags if not t.startswith("other-")}
+    assert int(stored["n"]["N"]) == len(ours) + 100 * len(others)  # nothing applied twice
+    assert tags - ours == set(others)
+    assert done <= ours and not refused & ours  # reported done: there; refused: not
+    doc.refresh_from_db()
+    assert _instance_state(doc) == _state(stored)
