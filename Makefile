@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint typecheck pytest docs docs-serve browser clean
+.PHONY: install demo test matrix lint typecheck pytest docs docs-serve browser clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,5 +52,14 @@ docs-serve: install
 
 test: lint typecheck pytest docs
 
+# The compatibility matrix (noxfile.py): Python 3.10-3.13 x the lowest and the newest pydantic
+# and boto3, each in a fresh uv venv, on one DynamoDB Local. CI runs it after `make test`.
+$(VENV)/.ci-installed: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[ci]"
+	touch $@
+
+matrix: $(VENV)/.ci-installed
+	$(BIN)/nox
+
 clean:
-	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) site .nox .pytest_cache .mypy_cache .ruff_cache
