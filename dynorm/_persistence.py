@@ -109,8 +109,19 @@ class Attempt:
     owner: Any = None
 
     def same(self, call: tuple[Any, ...] | None, instance: Model) -> bool:
-        """Whether `call` on the instance as it is now repeats this attempt exactly."""
-        return self.call == call and self.snapshot == instance.__dict__
+        """Whether `call` on the instance as it is now repeats this attempt exactly.
+
+        An `update(**values)` or a `delete()` writes what the call says, whatever else the
+        instance holds: the same call is the same write. A save writes the instance's
+        fields: it repeats the attempt only if they are unchanged.
+        """
+        if self.call != call:
+            return False
+        return (
+            call is not None
+            and call[0] in ("update", "delete")
+            or (self.snapshot == instance.__dict__)
+        )
 
 
 class WriteState:
@@ -208,6 +219,8 @@ def _on_attempt(response: Any = None, caught_exception: Any = None, **_: Any) ->
 
 def _track(conn: Connection) -> None:
     client = conn.client
+    if client in _tracked:
+        return
     with _tracked_lock:
         if client in _tracked:
             return
@@ -879,7 +892,7 @@ def remember(instance: Model, op: WriteOp, group: str | None = None, size: int =
         token=op.token,
         expected=instance.version,
         call=op.call,
-        snapshot=copy.deepcopy(instance.__dict__),
+        snapshot=_snapshot(instance),
         on_success=op.on_success,
         deletes=bool(op.call and op.call[0] == "delete"),
         group=group or uuid.uuid4().hex,
@@ -889,6 +902,13 @@ def remember(instance: Model, op: WriteOp, group: str | None = None, size: int =
     )
     attempts = [*live_attempts(instance), attempt][-_MAX_REMEMBERED:]
     instance._writes = WriteState(stored_token_of(instance), attempts)
+
+
+def _snapshot(instance: Model) -> dict[str, Any]:
+    try:
+        return copy.deepcopy(instance.__dict__)
+    except Exception:  # noqa: BLE001 - a value that cannot be copied: compare what is there
+        return dict(instance.__dict__)
 
 
 def _written_key(op: WriteOp) -> tuple[str, str] | None:

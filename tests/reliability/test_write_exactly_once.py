@@ -760,3 +760,19 @@ def test_any_sequence_of_writes_and_faults_applies_each_write_at_most_once(
     assert done <= ours and not refused & ours  # reported done: there; refused: not
     doc.refresh_from_db()
     assert _instance_state(doc) == _state(stored)
+
+
+def test_the_same_update_retried_after_an_unrelated_local_change_is_applied_once(
+    faults: Faults, retry_sleeps: FakeTime
+) -> None:
+    """An update writes what the call says: a field changed meanwhile on the object does not
+    make the retry a new increment."""
+    doc = _created()
+    faults.lose_response("UpdateItem", times=100)
+    with pytest.raises(ServiceError):
+        doc.update(n=F("n") + 1)
+    faults.clear()
+    doc.text = "edited locally"
+    doc.update(n=F("n") + 1)
+    stored = _state(_stored("d"))
+    assert stored is not None and stored[1] == 2 and stored[3] == 2  # +1 once, version 2
