@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
+from ._capture import captured
 from ._codec import Item, check_item_size, from_wire
-from ._config import get_connection
+from ._config import connection_for
 from ._connection import logger
 from ._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .exceptions import (
@@ -81,6 +82,8 @@ class WriteOp:
     conflict: Callable[[DynormError], Exception | None]
     on_success: Callable[[dict[str, Any]], None]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The Table (or name) to write to (`qs.using(...)`); None: the model's table.
+    table: Any = None
     token: str | None = None
     instance: Model | None = None
     call: tuple[Any, ...] | None = None
@@ -891,7 +894,7 @@ def remember(instance: Model, op: WriteOp, group: str | None = None, size: int =
     attempt = Attempt(
         token=op.token,
         expected=instance.version,
-        call=op.call,
+        call=_copied(op.call),
         snapshot=_snapshot(instance),
         on_success=op.on_success,
         deletes=bool(op.call and op.call[0] == "delete"),
@@ -905,10 +908,16 @@ def remember(instance: Model, op: WriteOp, group: str | None = None, size: int =
 
 
 def _snapshot(instance: Model) -> dict[str, Any]:
+    snapshot: dict[str, Any] = _copied(instance.__dict__)
+    return snapshot
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy to compare a later call with (values the caller may mutate meanwhile)."""
     try:
-        return copy.deepcopy(instance.__dict__)
+        return copy.deepcopy(value)
     except Exception:  # noqa: BLE001 - a value that cannot be copied: compare what is there
-        return dict(instance.__dict__)
+        return copy.copy(value)
 
 
 def _written_key(op: WriteOp) -> tuple[str, str] | None:
@@ -960,7 +969,7 @@ def _settle_by_reading(instance: Model) -> None:
     Used when the next write could not tell from a refusal (a delete or update of an object
     that is still at version 0, or a create under another key).
     """
-    conn = get_connection()
+    conn = connection_for(type(instance))
     for key in dict.fromkeys(a.key for a in live_attempts(instance) if a.key is not None):
         stored = conn.send_raw(
             "GetItem",
@@ -1017,10 +1026,12 @@ def execute(op: WriteOp) -> dict[str, Any]:
     if tx is not None:
         tx.add(op)
         return {}
-    if op.instance is not None:
-        return _execute_instance(op, op.instance)
-    conn = get_connection()
+    conn = connection_for(op.model, op.table)
     params = _with_table(op, conn.table_name)
+    if captured():  # dynorm.capture(): recorded by the connection, nothing sent or changed
+        return conn.send(op.operation, params)
+    if op.instance is not None:
+        return _execute_instance(op, op.instance, conn, params)
     with tracking(conn):
         try:
             response = conn.send(op.operation, params)
@@ -1032,11 +1043,11 @@ def execute(op: WriteOp) -> dict[str, Any]:
     return response
 
 
-def _execute_instance(op: WriteOp, instance: Model) -> dict[str, Any]:
+def _execute_instance(
+    op: WriteOp, instance: Model, conn: Connection, params: dict[str, Any]
+) -> dict[str, Any]:
     """Send an instance's write, settling its remembered attempts of unknown outcome."""
     live = live_attempts(instance)
-    conn = get_connection()
-    params = _with_table(op, conn.table_name)
     with tracking(conn) as box:
         try:
             response = conn.send(op.operation, params)
@@ -1082,7 +1093,7 @@ def refresh(instance: Model) -> None:
     """
     meta = instance._meta
     pk, sk = instance._loaded_key or meta.primary_key(instance.__dict__)
-    conn = get_connection()
+    conn = connection_for(type(instance))
     response = conn.send_raw(
         "GetItem",
         {

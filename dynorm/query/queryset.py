@@ -15,7 +15,7 @@ from typing_extensions import Self, TypeVar
 
 from .. import _registry
 from .._batch import batch_get, batch_write, in_parallel
-from .._config import get_connection, get_settings
+from .._config import Table, as_table, connection_for, get_settings, table_name_for
 from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .._gc import gc_paused
 from .._persistence import WriteOp
@@ -51,7 +51,7 @@ _MAX_UPDATE_ATTEMPTS = 5
 #: The largest Limit a read of a known number of items sends per page.
 _MAX_LIMIT = 1000
 #: QuerySet changes that keep a slice meaningful (they change how items load, not which).
-_SLICE_SAFE = frozenset({"bounds", "projection", "consistent", "explicit_all"})
+_SLICE_SAFE = frozenset({"bounds", "projection", "consistent", "explicit_all", "table"})
 
 
 class Manager(Generic[QS]):
@@ -202,6 +202,14 @@ class QuerySet(Generic[M]):
 
         _validate(self.model._meta, q)
 
+    def using(self, table: Table | str) -> Self:
+        """Send this query (and writes made through it) to another table."""
+        return self._clone(table=as_table(table))
+
+    def _connection(self) -> Connection:
+        """The Connection this QuerySet's requests go through."""
+        return connection_for(self.model, self._state.table)
+
     def using_gsi(self, name: str) -> Self:
         """Query the model's index `name` (declared in `Meta.indexes`)."""
         meta = self.model._meta
@@ -257,7 +265,8 @@ class QuerySet(Generic[M]):
     # ------------------------------------------------------------------ compiling
 
     def _plan(self, state: QueryState | None = None) -> Plan:
-        return compile_query(state or self._state, get_settings().table_name)
+        state = state or self._state
+        return compile_query(state, table_name_for(self.model, state.table))
 
     def explain(self) -> list[Request]:
         """Return the request(s) this QuerySet sends, without sending anything."""
@@ -314,7 +323,7 @@ class QuerySet(Generic[M]):
         start_key: dict[str, Any] | None = None,
     ) -> Iterator[tuple[list[T], dict[str, Any] | None]]:
         """Send the plan's one request page after page; `fetch` sends one and reads it."""
-        conn = get_connection()
+        conn = self._connection()
         request = plan.requests[0]
         params = dict(request.params)
         params["TableName"] = conn.table_name
@@ -338,7 +347,7 @@ class QuerySet(Generic[M]):
         fetch: Callable[[Connection, str, dict[str, Any]], tuple[list[T], dict[str, Any] | None]],
     ) -> Iterator[tuple[list[T], None]]:
         """Run scan segments in threads, a page at a time; stop them if the consumer stops."""
-        conn = get_connection()
+        conn = self._connection()
         out: queue.Queue[Any] = queue.Queue(maxsize=4)
         done = object()
         stop = threading.Event()
@@ -533,7 +542,7 @@ class QuerySet(Generic[M]):
                 return len(self._result())
             return max(0, self._clone(bounds=None).count() - start)
         plan = self._plan(dataclasses.replace(self._state, projection=None))
-        conn = get_connection()
+        conn = self._connection()
         total = 0
         for request in plan.requests:
             params = {**request.params, "TableName": conn.table_name, "Select": "COUNT"}
@@ -597,7 +606,7 @@ class QuerySet(Generic[M]):
 
     def _get_item(self, key: tuple[str, str], fields: str) -> M:
         meta = self.model._meta
-        conn = get_connection()
+        conn = self._connection()
         params: dict[str, Any] = {"TableName": conn.table_name, "Key": key_params(*key)}
         if self._state.consistent:
             params["ConsistentRead"] = True
@@ -867,6 +876,7 @@ class QuerySet(Generic[M]):
                     code="bad-query",
                 )
             seen.add(key)
+            op.table = self._state.table
         tx = current_transaction()
         if tx is not None:
             for op in ops:
@@ -874,7 +884,7 @@ class QuerySet(Generic[M]):
             return objs
         if overwrite:
             puts = [{"PutRequest": {"Item": op.params["Item"]}} for op in ops]
-            batch_write(get_connection(), puts, meta.model_name)
+            batch_write(self._connection(), puts, meta.model_name)
             for op in ops:
                 op.on_success({})
             return objs
@@ -926,7 +936,7 @@ class QuerySet(Generic[M]):
             values = {f: _coerce(meta, f, key[f]) for f in meta.key_fields}
             wanted.append(meta.primary_key(values))
         found = batch_get(
-            get_connection(),
+            self._connection(),
             wanted,
             meta.model_name,
             consistent=consistent,
@@ -968,15 +978,25 @@ class QuerySet(Generic[M]):
         tx = current_transaction()
         # Check field names, F() references and values before anything is sent.
         plan_update(meta, values, dict.fromkeys(meta.field_names), Placeholders(), new_version="1")
-        conn = get_connection()
+        conn = self._connection()
         items = [
             item
             for item, _ in self._raw(self._plan(dataclasses.replace(self._state, projection=None)))
         ]
         if tx is not None:  # join the transaction: sent (or not) with the block
-            for item in items:
-                params, token, _ = self._update_params(item, values)
-                tx.add(WriteOp("UpdateItem", params, self.model, _same_error, _no_op, token=token))
+            built = [self._update_params(item, values) for item in items]  # all, or none
+            for params, token, _ in built:
+                tx.add(
+                    WriteOp(
+                        "UpdateItem",
+                        params,
+                        self.model,
+                        _same_error,
+                        _no_op,
+                        token=token,
+                        table=self._state.table,
+                    )
+                )
             return len(items)
         results = in_parallel([partial(self._update_item, conn, item, values) for item in items])
         errors = [r for r in results if isinstance(r, Exception)]
@@ -1082,9 +1102,18 @@ class QuerySet(Generic[M]):
         if tx is not None:  # join the transaction: one conditional Delete action per item
             for item in items:
                 params = self._delete_params(item)
-                tx.add(WriteOp("DeleteItem", params, self.model, _same_error, _no_op))
+                tx.add(
+                    WriteOp(
+                        "DeleteItem",
+                        params,
+                        self.model,
+                        _same_error,
+                        _no_op,
+                        table=self._state.table,
+                    )
+                )
             return len(items)
-        conn = get_connection()
+        conn = self._connection()
         results = in_parallel([partial(self._delete_item, conn, item) for item in items])
         errors = [r for r in results if isinstance(r, Exception)]
         if errors:

@@ -13,6 +13,7 @@ from botocore.exceptions import ReadTimeoutError
 import dynorm
 from dynorm import F, Index, Model
 from dynorm.exceptions import ConditionFailedError, ItemExistsError, ServiceError
+from dynorm.query.queryset import QuerySet
 from tests.reliability.conftest import FakeTime
 from tests.reliability.helpers import Faults, raw_client, raw_get, table_name
 
@@ -237,3 +238,31 @@ def test_update_applies_once_on_top_of_a_change_made_since_read(faults: Faults) 
     assert BulkDoc.objects.filter(group="g", status="open").update(n=F("n") + 1) == 2
     assert _stored("b")["n"] == {"N": "8"}  # type: ignore[index]
     assert _stored("a")["n"] == {"N": "1"}  # type: ignore[index]
+
+
+def test_an_update_of_many_in_a_transaction_joins_whole_or_not_at_all(
+    dynorm_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A QuerySet.update() that fails while building its writes adds none of them: catching
+    the error inside the block cannot commit a part of it."""
+    _docs("a", "b")
+    c = BulkDoc.objects.create(group="h", id="c")
+    original = QuerySet._update_params
+    built: list[int] = []
+
+    def fail_on_the_second(self: Any, item: Any, values: Any) -> Any:
+        built.append(1)
+        if len(built) == 2:
+            raise RuntimeError("the second item cannot be written")
+        return original(self, item, values)
+
+    monkeypatch.setattr(QuerySet, "_update_params", fail_on_the_second)
+    with dynorm.transaction():
+        with pytest.raises(RuntimeError):
+            BulkDoc.objects.filter(group="g").update(text="changed")
+        c.update(text="kept")
+    assert len(built) == 2
+    stored_a = _stored("a")
+    assert stored_a is not None and stored_a["text"] == {"S": ""}  # a's update was not kept
+    stored_c = _stored("c", group="h")
+    assert stored_c is not None and stored_c["text"] == {"S": "kept"}

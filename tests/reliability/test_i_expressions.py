@@ -395,7 +395,9 @@ def test_s50_every_write_defines_and_uses_every_placeholder(offline: Offline) ->
         tx.check(loaded(RelReserved, id="r3", version=1))
         loaded(RelReserved, id="r4", version=3).delete()
     RelReserved.objects.filter(id="r1", status="new").update(level=F("level") + 1, owner="o")
-    RelReserved.objects.filter(id="r1").delete()
+    RelReserved.objects.filter(id="r1").delete()  # conditional DeleteItems
+    RelReserved.objects.bulk_create([RelReserved(id="b1", status="new")])  # conditional puts
+    RelReserved.objects.bulk_create([RelReserved(id="b2", status="new")], overwrite=True)
     moved = loaded(RelReserved, id="r1", version=2)
     moved.id = "r9"
     moved.save()  # a key change: delete + put in one transaction
@@ -406,7 +408,8 @@ def test_s50_every_write_defines_and_uses_every_placeholder(offline: Offline) ->
     doc.body = "three"
     doc.save()  # prunes the oldest history item in the same transaction
     ops = offline.operations
-    assert {"PutItem", "UpdateItem", "TransactWriteItems", "Query", "BatchWriteItem"} <= set(ops)
+    assert {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "Query"} <= set(ops)
+    assert "BatchWriteItem" in ops
     for _, params in offline.calls:
         check_placeholders(params)
         assert not bare_words(params), params

@@ -243,6 +243,7 @@ def test_s54_runtime_operations_stay_inside_the_documented_allow_list(
     RelMessage.objects.create(thread="t", title="a", note="n")
     list(RelMessage.objects.using_gsi("rel_msg_by_note").filter(note="n"))
     RelTenantUser.objects.bulk_create([RelTenantUser(tenant="t", email=f"{i}@x") for i in range(3)])
+    RelTenantUser.objects.bulk_create([RelTenantUser(tenant="t", email="o@x")], overwrite=True)
     RelTenantUser.objects.bulk_get([{"tenant": "t", "id": user.id}])
     RelTenantUser.objects.get_or_create(tenant="t", id="fixed", defaults={"email": "c@x"})
     RelTenantUser.objects.update_or_create(tenant="t", id="fixed", defaults={"role": "x"})
