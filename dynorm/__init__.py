@@ -1,8 +1,10 @@
 """dynorm: a Django-style ORM for DynamoDB single-table design, on pydantic v2 and boto3."""
 
 from . import fields
-from ._config import configure
+from ._capture import capture
+from ._config import Table, configure, using
 from ._options import Index
+from ._request import Request
 from ._table import TableDifference, check_table, create_table, delete_table
 from ._transactions import Transaction, transaction, transaction_get
 from .exceptions import (
@@ -36,6 +38,7 @@ __all__ = [
     "__version__",
     "AbstractModelError",
     "BatchIncompleteError",
+    "capture",
     "check_table",
     "ConditionFailedError",
     "ConfigurationError",
@@ -58,8 +61,10 @@ __all__ = [
     "Q",
     "QueryError",
     "QuerySet",
+    "Request",
     "ServiceError",
     "SingletonModel",
+    "Table",
     "TableDifference",
     "TableMismatchError",
     "ThrottledError",
@@ -67,6 +72,7 @@ __all__ = [
     "transaction",
     "transaction_get",
     "TransactionCanceledError",
+    "using",
     "VersionConflictError",
     "VersionedModel",
     "WriteOutcomeUnknownError",

@@ -7,13 +7,14 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from ._connection import Connection
 from .exceptions import ConfigurationError
-
-if TYPE_CHECKING:
-    from ._connection import Connection
 
 
 class _NotGiven:
@@ -151,7 +152,15 @@ def get_settings() -> Settings:
 
 
 def get_connection() -> Connection:
-    """Return the process-wide Connection, creating its client on first use."""
+    """Return the Connection of this context: the `using()` table's, else the default."""
+    override = _override.get()
+    if override is not None:
+        return override.connection()
+    return get_connection_default()
+
+
+def get_connection_default() -> Connection:
+    """Return the default table's Connection, creating its client on first use."""
     global _connection
     conn = _connection
     if conn is not None:
@@ -159,10 +168,136 @@ def get_connection() -> Connection:
     settings = get_settings()
     with _lock:
         if _connection is None:
-            from ._connection import Connection
-
             _connection = Connection.from_settings(settings)
         return _connection
+
+
+class Table:
+    """A DynamoDB table that models, queries or a block of code can use.
+
+    Options not given come from `configure()` when the table is first used: a `Table("x")`
+    shares the default client and only names another table; with its own `endpoint_url`,
+    `region_name`, `client` or `max_attempts` it gets a client of its own.
+
+    Args:
+        name: The DynamoDB table name (3 to 255 letters, digits, `_`, `-`, `.`).
+        endpoint_url: Another endpoint for this table (None: AWS).
+        region_name: Another region for this table.
+        client: A boto3 DynamoDB client of your own for this table.
+        max_attempts: Attempts per request for the client dynorm creates for this table.
+
+    Raises:
+        ConfigurationError: A table name DynamoDB would refuse.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        endpoint_url: str | None | _NotGiven = NOT_GIVEN,
+        region_name: str | None | _NotGiven = NOT_GIVEN,
+        client: Any = NOT_GIVEN,
+        max_attempts: int | _NotGiven = NOT_GIVEN,
+    ) -> None:
+        self.name = check_table_name(name, "Table(name)")
+        self._own: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("endpoint_url", endpoint_url),
+                ("region_name", region_name),
+                ("client", client),
+                ("max_attempts", max_attempts),
+            )
+            if not isinstance(value, _NotGiven)
+        }
+        self._lock = threading.Lock()
+        self._built: tuple[object, Connection] | None = None
+
+    def connection(self) -> Connection:
+        """The Connection this table's requests go through (created on first use)."""
+        # A table without options of its own follows the default client, even when
+        # configure() replaces it later.
+        base: object = get_connection_default() if not self._own else get_settings()
+        built = self._built
+        if built is not None and built[0] is base:
+            return built[1]
+        with self._lock:
+            if self._own:
+                settings = dataclasses.replace(get_settings(), table_name=self.name, **self._own)
+                conn = Connection.from_settings(settings)
+            else:
+                assert isinstance(base, Connection)
+                conn = base.for_table(self.name)
+            self._built = (base, conn)
+            return conn
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Table) and (other.name, other._own) == (self.name, self._own)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+#: The table of the current thread / asyncio task (`dynorm.using`), else the default.
+_override: ContextVar[Table | None] = ContextVar("dynorm_table", default=None)
+
+
+def as_table(table: Table | str) -> Table:
+    """A Table for a Table or a table name."""
+    if isinstance(table, Table):
+        return table
+    if isinstance(table, str):
+        return Table(table)
+    raise ConfigurationError(
+        f"Cannot use a {type(table).__name__} as a table; pass dynorm.Table(...) or a name.",
+        code="config",
+    )
+
+
+@contextmanager
+def using(table: Table | str) -> Iterator[Table]:
+    """Send this block's requests to `table` (this thread or asyncio task only).
+
+    Models whose `Meta.table` names a table keep it, and `qs.using(...)` on a query wins
+    over both; everything else (`create_table()` included) uses `table` inside the block.
+    Other threads and tasks are never affected, and `configure()` elsewhere does not move
+    the block to another table.
+    """
+    chosen = as_table(table)
+    token = _override.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _override.reset(token)
+
+
+def connection_for(model: type[Any] | None = None, table: Table | str | None = None) -> Connection:
+    """The Connection for a request.
+
+    `table` if given, else the model's `Meta.table`, else the `using()` table of this
+    context, else the default table.
+    """
+    if table is None and model is not None:
+        table = model._meta.table
+    if table is None:
+        table = _override.get()
+    if table is None:
+        return get_connection_default()
+    return as_table(table).connection()
+
+
+def table_name_for(model: type[Any] | None = None, table: Table | str | None = None) -> str:
+    """The name of the table `connection_for` would pick, without creating a client."""
+    if table is None and model is not None:
+        table = model._meta.table
+    if table is None:
+        table = _override.get()
+    if table is None:
+        return get_settings().table_name
+    return as_table(table).name
 
 
 def snapshot() -> tuple[Settings | None, Connection | None]:

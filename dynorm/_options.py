@@ -118,6 +118,8 @@ class Options:
     codec: ModelCodec | None = None
     ttl_field: str | None = None
     key_fields: frozenset[str] = frozenset()
+    #: `Meta.table`: the Table (or table name) this model lives in; None: the default.
+    table: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ----------------------------------------------------------------- keys

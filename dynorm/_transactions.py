@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from ._codec import item_size, value_size
-from ._config import get_connection
+from ._config import connection_for, table_name_for
 from ._connection import logger
 from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT, TYPE_ATTR
 from .exceptions import (
@@ -26,6 +26,7 @@ from .exceptions import (
 from .query.placeholders import check_expressions
 
 if TYPE_CHECKING:
+    from ._connection import Connection
     from ._persistence import WriteOp
     from .models import Model
 
@@ -91,10 +92,23 @@ class Transaction:
 
         self.ops.append(condition_check_op(obj, conditions))
 
-    def _request(self, table: str) -> tuple[dict[str, Any], list[int]]:
+    def _connection(self) -> Connection:
+        """The one client every action's table is reached through."""
+        conns = [connection_for(op.model, op.table) for op in self.ops]
+        if any(c.client is not conns[0].client for c in conns):
+            raise QueryError(
+                "Cannot commit a transaction over tables reached through different clients "
+                "(another endpoint, region or client): DynamoDB transactions span tables of "
+                "one account and region only. Split the transaction.",
+                code="bad-query",
+            )
+        return conns[0]
+
+    def _request(self) -> tuple[dict[str, Any], list[int]]:
         items: list[dict[str, Any]] = []
         owner: list[int] = []
         for index, op in enumerate(self.ops):
+            table = table_name_for(op.model, op.table)
             for action in _actions(op):
                 ((kind, body),) = action.items()
                 check_expressions(body, op.model.__name__)
@@ -140,8 +154,8 @@ class Transaction:
             return
         from ._persistence import forget, remember, tracking
 
-        conn = get_connection()
-        params, owner = self._request(conn.table_name)
+        conn = self._connection()
+        params, owner = self._request()
         with tracking(conn) as box:
             for attempt in range(1, _MAX_CONFLICT_ATTEMPTS + 1):
                 try:
@@ -414,7 +428,13 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
             f"Cannot read {len(keys)} items in one transaction; DynamoDB allows 100.",
             code="bad-query",
         )
-    conn = get_connection()
+    conns = [connection_for(model) for model, _ in pairs]
+    if any(c.client is not conns[0].client for c in conns):
+        raise QueryError(
+            "Cannot transaction_get items of tables reached through different clients; "
+            "read them separately.",
+            code="bad-query",
+        )
     items = []
     for model, key in pairs:
         meta = model._meta
@@ -425,9 +445,11 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
                 code="bad-query",
             )
         pk, sk = meta.primary_key({f: _coerce(meta, f, key[f]) for f in meta.key_fields})
-        items.append({"Get": {"TableName": conn.table_name, "Key": {PK: {"S": pk}, SK: {"S": sk}}}})
+        key_av = {PK: {"S": pk}, SK: {"S": sk}}
+        items.append({"Get": {"TableName": table_name_for(model), "Key": key_av}})
     if not items:
         return () if isinstance(keys, tuple) else []
+    conn = conns[0]
     try:
         response = conn.send("TransactGetItems", {"TransactItems": items})
     except DynormError:

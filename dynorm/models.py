@@ -16,6 +16,7 @@ from typing_extensions import Self, dataclass_transform
 
 from . import _persistence, _registry, _wire
 from ._codec import ModelCodec, compile_field, unwrap_optional
+from ._config import as_table
 from ._constants import (
     ATTRIBUTE_NAME_LIMIT,
     KEY_ATTRIBUTE_NAME_LIMIT,
@@ -45,7 +46,9 @@ _TRUSTED_CONTEXT = {_TRUSTED: True}
 _RESERVED_FIELD = re.compile(r"^(pk|sk|gsi\d+pk|gsi\d+sk)$")
 #: Attribute names dynorm writes in items (besides the fields' own).
 _DYNORM_ATTRS = frozenset({PK, SK, TYPE_ATTR, VERSION_ATTR, TTL_ATTR, WRITE_TOKEN_ATTR})
-_META_KEYS = frozenset({"abstract", "type_name", "pk", "sk", "indexes", "max_versions", "compress"})
+_META_KEYS = frozenset(
+    {"abstract", "type_name", "pk", "sk", "indexes", "max_versions", "compress", "table"}
+)
 
 
 def _owned(klass: type) -> bool:
@@ -347,6 +350,12 @@ def _build_options(
         _check_attribute_name(name, field_name, attr, kinds.get(field_name))
     abstract = bool(raw.get("abstract", False))
     type_name = str(raw.get("type_name") or name)
+    if "#" in type_name:
+        raise ConfigurationError(
+            f"Cannot use a type name containing '#' for {name}: dynorm derives other entity "
+            "types from it (a versioned model's history is '<type>#history'); rename it.",
+            code="model-definition",
+        )
     meta = (_AbstractOptions if abstract else Options)(
         model_name=name,
         type_name=type_name,
@@ -357,6 +366,8 @@ def _build_options(
         ttl_field=ttl_fields[0] if ttl_fields else None,
         extra={"raw": raw, "annotations": {f: i.annotation for f, i in fields.items()}},
     )
+    if raw.get("table") is not None:
+        meta.table = as_table(raw["table"])
     meta.codec = ModelCodec(
         name,
         (

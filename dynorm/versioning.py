@@ -34,7 +34,7 @@ from typing_extensions import Self, dataclass_transform
 
 from . import _persistence
 from ._codec import check_item_size, from_wire, wire_bytes
-from ._config import get_connection
+from ._config import connection_for, table_name_for
 from ._constants import (
     PK,
     SK,
@@ -223,7 +223,7 @@ def read_version(model: type[V], pk: str, sk: str, version: int) -> V:
         raise model.DoesNotExist(
             f"Cannot get that version of {name}: versions are numbered from 1."
         )
-    conn = get_connection()
+    conn = connection_for(model)
     item = conn.send_raw(
         "GetItem",
         {
@@ -286,7 +286,7 @@ def _history_keys(
     consistent: bool = False,
 ) -> list[dict[str, Any]]:
     """The keys of one object's history items, oldest first (at most `limit`)."""
-    conn = get_connection()
+    conn = connection_for(model)
     params = {
         **_history_query(model, pk, sk, upto=upto, keys_only=True, consistent=consistent),
         "TableName": conn.table_name,
@@ -316,7 +316,7 @@ class HistoryQuerySet(QuerySet[V]):
             consistent=self._state.consistent,
             descending=self._state.descending,
         )
-        params["TableName"] = get_connection().table_name
+        params["TableName"] = table_name_for(self.model, self._state.table)
         return Plan([Request("Query", params)], None, False, (PK, SK), (self.model,))
 
     def _decode(self, item: dict[str, Any]) -> V:
@@ -361,13 +361,20 @@ def _deletes(keys: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"Delete": {"Key": key}} for key in keys]
 
 
-def _delete_guarded(pk: str, sk: str, condition: str, ph: Placeholders, keys: list[Any]) -> None:
+def _delete_guarded(
+    model: type[VersionedModel],
+    pk: str,
+    sk: str,
+    condition: str,
+    ph: Placeholders,
+    keys: list[Any],
+) -> None:
     """Delete history `keys` in transactions of 99, each checking `condition` on (pk, sk).
 
     Raises:
         TransactionCanceledError: The condition was false (nothing more is deleted).
     """
-    conn = get_connection()
+    conn = connection_for(model)
     check = ph.apply(
         {
             "TableName": conn.table_name,
@@ -407,7 +414,9 @@ def _after_partial(conflict: Conflict, done: int) -> Conflict:
     return wrapped
 
 
-def _clean_if_gone(pk: str, sk: str, conflict: Conflict, keys: list[Any]) -> Conflict:
+def _clean_if_gone(
+    model: type[VersionedModel], pk: str, sk: str, conflict: Conflict, keys: list[Any]
+) -> Conflict:
     """A step refused because the current item is gone deletes its history items anyway.
 
     Without their object they belong to nothing (dynorm deletes the current item last, so
@@ -420,7 +429,7 @@ def _clean_if_gone(pk: str, sk: str, conflict: Conflict, keys: list[Any]) -> Con
         if _persistence.first_gone(exc) and keys:
             ph = Placeholders()
             try:
-                _delete_guarded(pk, sk, f"attribute_not_exists({ph.name(PK)})", ph, keys)
+                _delete_guarded(model, pk, sk, f"attribute_not_exists({ph.name(PK)})", ph, keys)
             except TransactionCanceledError:
                 pass  # a new object took the key: what is there is its history
         return conflict(exc)
@@ -457,7 +466,7 @@ def _delete_writes(
                 "TransactWriteItems",
                 {"TransactItems": [{"ConditionCheck": current}, *_deletes(part)]},
                 model,
-                _clean_if_gone(pk, sk, conflict_after(start), part),
+                _clean_if_gone(model, pk, sk, conflict_after(start), part),
                 _nothing,
             )
         )
@@ -467,7 +476,7 @@ def _delete_writes(
             "TransactWriteItems",
             {"TransactItems": [{"Delete": current}, *_deletes(tail)]},
             model,
-            _clean_if_gone(pk, sk, conflict_after(split), tail),
+            _clean_if_gone(model, pk, sk, conflict_after(split), tail),
             on_success,
         )
     )
@@ -897,7 +906,7 @@ def _prune_after_commit(
     if token is not None:
         condition += f" AND {ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}"
     try:
-        _delete_guarded(pk, sk, condition, ph, _history_keys(model, pk, sk, upto=upto))
+        _delete_guarded(model, pk, sk, condition, ph, _history_keys(model, pk, sk, upto=upto))
     except TransactionCanceledError:
         logger.debug(
             "%s changed before its older history was pruned; its next save prunes it",

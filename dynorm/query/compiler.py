@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ from .._codec import ValueProblem
 from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
 from .._keys import SEPARATOR, KeyTemplate, render_value, successor
 from .._options import BoundIndex
+from .._request import Request
 from ..exceptions import InvalidValueError, QueryError
 from .expressions import Q
 from .lookups import (
@@ -27,17 +27,6 @@ if TYPE_CHECKING:
     from ..models import Model
 
 __all__ = ["Plan", "QueryState", "Request", "compile_query"]
-
-
-@dataclass(frozen=True)
-class Request:
-    """One DynamoDB request: the operation name and its boto3 parameters."""
-
-    operation: str
-    params: dict[str, Any]
-
-    def __str__(self) -> str:
-        return f"{self.operation} {json.dumps(self.params, indent=2, default=str)}"
 
 
 @dataclass(frozen=True)
@@ -59,6 +48,8 @@ class QueryState:
     #: (start, stop) of `qs[start:stop]`, None when not sliced. Not compiled: the QuerySet
     #: reads `stop` items (a Limit on unfiltered queries) and drops the first `start`.
     bounds: tuple[int, int | None] | None = None
+    #: `qs.using(table)`: the Table (or name) to send to; never read by the compiler.
+    table: Any = None
 
     def option(self, name: str, default: Any = None) -> Any:
         """Return an extension option (used by versioned models)."""
