@@ -1,7 +1,8 @@
 """dynorm, through its public API only, on the "common" table (the raw client seeds it).
 
 Query: `list(Order.objects.filter(customer_id=...))`; GetItem: `Order.objects.get(...)`;
-PutItem: `obj.save()` of a new object; bulk: `Order.objects.bulk_create(objs)`; decode:
+PutItem: `obj.save()` of a new object; bulk: `Order.objects.bulk_create(objs, overwrite=True)`
+(BatchWriteItem, like the raw loop; the default create-only path is conditional PutItems); decode:
 `Order.from_item` over botocore-parsed items. Whatever dynorm changes inside (codec, request
 path) shows up here without touching this file. `stream-setup` / `stream` measure peak RSS of
 `.iterator()` against `list()` over a large partition.
@@ -95,7 +96,7 @@ class DynormClient(Client):
         return list(Order.objects.filter(customer_id=customer_id))
 
     def bulk(self, objs: list[Order]) -> None:
-        Order.objects.bulk_create(objs)
+        Order.objects.bulk_create(objs, overwrite=True)
 
     def decode(self, body: bytes) -> list[Order]:
         # dynorm's own read path: its botocore hook hands it the raw body, which it loads
@@ -116,7 +117,9 @@ class DynormClient(Client):
             chunk = 5000
             for start in range(0, args.stream_items, chunk):
                 orders = make_orders(f"stream{start}", STREAM_CUSTOMER, chunk)
-                Order.objects.bulk_create(Order(**o) for o in orders[: args.stream_items - start])
+                Order.objects.bulk_create(
+                    (Order(**o) for o in orders[: args.stream_items - start]), overwrite=True
+                )
         return {"items": Order.objects.filter(customer_id=STREAM_CUSTOMER).count()}
 
     def stream_run(self, args: Any) -> dict[str, Any]:
