@@ -21,7 +21,6 @@ from botocore.exceptions import (
 
 from . import _json
 from ._capture import record
-from ._gc import gc_paused
 from .exceptions import (
     ConditionFailedError,
     ConfigurationError,
@@ -474,22 +473,20 @@ class Connection:
         """Send a read and decode it: `wire` on the raw body, else `general` on the parsed one.
 
         `general` decodes what the wire schema refused (`wire` returned None), and responses
-        botocore parsed itself (a stubbed client). The cyclic GC waits while a page is decoded.
+        botocore parsed itself (a stubbed client).
         """
         body, response = self.send_body(operation, params)
-        with gc_paused():  # a page allocates many small objects: skip GC passes over them
-            if body is not None:
-                got = wire(body)
-                if got is not None:
-                    return got
-                response = self.loads(body, response)  # a shape the wire schema refused
-            return general(response)
+        if body is not None:
+            got = wire(body)
+            if got is not None:
+                return got
+            response = self.loads(body, response)  # a shape the wire schema refused
+        return general(response)
 
     @staticmethod
     def loads(body: bytes, response: Mapping[str, Any]) -> dict[str, Any]:
         """Parse a raw body kept by `send_body` into DynamoDB JSON."""
-        with gc_paused():
-            data: dict[str, Any] = _loads(body)
+        data: dict[str, Any] = _loads(body)
         data["ResponseMetadata"] = response.get("ResponseMetadata", {})
         return data
 

@@ -17,7 +17,6 @@ from .. import _registry
 from .._batch import batch_get, batch_write, in_parallel
 from .._config import Table, as_table, connection_for, get_settings, table_name_for
 from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
-from .._gc import gc_paused
 from .._persistence import WriteOp
 from .._wire import CollectionDecoder, collection_decoder, wire_decoder
 from ..exceptions import (
@@ -461,9 +460,7 @@ class QuerySet(Generic[M]):
 
     def _decoded_pages(self, plan: Plan, limit: int | None) -> Iterator[tuple[list[M], Any]]:
         for items, lek in self._pages(plan, limit=limit):
-            with gc_paused():  # paused while decoding only, never while the caller runs
-                decoded = [self._decode(item) for item in items]
-            yield decoded, lek
+            yield [self._decode(item) for item in items], lek
 
     def iterator(self) -> Iterator[M]:
         """Stream results page by page without caching them."""
