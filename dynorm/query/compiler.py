@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._codec import ValueProblem
-from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
+from .._constants import PK, SK, SORT_KEY_LIMIT, TYPE_ATTR, VERSION_ATTR
 from .._keys import SEPARATOR, KeyTemplate, render_value, successor
 from .._options import BoundIndex
 from .._request import Request
@@ -355,8 +355,17 @@ def _fits(lk: Lookup, spec: str) -> bool:
     return all(len(t) == width and not t.startswith("-") for t in texts)
 
 
+def _bound(text: str) -> dict[str, str]:
+    """A sort-key bound as an attribute value; DynamoDB refuses one over the key limit."""
+    if len(text.encode("utf-8")) > SORT_KEY_LIMIT:
+        raise ValueProblem(
+            f"makes a sort-key bound over DynamoDB's {SORT_KEY_LIMIT}-byte limit; shorten it"
+        )
+    return {"S": text}
+
+
 def _begins(ph: Placeholders, attr: str, text: str) -> str:
-    return f"begins_with({ph.name(attr)}, {ph.value({'S': text})})"
+    return f"begins_with({ph.name(attr)}, {ph.value(_bound(text))})"
 
 
 #: Sorts after the separator and below every character of a rendered value ("$XX", "%"...):
@@ -401,11 +410,11 @@ def _range(
         if high is None:
             exact = False
     if low is not None and high is not None:
-        return f"{name} BETWEEN {ph.value({'S': low})} AND {ph.value({'S': high})}", exact
+        return f"{name} BETWEEN {ph.value(_bound(low))} AND {ph.value(_bound(high))}", exact
     if low is not None:
-        return f"{name} >= {ph.value({'S': low})}", exact
+        return f"{name} >= {ph.value(_bound(low))}", exact
     assert high is not None
-    return f"{name} <= {ph.value({'S': high})}", exact
+    return f"{name} <= {ph.value(_bound(high))}", exact
 
 
 def _compile_scan(

@@ -157,3 +157,16 @@ def test_every_owner_reads_back_exactly_its_own_files(rows: list[tuple[str, str]
                 for f in OwnedFile.objects.filter(tenant=tenant, owner__begins_with=prefix)
             }
             assert got == {(o, f) for o, f in rows if o.startswith(prefix)}
+
+
+@pytest.mark.parametrize("lookup", ["gte", "lt", "begins_with", "between"])
+def test_an_oversized_range_bound_is_refused_before_sending(lookup: str) -> None:
+    bound: object = "x" * 1100
+    if lookup == "between":
+        bound = ("a", "x" * 1100)
+    qs = OwnedFile.objects.filter(tenant="t", owner="o", **{f"file_id__{lookup}": bound})
+    with pytest.raises(InvalidValueError, match="1024-byte") as info:
+        qs.explain()
+    assert "xxxx" not in str(info.value)
+    with pytest.raises(InvalidValueError):
+        list(qs)
