@@ -5,17 +5,25 @@ thread) serves it, and Debian's Chromium takes screenshots of the home page and 
 into `docs/_screenshots/` (gitignored, excluded from the site) and dumps their DOM after the
 theme's JavaScript ran. A missing Chromium fails the test: install it with
 `apt-get install -y chromium`.
+
+The layout check loads a copy of a page with a small script appended, which measures every
+code block once the page (theme JavaScript and fonts included) has loaded and writes the
+result into the DOM, which `--dump-dom` returns. Offline, the theme's Roboto Mono (a Google
+font) falls back to the system monospace face (DejaVu Sans Mono on Debian), whose characters
+are as wide (0.602 em against 0.600 em), so the measurement stands for what readers see.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,6 +34,36 @@ ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "docs" / "_screenshots"
 PAGES = [("", "home"), ("concepts/queries/", "concept-queries")]
 MIN_PNG_BYTES = 20_000  # a blank 1280x900 page compresses to a few KB
+VIEWPORT_WIDTH = 1280  # a common laptop width; both of the theme's sidebars are shown from 1220 px
+
+# Appended to a copy of a page: after the load event and the fonts, record the width of every
+# `pre > code` (the theme's scroll container for a code block) in a data attribute.
+MEASURE_CODE_BLOCKS = """
+<script>
+window.addEventListener("load", function () {
+  var fonts = document.fonts ? document.fonts.ready : Promise.resolve();
+  fonts.then(function () {
+    var blocks = Array.prototype.slice.call(document.querySelectorAll("pre > code"));
+    var result = {
+      viewport: window.innerWidth,
+      blocks: blocks.map(function (code) {
+        var lines = code.textContent.split("\\n");
+        var longest = lines.reduce(function (a, b) { return b.length > a.length ? b : a; }, "");
+        return {
+          scrollWidth: code.scrollWidth,
+          clientWidth: code.clientWidth,
+          longest: longest
+        };
+      })
+    };
+    var out = document.createElement("div");
+    out.id = "dynorm-layout-check";
+    out.setAttribute("data-result", JSON.stringify(result));
+    document.body.appendChild(out);
+  });
+});
+</script>
+"""
 
 
 def chromium() -> str:
@@ -55,6 +93,38 @@ def run_chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr[-2000:]}"
+    return result
+
+
+class _ResultParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.result: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id") == "dynorm-layout-check":
+            self.result = values.get("data-result")
+
+
+def measure_code_blocks(site: Path, base_url: str, path: str, profile: Path) -> dict[str, Any]:
+    """Load `path` at VIEWPORT_WIDTH with MEASURE_CODE_BLOCKS appended; return its result."""
+    page = site / path / "index.html"
+    probe = page.with_name("_layout-check.html")  # same directory: relative URLs still resolve
+    html = page.read_text(encoding="utf-8")
+    assert "</body>" in html, f"{page} has no </body>"
+    probe.write_text(html.replace("</body>", MEASURE_CODE_BLOCKS + "</body>", 1), encoding="utf-8")
+    dom = run_chromium(
+        f"--window-size={VIEWPORT_WIDTH},900",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        base_url + path + probe.name,
+        profile=profile,
+    ).stdout
+    parser = _ResultParser()
+    parser.feed(dom)
+    assert parser.result is not None, f"the measuring script did not run on {base_url + path}"
+    result: dict[str, Any] = json.loads(parser.result)
     return result
 
 
@@ -116,6 +186,25 @@ def test_page_renders_with_the_theme(base_url: str, path: str, name: str, tmp_pa
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
     assert len(data) > MIN_PNG_BYTES, f"{png} is only {len(data)} bytes: a blank page?"
+
+
+def test_home_page_code_blocks_fit_a_1280px_window_without_scrolling(
+    site: Path, base_url: str, tmp_path: Path
+) -> None:
+    result = measure_code_blocks(site, base_url, "", tmp_path / "layout")
+    assert result["viewport"] == VIEWPORT_WIDTH
+    blocks = result["blocks"]
+    assert blocks, "the home page has no code block to measure"
+    overflowing = [block for block in blocks if block["scrollWidth"] > block["clientWidth"]]
+    assert not overflowing, (
+        f"{len(overflowing)} code block(s) on the home page scroll sideways at "
+        f"{VIEWPORT_WIDTH} px: "
+        + "; ".join(
+            f"{b['scrollWidth']} px of content in {b['clientWidth']} px, longest line "
+            f"{len(b['longest'])} characters: {b['longest']!r}"
+            for b in overflowing
+        )
+    )
 
 
 def test_search_index_and_api_reference_are_built(site: Path) -> None:
