@@ -36,9 +36,14 @@ PAGES = [("", "home"), ("concepts/queries/", "concept-queries")]
 MIN_PNG_BYTES = 20_000  # a blank 1280x900 page compresses to a few KB
 VIEWPORT_WIDTH = 1280  # a common laptop width; both of the theme's sidebars are shown from 1220 px
 
-# Appended to a copy of a page: after the load event and the fonts, record the width of every
-# `pre > code` (the theme's scroll container for a code block) in a data attribute.
-MEASURE_CODE_BLOCKS = """
+# A chart drawn at twice its display density (benchmarks/plot.py) keeps its text at the size it
+# was designed for as long as the page shows it at half its pixel width or more.
+MAX_IMAGE_DOWNSCALE = 2.1
+
+# Appended to a copy of a page: after the load event (images loaded) and the fonts, record the
+# width of every `pre > code` (the theme's scroll container for a code block) and every image
+# in the content, with the link around it, in a data attribute.
+MEASURE_LAYOUT = """
 <script>
 window.addEventListener("load", function () {
   var fonts = document.fonts ? document.fonts.ready : Promise.resolve();
@@ -54,7 +59,18 @@ window.addEventListener("load", function () {
           clientWidth: code.clientWidth,
           longest: longest
         };
-      })
+      }),
+      images: Array.prototype.slice.call(document.querySelectorAll(".md-content img")).map(
+        function (img) {
+          var link = img.closest("a");
+          return {
+            src: img.currentSrc || img.src,
+            naturalWidth: img.naturalWidth,
+            width: img.getBoundingClientRect().width,
+            href: link ? link.href : null
+          };
+        }
+      )
     };
     var out = document.createElement("div");
     out.id = "dynorm-layout-check";
@@ -107,13 +123,13 @@ class _ResultParser(HTMLParser):
             self.result = values.get("data-result")
 
 
-def measure_code_blocks(site: Path, base_url: str, path: str, profile: Path) -> dict[str, Any]:
-    """Load `path` at VIEWPORT_WIDTH with MEASURE_CODE_BLOCKS appended; return its result."""
+def measure_layout(site: Path, base_url: str, path: str, profile: Path) -> dict[str, Any]:
+    """Load `path` at VIEWPORT_WIDTH with MEASURE_LAYOUT appended; return its result."""
     page = site / path / "index.html"
     probe = page.with_name("_layout-check.html")  # same directory: relative URLs still resolve
     html = page.read_text(encoding="utf-8")
     assert "</body>" in html, f"{page} has no </body>"
-    probe.write_text(html.replace("</body>", MEASURE_CODE_BLOCKS + "</body>", 1), encoding="utf-8")
+    probe.write_text(html.replace("</body>", MEASURE_LAYOUT + "</body>", 1), encoding="utf-8")
     dom = run_chromium(
         f"--window-size={VIEWPORT_WIDTH},900",
         "--virtual-time-budget=10000",
@@ -191,7 +207,7 @@ def test_page_renders_with_the_theme(base_url: str, path: str, name: str, tmp_pa
 def test_home_page_code_blocks_fit_a_1280px_window_without_scrolling(
     site: Path, base_url: str, tmp_path: Path
 ) -> None:
-    result = measure_code_blocks(site, base_url, "", tmp_path / "layout")
+    result = measure_layout(site, base_url, "", tmp_path / "layout")
     assert result["viewport"] == VIEWPORT_WIDTH
     blocks = result["blocks"]
     assert blocks, "the home page has no code block to measure"
@@ -205,6 +221,23 @@ def test_home_page_code_blocks_fit_a_1280px_window_without_scrolling(
             for b in overflowing
         )
     )
+
+
+def test_benchmark_charts_are_shown_near_full_size_and_link_to_the_full_size_png(
+    site: Path, base_url: str, tmp_path: Path
+) -> None:
+    images = measure_layout(site, base_url, "benchmarks/", tmp_path / "layout")["images"]
+    charts = [image for image in images if "/assets/benchmarks" in image["src"]]
+    assert len(charts) >= 2, f"the benchmarks page shows fewer than two charts: {images}"
+    for chart in charts:
+        assert chart["naturalWidth"] > 0, f"{chart['src']} did not load"
+        assert chart["href"] == chart["src"], f"{chart['src']} is not a link to itself: {chart}"
+        downscale = chart["naturalWidth"] / chart["width"]
+        assert downscale <= MAX_IMAGE_DOWNSCALE, (
+            f"{chart['src']} ({chart['naturalWidth']} px) is shown {chart['width']:.0f} px wide "
+            f"at {VIEWPORT_WIDTH} px, {downscale:.1f}x smaller: its text is too small to read. "
+            "Draw it for the page width (benchmarks/plot.py) or split it."
+        )
 
 
 def test_search_index_and_api_reference_are_built(site: Path) -> None:
