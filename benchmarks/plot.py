@@ -7,7 +7,7 @@ name with `-cpu` added, e.g. chart-cpu.png) client CPU per item or operation. Ea
 be read at the width of a documentation page (about 700 CSS px: mkdocs-material with both
 sidebars at 1280 px), at twice that in pixels for high-density screens: the work names head
 their group of bars instead of taking the left third as axis labels, and no text is smaller
-than 9 pt at 96 dpi (12 CSS px).
+than 10 pt at 96 dpi (13 CSS px).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ DPI = 192  # twice that, for high-density screens (and the full-size view)
 BAR_IN = 0.16  # one bar's slot
 HEADER_IN = 0.30  # a work's name above its bars
 GAP_IN = 0.10  # between groups
-VALUE_PT = 9
-HEADER_PT = 10.5
-LABEL_PT = 10
-TITLE_PT = 11.5
+VALUE_PT = 10
+HEADER_PT = 11
+LABEL_PT = 10.5
+TITLE_PT = 12.5
 
 
 def layout(data: dict[str, Any], metric: str) -> list[tuple[str, list[tuple[str, float]]]]:
