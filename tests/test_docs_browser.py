@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,68 @@ def measure_layout(site: Path, base_url: str, path: str, profile: Path) -> dict[
     return result
 
 
+PRIVATE_NAME = re.compile(r"(?<!\w)_[A-Za-z]\w*")  # `_Key`, `_config`; not `__init__`
+VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+
+
+class _ReferenceParser(HTMLParser):
+    """Collect what the API reference says about each object, apart from its prose.
+
+    That is: the ids of the object headings, the object names in them, the signatures, the
+    `Bases:` lines, and the Name, Type and Default cells of the Parameters/Returns/Raises
+    tables (not their descriptions), with the name in the tooltip (`title`: the object's path)
+    of every cross-reference there.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.texts: list[tuple[str, str]] = []  # (where, text)
+        self._stack: list[tuple[str, str | None]] = []  # (tag, the context it opens)
+
+    def _context(self) -> str | None:
+        for _tag, context in reversed(self._stack):
+            if context == "prose":
+                return None
+            if context is not None:
+                return context
+        return None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        classes = (values.get("class") or "").split()
+        context = None
+        if "doc-heading" in classes:
+            context = "heading"
+        elif "doc-signature" in classes:
+            context = "signature"
+        elif "doc-class-bases" in classes:
+            context = "bases"
+        elif "doc-section-item" in classes:
+            context = "table"
+        elif "doc-md-description" in classes:
+            context = "prose"
+        ident = values.get("id") or ""
+        if ident.startswith("dynorm.") or context == "heading" and ident:
+            self.ids.append(ident)
+        inside = context if context not in (None, "prose") else self._context()
+        if inside is not None and values.get("title"):  # the object's path: judge its name
+            self.texts.append((f"{inside} cross-reference", values["title"].rsplit(".", 1)[-1]))
+        if tag not in VOID_TAGS:
+            self._stack.append((tag, context))
+
+    def handle_endtag(self, tag: str) -> None:
+        for index in range(len(self._stack) - 1, -1, -1):
+            if self._stack[index][0] == tag:
+                del self._stack[index:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        context = self._context()
+        if context is not None and data.strip():
+            self.texts.append((context, data))
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
         pass
@@ -238,6 +301,22 @@ def test_benchmark_charts_are_shown_near_full_size_and_link_to_the_full_size_png
             f"at {VIEWPORT_WIDTH} px, {downscale:.1f}x smaller: its text is too small to read. "
             "Draw it for the page width (benchmarks/plot.py) or split it."
         )
+
+
+def test_api_reference_shows_no_private_names(site: Path) -> None:
+    parser = _ReferenceParser()
+    parser.feed((site / "reference" / "index.html").read_text(encoding="utf-8"))
+    assert len(parser.ids) > 50 and any(where == "signature" for where, _ in parser.texts)
+    private_ids = [i for i in parser.ids if any(PRIVATE_NAME.fullmatch(p) for p in i.split("."))]
+    assert not private_ids, f"the API reference documents private names: {private_ids}"
+    found = sorted(
+        {
+            f"{where}: {name!r} in {' '.join(text.split())[:120]!r}"
+            for where, text in parser.texts
+            for name in PRIVATE_NAME.findall(text)
+        }
+    )
+    assert not found, "the API reference shows private names:\n" + "\n".join(found)
 
 
 def test_search_index_and_api_reference_are_built(site: Path) -> None:
