@@ -147,8 +147,8 @@ class Transaction:
 
         botocore's retries reuse the ClientRequestToken, so DynamoDB applies the request
         once. When every attempt failed without an answer, each instance remembers its
-        write (see `_persistence.Attempt`), and the caller's retry of the block is settled
-        from the stored items: see `_settle_earlier`.
+        write, and the caller's retry of the same block is settled from the stored items
+        (see "Lost responses: what to retry" on the errors page).
         """
         if not self.ops:
             return
