@@ -9,6 +9,9 @@ and runs the unit, integration and reliability suites (not the docs and browser 
 when it is set, else one this file starts (`python -m dynorm local`) before the first session
 and stops when nox exits, also on Ctrl-C, SIGTERM and SIGHUP.
 
+CI runs it after `make test` with `$DYNORM_MATRIX_AFTER_MAKE_TEST` set, which leaves out the
+one session `make test` has just run (the venv's own Python with the newest releases).
+
 Interpreters are looked up in pyenv (`$PYENV_ROOT`, default ~/.pyenv), then on PATH. With
 `$CI` set (CI runs with CI=true) a missing interpreter fails its sessions; without it, a
 developer's run skips them and says so.
@@ -147,6 +150,25 @@ nox.options.default_venv_backend = "uv"
 nox.options.download_python = "never"
 nox.options.error_on_missing_interpreters = _ci()
 nox.options.reuse_venv = "no"  # a fresh venv per run: "newest" means newest today
+
+
+def _default_sessions() -> list[str]:
+    """Every session; after `make test` (CI), less the one it has just run.
+
+    `make test` runs these same suites on the project's venv, freshly installed with the newest
+    releases, with the interpreter that runs this file: with `$DYNORM_MATRIX_AFTER_MAKE_TEST`
+    set (.ci/run sets it), that Python's "newest" session would repeat it and is left out.
+    """
+    names = [f"tests-{py}({deps})" for py in PYTHONS for deps in ("lowest", "newest")]
+    if os.environ.get("DYNORM_MATRIX_AFTER_MAKE_TEST"):
+        done = f"tests-{sys.version_info[0]}.{sys.version_info[1]}(newest)"
+        if done in names:
+            names.remove(done)
+            print(f"dynorm matrix: {done} left out: `make test` has just run it", file=sys.stderr)
+    return names
+
+
+nox.options.sessions = _default_sessions()
 
 
 # --------------------------------------------------------------------------- DynamoDB Local
