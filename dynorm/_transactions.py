@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
+from ._capture import captured
 from ._codec import item_size, value_size
 from ._config import connection_for, table_name_for
 from ._connection import logger
@@ -156,6 +157,9 @@ class Transaction:
 
         conn = self._connection()
         params, owner = self._request()
+        if captured():  # dynorm.capture(): recorded by the connection; no instance changes
+            conn.send("TransactWriteItems", params)
+            return
         with tracking(conn) as box:
             for attempt in range(1, _MAX_CONFLICT_ATTEMPTS + 1):
                 try:

@@ -138,3 +138,19 @@ def test_capture_shows_what_explain_shows(dynorm_table: str) -> None:
     assert requests[0].operation == explained.operation
     sent = {k: v for k, v in requests[0].params.items() if k != "TableName"}
     assert sent == {k: v for k, v in explained.params.items() if k != "TableName"}
+
+
+def test_capture_records_a_transaction_as_one_request_and_changes_no_instance(
+    dynorm_table: str,
+) -> None:
+    a = Order.objects.create(customer_id="c1", id="a", total=Decimal(1))
+    b = Order.objects.create(customer_id="c1", id="b", total=Decimal(2))
+    with dynorm.capture() as requests:
+        with dynorm.transaction():
+            a.status = "paid"
+            a.save()
+            b.delete()
+    assert [r.operation for r in requests] == ["TransactWriteItems"]
+    assert len(requests[0].params["TransactItems"]) == 2
+    assert (a.version, b.version) == (1, 1)
+    assert Order.objects.get(customer_id="c1", id="b").version == 1
