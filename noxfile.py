@@ -339,7 +339,9 @@ def tests(session: nox.Session, deps: str) -> None:
     if deps == "lowest":
         _check_pins(session, session.python)
     session.install("-e", ".[test]", *(f"{name}=={v}" for name, v in pins.items()))
-    session.log(session.run("python", "-c", _VERSIONS, json.dumps(pins), silent=True))
+    script = Path(session.create_tmp()) / "versions.py"
+    script.write_text(_VERSIONS)
+    session.log(session.run("python", str(script), json.dumps(pins), silent=True))
     try:
         endpoint = _Server.get()
     except RuntimeError as exc:
