@@ -274,30 +274,27 @@ def using(table: Table | str) -> Iterator[Table]:
         _override.reset(token)
 
 
+def _chosen_table(model: type[Any] | None, table: Table | str | None) -> Table | str | None:
+    """`table` if given, else the model's `Meta.table`, else this context's `using()` table."""
+    if table is None and model is not None:
+        table = model._meta.table
+    return _override.get() if table is None else table
+
+
 def connection_for(model: type[Any] | None = None, table: Table | str | None = None) -> Connection:
     """The Connection for a request.
 
     `table` if given, else the model's `Meta.table`, else the `using()` table of this
     context, else the default table.
     """
-    if table is None and model is not None:
-        table = model._meta.table
-    if table is None:
-        table = _override.get()
-    if table is None:
-        return get_connection_default()
-    return as_table(table).connection()
+    chosen = _chosen_table(model, table)
+    return get_connection_default() if chosen is None else as_table(chosen).connection()
 
 
 def table_name_for(model: type[Any] | None = None, table: Table | str | None = None) -> str:
     """The name of the table `connection_for` would pick, without creating a client."""
-    if table is None and model is not None:
-        table = model._meta.table
-    if table is None:
-        table = _override.get()
-    if table is None:
-        return get_settings().table_name
-    return as_table(table).name
+    chosen = _chosen_table(model, table)
+    return get_settings().table_name if chosen is None else as_table(chosen).name
 
 
 def snapshot() -> tuple[Settings | None, Connection | None]:
