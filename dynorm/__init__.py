@@ -28,7 +28,10 @@ from .exceptions import (
     WriteOutcomeUnknownError,
 )
 from .models import Model
-from .query import F, Manager, Page, Q, QuerySet
+from .query import F, Q
+from .query.collection import Collection
+from .query.pagination import Page
+from .query.queryset import Manager, QuerySet
 from .singleton import SingletonModel
 from .versioning import VersionedModel
 
@@ -40,6 +43,7 @@ __all__ = [
     "BatchIncompleteError",
     "capture",
     "check_table",
+    "Collection",
     "ConditionFailedError",
     "ConfigurationError",
     "configure",

@@ -9,12 +9,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
-from pydantic._internal._model_construction import ModelMetaclass, init_private_attributes
-from pydantic._internal._typing_extra import is_classvar_annotation
 from pydantic.fields import FieldInfo, ModelPrivateAttr
 from typing_extensions import Self, dataclass_transform
 
-from . import _persistence, _registry, _wire
+from . import _persistence, _registry
 from ._codec import ModelCodec, compile_field, unwrap_optional
 from ._config import as_table
 from ._constants import (
@@ -29,6 +27,8 @@ from ._constants import (
 )
 from ._keys import KeyTemplate, value_from_text
 from ._options import BoundIndex, Options, assign_slots
+from ._page_schema import trust_before_validator
+from ._pydantic_internals import ModelMetaclass, init_private_attributes, is_classvar_annotation
 from .exceptions import (
     AbstractModelError,
     ConfigurationError,
@@ -626,4 +626,4 @@ class Model(BaseModel, metaclass=ModelMeta):
 
 
 # Loads are trusted: the wire schema (fast read path) leaves this validator out.
-_wire.trust_before_validator(Model._ignore_untrusted_version.__func__)
+trust_before_validator(Model._ignore_untrusted_version.__func__)

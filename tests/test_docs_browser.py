@@ -322,7 +322,7 @@ def test_api_reference_shows_no_private_names(site: Path) -> None:
 def test_search_index_and_api_reference_are_built(site: Path) -> None:
     assert (site / "search" / "search_index.json").stat().st_size > 10_000
     reference = (site / "reference" / "index.html").read_text(encoding="utf-8")
-    for anchor in ("dynorm.Model", "dynorm.query.QuerySet.filter", "dynorm.configure"):
+    for anchor in ("dynorm.Model", "dynorm.query.queryset.QuerySet.filter", "dynorm.configure"):
         assert f'id="{anchor}"' in reference, f"the API reference lacks {anchor}"
     errors = (site / "errors" / "index.html").read_text(encoding="utf-8")
     assert 'id="needs-scan"' in errors and 'id="versionconflicterror"' in errors

@@ -1,7 +1,11 @@
-"""The query layer: QuerySet, lookups, Q/F expressions, the compiler and cursors."""
+"""The query layer: Q/F expressions, lookups, the compilers, cursors and the QuerySet.
 
-from .compiler import Request
+This package's `__init__` imports only the bottom of the layer (expressions and the Request
+type): the QuerySet (`dynorm.QuerySet`, `dynorm.query.queryset`) sits above the executor and
+the write paths, which import the compilers from here.
+"""
+
+from .._request import Request
 from .expressions import F, Q
-from .queryset import Collection, Manager, Page, QuerySet
 
-__all__ = ["Collection", "F", "Manager", "Page", "Q", "QuerySet", "Request"]
+__all__ = ["F", "Q", "Request"]

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 import dynorm
 from dynorm import _config
-from dynorm._wire import CollectionDecoder, WireDecoder
+from dynorm._decode import CollectionDecoder, WireDecoder
 from tests.models import Address, Customer, Everything, Order, every_type_sample as sample
 
 

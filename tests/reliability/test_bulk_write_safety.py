@@ -13,7 +13,7 @@ from botocore.exceptions import ReadTimeoutError
 import dynorm
 from dynorm import F, Index, Model
 from dynorm.exceptions import ConditionFailedError, ItemExistsError, ServiceError
-from dynorm.query.queryset import QuerySet
+from dynorm.query import _update_delete
 from tests.reliability.conftest import FakeTime
 from tests.reliability.helpers import Faults, raw_client, raw_get, table_name
 
@@ -247,16 +247,16 @@ def test_an_update_of_many_in_a_transaction_joins_whole_or_not_at_all(
     the error inside the block cannot commit a part of it."""
     _docs("a", "b")
     c = BulkDoc.objects.create(group="h", id="c")
-    original = QuerySet._update_params
+    original = _update_delete._update_params
     built: list[int] = []
 
-    def fail_on_the_second(self: Any, item: Any, values: Any) -> Any:
+    def fail_on_the_second(qs: Any, item: Any, values: Any) -> Any:
         built.append(1)
         if len(built) == 2:
             raise RuntimeError("the second item cannot be written")
-        return original(self, item, values)
+        return original(qs, item, values)
 
-    monkeypatch.setattr(QuerySet, "_update_params", fail_on_the_second)
+    monkeypatch.setattr(_update_delete, "_update_params", fail_on_the_second)
     with dynorm.transaction():
         with pytest.raises(RuntimeError):
             BulkDoc.objects.filter(group="g").update(text="changed")

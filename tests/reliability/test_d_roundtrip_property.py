@@ -13,7 +13,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dynorm._config import get_connection
-from dynorm._wire import wire_decoder
+from dynorm._decode import wire_decoder
 from tests.models import Color, Everything, OrderLine
 
 EXAMPLES = int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "500"))

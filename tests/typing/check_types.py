@@ -9,8 +9,7 @@ from decimal import Decimal
 
 from typing_extensions import assert_type
 
-from dynorm import Page, QuerySet
-from dynorm.query import Collection
+from dynorm import Collection, Page, QuerySet
 from tests.models import Customer, Order
 
 

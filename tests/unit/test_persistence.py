@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from dynorm._persistence import save_op
-from dynorm.query.queryset import _decode
+from dynorm.query._decoding import decode as _decode
 from tests.models import Order
 
 

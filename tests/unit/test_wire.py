@@ -1,4 +1,4 @@
-"""The wire schema (dynorm._wire) decodes exactly as the general decoder does, or refuses.
+"""The page schema (dynorm._page_schema, dynorm._decode) decodes as the general decoder, or refuses.
 
 Every test compares `WireDecoder.decode_page` on a DynamoDB JSON body with the
 straightforward path (`json.loads` + `Model.from_item`): same values, same types, same
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -18,10 +19,10 @@ from hypothesis import given, settings, strategies as st
 from pydantic import BaseModel, PrivateAttr, field_validator, model_validator
 from pydantic_core import SchemaError
 
-from dynorm import Model, _wire
+from dynorm import Model, _page_schema
+from dynorm._decode import CollectionDecoder, WireDecoder
 from dynorm._persistence import build_item
 from dynorm._registry import isolated_registry
-from dynorm._wire import CollectionDecoder, WireDecoder
 from tests.models import (
     Address,
     Customer,
@@ -275,7 +276,11 @@ def test_a_model_with_its_own_post_init_keeps_it() -> None:
         assert fast._loads == 1
 
 
-@settings(max_examples=100, deadline=None, database=None)
+@settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "100")),
+    deadline=None,
+    database=None,
+)
 @given(
     s=st.text(max_size=20),
     i=st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1),
@@ -298,7 +303,7 @@ def test_a_schema_pydantic_core_will_not_build_costs_speed_not_the_query(
     def refuse(schema: Any) -> Any:
         raise SchemaError("unforeseen")
 
-    monkeypatch.setattr(_wire, "SchemaValidator", refuse)
+    monkeypatch.setattr(_page_schema, "SchemaValidator", refuse)
     decoder = WireDecoder(Everything)
     assert decoder.page is None
     assert decoder.decode_page(body_of(stored(sample()))) is None

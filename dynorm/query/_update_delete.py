@@ -1,0 +1,225 @@
+"""`qs.update(**values)` and `qs.delete()`: one conditional write per matching item.
+
+Each write is conditional on the version read and on the QuerySet's filters; an item changed
+since it was read is re-read from the refusal and written again if it still matches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from .._batch import in_parallel
+from .._constants import PK, SK, VERSION_ATTR, WRITE_TOKEN_ATTR
+from .._persistence import WriteOp, already_applied, disproves, new_write_token, tracking
+from .._transactions import current_transaction
+from ..exceptions import (
+    ConditionFailedError,
+    QueryError,
+    VersionConflictError,
+    WriteOutcomeUnknownError,
+)
+from ._bulk import same_error
+from .compiler import compile_condition
+from .placeholders import Placeholders, check_expressions
+from .updates import plan_update
+
+if TYPE_CHECKING:
+    from .._connection import Connection
+    from .queryset import QuerySet
+
+__all__ = ["delete_matching", "update_matching"]
+
+#: How often one item's write is tried again after it changed under it.
+MAX_ATTEMPTS = 5
+
+
+def _no_op(_: dict[str, Any]) -> None:
+    return None
+
+
+def _read_version(item: Mapping[str, Any]) -> int:
+    return int(item[VERSION_ATTR]["N"]) if VERSION_ATTR in item else 0
+
+
+def _still_matches(qs: QuerySet[Any], ph: Placeholders, version: int) -> str:
+    """The condition of a QuerySet write: the version read, and every filter."""
+    condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
+    extra = compile_condition(qs._state, ph)
+    return f"{condition} AND {extra}" if extra else condition
+
+
+def _update_params(
+    qs: QuerySet[Any], item: dict[str, Any], values: Mapping[str, Any]
+) -> tuple[dict[str, Any], str, int]:
+    """The conditional UpdateItem of one read item.
+
+    Returns (params without TableName, the write token, the version read).
+    """
+    meta = qs.model._meta
+    assert meta.codec is not None
+    current = meta.codec.decode(item)
+    version = _read_version(item)
+    ph = Placeholders()
+    condition = _still_matches(qs, ph, version)
+    plan = plan_update(meta, values, current, ph, new_version=str(version + 1))
+    token = new_write_token()
+    plan.sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
+    params = ph.apply(
+        {
+            "Key": {PK: item[PK], SK: item[SK]},
+            "UpdateExpression": plan.expression(),
+            "ConditionExpression": condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    )
+    check_expressions(params, meta.model_name)
+    return params, token, version
+
+
+def _update_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any], values: Any) -> bool:
+    """Update one read item; True if this call changed it."""
+    meta = qs.model._meta
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        params, token, version = _update_params(qs, item, values)
+        with tracking(conn) as box:
+            try:
+                conn.send("UpdateItem", {**params, "TableName": conn.table_name})
+                return True
+            except ConditionFailedError as exc:
+                old = (exc.response or {}).get("Item")
+                if already_applied(old, token):  # a retry after a lost response
+                    return True
+                stored = _read_version(old) if old and VERSION_ATTR in old else None
+                if old is None or stored == version:
+                    return False  # deleted, or no longer matches the filters
+                if box.uncertain and not disproves(old, version):
+                    raise WriteOutcomeUnknownError(
+                        f"Cannot tell whether the update of a {meta.model_name} was "
+                        "applied: its response was lost and the item has been changed "
+                        "since by someone else; it was not retried. Reload it and check.",
+                        model=meta.model_name,
+                        expected_version=version,
+                        current_version=stored,
+                        aws_code=exc.aws_code,
+                        response=exc.response,
+                    ) from exc
+                if attempt == MAX_ATTEMPTS:
+                    raise VersionConflictError(
+                        f"Cannot update {meta.model_name}: an item kept changing during "
+                        f"{attempt} attempts; try again.",
+                        model=meta.model_name,
+                        expected_version=version,
+                    ) from exc
+                item = old  # changed since it was read: update it if it still matches
+    return False
+
+
+def update_matching(qs: QuerySet[Any], values: Mapping[str, Any]) -> int:
+    """`qs.update(**values)` (documented on the QuerySet method)."""
+    meta = qs.model._meta
+    qs._refuse_sliced("update")
+    if not values:
+        raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
+    tx = current_transaction()
+    # Check field names, F() references and values before anything is sent.
+    plan_update(meta, values, dict.fromkeys(meta.field_names), Placeholders(), new_version="1")
+    conn = qs._connection()
+    items = [item for item, _ in qs._raw(qs._plan(dataclasses.replace(qs._state, projection=None)))]
+    if tx is not None:  # join the transaction: sent (or not) with the block
+        built = [_update_params(qs, item, values) for item in items]  # all, or none
+        for params, token, _ in built:
+            tx.add(
+                WriteOp(
+                    "UpdateItem",
+                    params,
+                    qs.model,
+                    same_error,
+                    _no_op,
+                    token=token,
+                    table=qs._state.table,
+                )
+            )
+        return len(items)
+    results = in_parallel([partial(_update_item, qs, conn, item, values) for item in items])
+    errors = [r for r in results if isinstance(r, Exception)]
+    if errors:
+        raise errors[0]
+    return sum(1 for r in results if r is True)
+
+
+def _delete_params(qs: QuerySet[Any], item: dict[str, Any]) -> dict[str, Any]:
+    ph = Placeholders()
+    params = ph.apply(
+        {
+            "Key": {PK: item[PK], SK: item[SK]},
+            "ConditionExpression": _still_matches(qs, ph, _read_version(item)),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    )
+    check_expressions(params, qs.model._meta.model_name)
+    return params
+
+
+def _delete_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any]) -> bool:
+    """Delete one read item if it still matches; True if this call deleted it."""
+    meta = qs.model._meta
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        params = {**_delete_params(qs, item), "TableName": conn.table_name}
+        version = _read_version(item)
+        with tracking(conn) as box:
+            try:
+                conn.send("DeleteItem", params)
+                return True
+            except ConditionFailedError as exc:
+                old = (exc.response or {}).get("Item")
+                if not old:
+                    # Gone: by our own attempt whose response was lost, or by another.
+                    return box.uncertain
+                if int(old.get(VERSION_ATTR, {}).get("N", "0")) == version:
+                    return False  # no longer matches the filters
+                if attempt == MAX_ATTEMPTS:
+                    raise VersionConflictError(
+                        f"Cannot delete {meta.model_name}: an item kept changing during "
+                        f"{attempt} attempts; try again.",
+                        model=meta.model_name,
+                        expected_version=version,
+                    ) from exc
+                item = old  # changed since it was read: delete it if it still matches
+    return False
+
+
+def delete_matching(qs: QuerySet[Any]) -> int:
+    """`qs.delete()` (documented on the QuerySet method)."""
+    meta = qs.model._meta
+    qs._refuse_sliced("delete")
+    if not qs._state.where and not qs._state.explicit_all:
+        raise QueryError(
+            f"Cannot delete every {meta.model_name} without saying so: call "
+            f".all().delete() (or filter first).",
+            code="bad-query",
+        )
+    plan = qs._plan(dataclasses.replace(qs._state, projection=()))
+    items = [item for item, _ in qs._raw(plan)]
+    tx = current_transaction()
+    if tx is not None:  # join the transaction: one conditional Delete action per item
+        for item in items:
+            tx.add(
+                WriteOp(
+                    "DeleteItem",
+                    _delete_params(qs, item),
+                    qs.model,
+                    same_error,
+                    _no_op,
+                    table=qs._state.table,
+                )
+            )
+        return len(items)
+    conn = qs._connection()
+    results = in_parallel([partial(_delete_item, qs, conn, item) for item in items])
+    errors = [r for r in results if isinstance(r, Exception)]
+    if errors:
+        raise errors[0]
+    return sum(1 for r in results if r is True)
