@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from .. import _registry
 from .._constants import PK, SK, TYPE_ATTR
 from .._decode import CollectionDecoder, wire_decoder
+from .updates import key_params
 
 if TYPE_CHECKING:
     from .._connection import Connection
     from ..models import Model
 
-__all__ = ["collection_page", "decode", "from_any", "keyed_page", "model_page"]
+__all__ = ["collection_page", "decode", "from_any", "get_item", "keyed_page", "model_page"]
 
 M = TypeVar("M", bound="Model")
 
@@ -114,3 +115,32 @@ def collection_page(
         return conn.read(operation, params, decoder.decode_page, general)
 
     return fetch
+
+
+def get_item(
+    conn: Connection,
+    model: type[M],
+    key: tuple[str, str],
+    general_decode: Callable[[dict[str, Any]], M],
+    *,
+    consistent: bool,
+    wire: bool,
+) -> M | None:
+    """Read one item of `model` by primary key (GetItem); None if absent or of another type."""
+    params: dict[str, Any] = {"TableName": conn.table_name, "Key": key_params(*key)}
+    if consistent:
+        params["ConsistentRead"] = True
+
+    def fast(body: bytes) -> list[M] | None:
+        if not wire:
+            return None
+        return cast("list[M] | None", wire_decoder(model).decode_item(body))
+
+    def general(response: dict[str, Any]) -> list[M]:
+        item = response.get("Item")
+        if item is None or item.get(TYPE_ATTR, {}).get("S") != model._meta.type_name:
+            return []
+        return [general_decode(item)]
+
+    found = conn.read("GetItem", params, fast, general)
+    return found[0] if found else None

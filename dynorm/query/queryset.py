@@ -11,17 +11,14 @@ from typing_extensions import Self, TypeVar
 
 from .. import _executor, _registry
 from .._config import Table, as_table, connection_for, table_name_for
-from .._constants import TYPE_ATTR
-from .._decode import wire_decoder
 from ..exceptions import QueryError
 from . import _bulk, _create, _update_delete
-from ._decoding import decode, model_page
+from ._decoding import decode, get_item, model_page
 from .collection import Collection
 from .compiler import Plan, QueryState, Request, _validate, compile_query
 from .expressions import Q
 from .lookups import _coerce
 from .pagination import Page, read_page
-from .updates import key_params
 
 if TYPE_CHECKING:
     from .._connection import Connection
@@ -422,30 +419,21 @@ class QuerySet(Generic[M]):
         return found[0]
 
     def _get_item(self, key: tuple[str, str], fields: str) -> M:
-        meta = self.model._meta
-        conn = self._connection()
-        params: dict[str, Any] = {"TableName": conn.table_name, "Key": key_params(*key)}
-        if self._state.consistent:
-            params["ConsistentRead"] = True
-
         # No projection here: only() disables the GetItem plan (compiler), so get() queries.
-        def wire(body: bytes) -> list[M] | None:
-            if not self._wire_ok():
-                return None
-            return cast("list[M] | None", wire_decoder(self.model).decode_item(body))
-
-        def general(response: dict[str, Any]) -> list[M]:
-            item = response.get("Item")
-            if item is None or item.get(TYPE_ATTR, {}).get("S") != meta.type_name:
-                return []
-            return [self._decode(item)]
-
-        found = conn.read("GetItem", params, wire, general)
-        if not found:
+        found = get_item(
+            self._connection(),
+            self.model,
+            key,
+            self._decode,
+            consistent=self._state.consistent,
+            wire=self._wire_ok(),
+        )
+        if found is None:
             raise self.model.DoesNotExist(
-                f"Cannot get {meta.model_name}: no item has that key (fields: {fields})."
+                f"Cannot get {self.model._meta.model_name}: no item has that key "
+                f"(fields: {fields})."
             )
-        return found[0]
+        return found
 
     def page(self, size: int, cursor: str | None = None) -> Page[M]:
         """Return `size` matches (fewer only on the last page) and a signed cursor for more.
