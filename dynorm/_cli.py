@@ -23,7 +23,11 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__, _registry
+from ._config import configure, get_settings
+from ._descriptions import describe_json, describe_models
+from ._table import _describe, create_table, delete_table
 from .exceptions import DynormError
+from .testing._local import serve_foreground
 
 __all__ = ["cli", "run"]
 
@@ -150,8 +154,6 @@ def connection_options(func: F) -> F:
         max_attempts: int | None,
         **kwargs: Any,
     ) -> Any:
-        from ._config import configure
-
         given: dict[str, Any] = {
             "table_name": table_name,
             "endpoint_url": endpoint_url,
@@ -239,8 +241,6 @@ def cli(debug: bool) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 def local(port: int) -> None:
     """Run DynamoDB Local in memory in the foreground (Ctrl-C stops it)."""
-    from .testing._local import serve_foreground
-
     progress = RichProgress()
 
     def ready(endpoint: str) -> None:
@@ -262,9 +262,6 @@ def local(port: int) -> None:
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until ACTIVE.")
 def create_table_command(models: tuple[str, ...], wait: bool) -> None:
     """Create the table (and the GSIs) the models need; idempotent."""
-    from ._config import get_settings
-    from ._table import create_table
-
     import_models(models)
     with _friendly():
         create_table(wait=wait)
@@ -276,9 +273,6 @@ def create_table_command(models: tuple[str, ...], wait: bool) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def delete_table_command(yes: bool) -> None:
     """Delete the table and every item in it."""
-    from ._config import get_settings
-    from ._table import _describe, delete_table
-
     name = get_settings().table_name
     if not yes:
         if not sys.stdin.isatty():
@@ -298,12 +292,8 @@ def delete_table_command(yes: bool) -> None:
 @click.option("--table", "table_name", metavar="NAME", help="Table name shown in --json.")
 def describe(models: tuple[str, ...], as_json: bool, table_name: str | None) -> None:
     """Show models, keys, indexes, physical attribute names and access patterns."""
-    from .cli import describe_json, describe_models
-
     import_models(models)
     if as_json:
-        from ._config import get_settings
-
         with _friendly():
             name = table_name or get_settings().table_name
         click.echo(json.dumps(describe_json(name), indent=2))

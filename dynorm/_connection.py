@@ -12,6 +12,8 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -292,9 +294,6 @@ class Connection:
         """Create the client described by `settings` (or take the one given)."""
         if settings.client is not None:
             return cls(settings.client, settings.table_name)
-        import boto3
-        from botocore.config import Config
-
         session = boto3.session.Session()
         # boto3 reads $AWS_DEFAULT_REGION and the profile; the newer AWS SDKs read $AWS_REGION.
         region = settings.region_name or session.region_name or os.environ.get("AWS_REGION")

@@ -5,15 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _registry
 from ._config import get_connection
 from ._constants import PK, SK, TTL_ATTR, gsi_name, gsi_pk, gsi_sk
 from .exceptions import ConfigurationError, DynormError, TableMismatchError
-
-if TYPE_CHECKING:
-    from .models import Model
+from .models import Model, _abstract
 
 __all__ = [
     "TableDifference",
@@ -29,8 +27,6 @@ _ACTIVE_TTL = ("ENABLED", "ENABLING")
 
 def _chosen(models: Iterable[type[Model]] | None) -> list[type[Model]]:
     """The models a table must serve (default: every registered one); abstract ones refused."""
-    from .models import Model, _abstract
-
     if models is None:
         return _registry.all_models()
     chosen = list(models)

@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from .. import _config
+from .._table import create_table, delete_table
 from . import _local
 
 _RUN_DIR = "DYNORM_RUN_DIR"
@@ -218,9 +220,6 @@ def dynamodb_local() -> Iterator[str]:
 @pytest.fixture
 def dynorm_table(dynamodb_local: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, uniquely named table with dynorm configured to use it; yields the table name."""
-    from .. import _config
-    from .._table import create_table, delete_table
-
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     name = f"dynorm-test-{worker}-{next(_counter)}-{uuid.uuid4().hex[:8]}"
     saved = _config.snapshot()
