@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dynorm.testing import _local
+from dynorm.testing import _cache
 
 
 def java_pids(port: int) -> list[int]:
@@ -22,7 +22,7 @@ def java_pids(port: int) -> list[int]:
             b"-port" in args
             and str(port).encode() in args
             and any(a.endswith(b"DynamoDBLocal.jar") for a in args)
-            and _local._pid_alive(int(entry.name))
+            and _cache.pid_alive(int(entry.name))
         ):
             pids.append(int(entry.name))
     return pids

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dynorm.testing import _local
+from dynorm.testing import _cache, _local
 from tests.processes import clean_env, java_pids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,7 +206,7 @@ def test_a_crashed_lock_holder_does_not_block_the_fallback_lock(tmp_path: Path) 
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
     lock.with_name("y.lock.pid").write_text(dead.stdout.strip())
-    with _local._pid_file_lock(lock):
+    with _cache._pid_file_lock(lock):
         assert lock.with_name("y.lock.pid").read_text() == str(os.getpid())
 
 
@@ -288,6 +288,6 @@ def test_signal_to_dynorm_local_stops_java_and_removes_its_directory(
         if process.poll() is None:
             process.kill()
         process.communicate()
-    assert not _local._pid_alive(java)
+    assert not _cache.pid_alive(java)
     assert not workdir.exists()
     assert process.returncode == 0
