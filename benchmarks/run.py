@@ -161,7 +161,8 @@ def start_dynamodb_local(python: Path) -> tuple[str, subprocess.Popen[bytes], st
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     probe = (
-        "import json, sys; from dynorm.testing._local import NPM_VERSION, java_command; "
+        "import json, sys; from dynorm.testing._cache import NPM_VERSION; "
+        "from dynorm.testing._local import java_command; "
         "print(json.dumps([java_command(int(sys.argv[1])), NPM_VERSION]))"
     )
     out = subprocess.run(
