@@ -4,10 +4,16 @@ Run it from the project's venv: `make matrix` (what CI runs after `make test`), 
 `.venv/bin/nox` / `.venv/bin/nox -s "tests-3.12(lowest)"` for one session. Each session gets a
 fresh uv venv with dynorm (editable) and the `test` extra, with pydantic, boto3 (and its
 botocore) and python-ulid pinned to the versions in `LOWEST` or left to resolve to the newest,
-and runs the unit, integration and reliability suites (not the docs and browser tests, which
-`make test` runs) against one DynamoDB Local shared by every session: `$DYNORM_TEST_ENDPOINT`
-when it is set, else one this file starts (`python -m dynorm local`) before the first session
-and stops when nox exits, also on Ctrl-C, SIGTERM and SIGHUP.
+and runs the whole test suite but the docs site check (the unit, integration and reliability
+suites and the executed docs examples; not `tests/test_docs_browser.py`, which builds the site
+with the `docs` extra and screenshots it in Chromium: that depends on the docs toolchain, not on
+these versions, and `make test` runs it) against one DynamoDB Local shared by every session:
+`$DYNORM_TEST_ENDPOINT` when it is set, else one this file starts (`python -m dynorm local`)
+before the first session and stops when nox exits, also on Ctrl-C, SIGTERM and SIGHUP.
+
+A session checks that these versions work, not the properties at full strength: it runs each
+hypothesis property test with `$DYNORM_HYPOTHESIS_EXAMPLES` (default 50; the tests' own default,
+up to 2,000, is what `make test` runs). Set the variable to run the matrix with more.
 
 CI runs it after `make test` with `$DYNORM_MATRIX_AFTER_MAKE_TEST` set, which leaves out the
 one session `make test` has just run (the venv's own Python with the newest releases).
@@ -61,7 +67,10 @@ LOWEST: dict[str, dict[str, str]] = {
     "3.13": _LOW_312,
 }
 
-#: What every session runs (the docs and browser tests are left to `make test`).
+#: Examples per hypothesis property test in a session, unless `$DYNORM_HYPOTHESIS_EXAMPLES` says.
+EXAMPLES = os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "50")
+
+#: What every session runs: every test but the docs site check (see the module docstring).
 PYTEST = [
     "-m",
     "pytest",
@@ -73,6 +82,7 @@ PYTEST = [
     "tests/unit",
     "tests/integration",
     "tests/reliability",
+    "tests/test_docs.py",
 ]
 
 #: Printed by each session: the versions it really tested.
@@ -333,7 +343,7 @@ def _check_pins(session: nox.Session, python: str) -> None:
 @nox.session(python=PYTHONS)
 @nox.parametrize("deps", ["lowest", "newest"], ids=["lowest", "newest"])
 def tests(session: nox.Session, deps: str) -> None:
-    """The unit, integration and reliability suites on the lowest or the newest dependencies."""
+    """The test suite (but the docs site check) on the lowest or the newest dependencies."""
     assert isinstance(session.python, str)
     pins = LOWEST[session.python] if deps == "lowest" else {}
     if deps == "lowest":
@@ -346,4 +356,5 @@ def tests(session: nox.Session, deps: str) -> None:
         endpoint = _Server.get()
     except RuntimeError as exc:
         session.error(str(exc))
-    session.run("python", *PYTEST, env={"DYNORM_TEST_ENDPOINT": endpoint})
+    env = {"DYNORM_TEST_ENDPOINT": endpoint, "DYNORM_HYPOTHESIS_EXAMPLES": EXAMPLES}
+    session.run("python", *PYTEST, env=env)

@@ -7,6 +7,7 @@ DynamoDB would refuse, and DynamoDB Local's own messages, which quote stored val
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import uuid
@@ -205,7 +206,10 @@ def test_no_region_at_all_names_both_variables(
 # --------------------------------------------------------------------------- table names
 
 
-@settings(max_examples=200, deadline=None)
+@settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "200")),
+    deadline=None,
+)
 @given(st.text(alphabet=NAME_CHARS, min_size=3, max_size=255))
 def test_table_names_dynamodb_accepts_are_accepted_at_configure(name: str) -> None:
     saved = _config.snapshot()
@@ -216,7 +220,10 @@ def test_table_names_dynamodb_accepts_are_accepted_at_configure(name: str) -> No
         _config.restore(saved)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "200")),
+    deadline=None,
+)
 @given(
     st.one_of(
         st.text(alphabet=NAME_CHARS, max_size=2),

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from uuid import UUID
@@ -27,7 +28,11 @@ from dynorm._registry import isolated_registry
 from tests.models import Color, Everything, OrderLine
 
 CODEC = Everything._meta.codec
-FAST = settings(max_examples=200, deadline=None, database=None)
+FAST = settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "200")),
+    deadline=None,
+    database=None,
+)
 
 
 def encode(obj: Model) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
@@ -14,7 +16,11 @@ special = st.sampled_from(["#", "$", "!", "_history", "$23", "$24", "\x00", " ",
 chars = st.characters(blacklist_categories=("Cs",))
 texts = st.lists(special | chars, max_size=12).map("".join)
 versions = st.integers(min_value=0, max_value=10**12 - 1)
-EXAMPLES = settings(max_examples=2000, deadline=None, database=None)
+EXAMPLES = settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "2000")),
+    deadline=None,
+    database=None,
+)
 
 
 @EXAMPLES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -41,7 +42,11 @@ attribute_values = st.recursive(
 )
 
 
-@settings(max_examples=2000, deadline=None, database=None)
+@settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "2000")),
+    deadline=None,
+    database=None,
+)
 @given(av=attribute_values)
 def test_every_attribute_value_survives_the_history_json(av: dict[str, Any]) -> None:
     stored = json.loads(json.dumps(_to_json(av)))  # what the gzip payload holds
@@ -124,7 +129,11 @@ snapshots = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=2000, deadline=None, database=None)
+@settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "2000")),
+    deadline=None,
+    database=None,
+)
 @given(values=snapshots, compressed=st.booleans())
 def test_every_field_value_comes_back_from_its_history_item(
     values: dict[str, Any], compressed: bool

@@ -6,6 +6,7 @@ sort like their values, and compiled sort-key ranges select exactly the matching
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -19,7 +20,11 @@ from dynorm._codec import ValueProblem
 from dynorm._keys import KeyTemplate, escape, render_value, successor, unescape
 from dynorm.exceptions import ConfigurationError, InvalidValueError
 
-EXAMPLES = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "2000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 #: Text with the characters that matter to the codec over-represented: the separator, the
 #: escape, everything below them, the largest code point, and ordinary text.

@@ -3,6 +3,7 @@ field and lookup, never the value (offline: explain() compiles without sending).
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -30,7 +31,10 @@ def shapes(lookup: str, bad: Any) -> Any:
     return bad
 
 
-@settings(max_examples=150, deadline=None)
+@settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "150")),
+    deadline=None,
+)
 @given(
     case=st.sampled_from(FIELDS),
     lookup=st.sampled_from(["exact", "ne", "gt", "gte", "lt", "lte", "in", "between"]),

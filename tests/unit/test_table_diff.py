@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from datetime import datetime
 from typing import Any
 
@@ -150,7 +151,10 @@ def scenarios(draw: st.DrawFn) -> tuple[Any, ...]:
     return chosen, desc, ttl, expected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(
+    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "300")),
+    deadline=None,
+)
 @given(scenarios())
 def test_every_difference_that_matters_is_reported_once_and_nothing_else(
     scenario: tuple[Any, ...],
