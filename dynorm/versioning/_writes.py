@@ -1,0 +1,242 @@
+"""Versioned write plans beyond a save: deleting with history, pruning after a commit.
+
+An object is deleted with its whole history (in several transactions, oldest first, when it
+is long); history a save's transaction had no room to prune is deleted after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .. import _persistence
+from .._codec import from_wire
+from .._config import connection_for
+from .._constants import PK, SK, TRANSACT_ITEMS_LIMIT, VERSION_ATTR, WRITE_TOKEN_ATTR
+from .._persistence import WriteOp
+from .._transactions import current_transaction
+from ..exceptions import DynormError, QueryError, TransactionCanceledError, VersionConflictError
+from ..models import Model
+from ..query.placeholders import Placeholders
+from ._history_reads import _history_keys
+
+logger = logging.getLogger("dynorm")
+
+Conflict = Callable[[DynormError], "Exception | None"]
+
+
+def _nothing(_: dict[str, Any]) -> None:
+    return None
+
+
+def _deletes(keys: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"Delete": {"Key": key}} for key in keys]
+
+
+def _delete_guarded(
+    model: type[Model],
+    pk: str,
+    sk: str,
+    condition: str,
+    ph: Placeholders,
+    keys: list[Any],
+) -> None:
+    """Delete history `keys` in transactions of 99, each checking `condition` on (pk, sk).
+
+    Raises:
+        TransactionCanceledError: The condition was false (nothing more is deleted).
+    """
+    conn = connection_for(model)
+    check = ph.apply(
+        {
+            "TableName": conn.table_name,
+            "Key": {PK: {"S": pk}, SK: {"S": sk}},
+            "ConditionExpression": condition,
+        }
+    )
+    room = TRANSACT_ITEMS_LIMIT - 1
+    for start in range(0, len(keys), room):
+        deletes = [
+            {"Delete": {"Key": key, "TableName": conn.table_name}}
+            for key in keys[start : start + room]
+        ]
+        conn.send("TransactWriteItems", {"TransactItems": [{"ConditionCheck": check}, *deletes]})
+
+
+def _after_partial(conflict: Conflict, done: int) -> Conflict:
+    """Say, in the conflict of a later step, that the oldest `done` versions are gone."""
+    if not done:
+        return conflict
+
+    def wrapped(exc: DynormError) -> Exception | None:
+        error = conflict(exc)
+        if type(error) is not VersionConflictError:
+            return error
+        return VersionConflictError(
+            f"{error} Its {done} oldest history versions were already deleted (a history "
+            "this long is deleted in several transactions, oldest first, each conditional "
+            "on the version); the object and its newer versions are intact.",
+            model=error.model,
+            expected_version=error.expected_version,
+            current_version=error.current_version,
+            aws_code=error.aws_code,
+            response=error.response,
+        )
+
+    return wrapped
+
+
+def _clean_if_gone(
+    model: type[Model], pk: str, sk: str, conflict: Conflict, keys: list[Any]
+) -> Conflict:
+    """A step refused because the current item is gone deletes its history items anyway.
+
+    Without their object they belong to nothing (dynorm deletes the current item last, so
+    only an interrupted delete of an earlier build or a manual delete leaves them). The
+    deletes check that the current item is still absent: a new object created under the key
+    meanwhile keeps its history.
+    """
+
+    def wrapped(exc: DynormError) -> Exception | None:
+        if _persistence.first_gone(exc) and keys:
+            ph = Placeholders()
+            try:
+                _delete_guarded(model, pk, sk, f"attribute_not_exists({ph.name(PK)})", ph, keys)
+            except TransactionCanceledError:
+                pass  # a new object took the key: what is there is its history
+        return conflict(exc)
+
+    return wrapped
+
+
+def _delete_writes(
+    model: type[Model],
+    current: dict[str, Any],
+    conflict_after: Callable[[int], Conflict],
+    on_success: Callable[[dict[str, Any]], None],
+) -> list[WriteOp]:
+    """The writes that delete one object and its whole history, in the order to send them.
+
+    `current` is the conditional Delete of the current item (its params). The current item
+    and its history normally go in one transaction. A history longer than one transaction
+    holds (99 versions) is deleted in several, oldest versions first, each one guarded by a
+    ConditionCheck of `current`'s condition, and the current item goes in the last one with
+    the newest versions: whatever step fails, the object is still stored with its newest
+    versions (as if pruned), never a history without its object. `conflict_after(n)` reads
+    the refusal of a step sent after `n` of the listed versions were deleted.
+    """
+    pk, sk = current["Key"][PK]["S"], current["Key"][SK]["S"]
+    # Consistent: with the version condition, no version this read missed can exist.
+    history = _history_keys(model, pk, sk, consistent=True)
+    room = TRANSACT_ITEMS_LIMIT - 1
+    split = max(0, len(history) - room)
+    ops = []
+    for start in range(0, split, room):
+        part = history[start : min(start + room, split)]
+        ops.append(
+            _persistence.WriteOp(
+                "TransactWriteItems",
+                {"TransactItems": [{"ConditionCheck": current}, *_deletes(part)]},
+                model,
+                _clean_if_gone(model, pk, sk, conflict_after(start), part),
+                _nothing,
+            )
+        )
+    tail = history[split:]
+    ops.append(
+        _persistence.WriteOp(
+            "TransactWriteItems",
+            {"TransactItems": [{"Delete": current}, *_deletes(tail)]},
+            model,
+            _clean_if_gone(model, pk, sk, conflict_after(split), tail),
+            on_success,
+        )
+    )
+    return ops
+
+
+def _versions(ops: list[WriteOp]) -> int:
+    return sum(len(op.params["TransactItems"]) - 1 for op in ops)
+
+
+def _send_older(ops: list[WriteOp], model: str) -> int:
+    """Send every step of a long delete but the last; return how many versions they deleted.
+
+    Refused inside a transaction: there the object and its history must fit into it.
+    """
+    if current_transaction() is not None:
+        raise QueryError(
+            f"Cannot delete {model} inside a transaction: its history holds {_versions(ops)} "
+            f"versions, and an object is deleted with its history in one transaction only "
+            f"up to {TRANSACT_ITEMS_LIMIT - 1} versions. Delete it outside the transaction() "
+            "block (dynorm then deletes the history in several transactions, oldest first).",
+            code="bad-query",
+        )
+    for op in ops[:-1]:
+        _persistence.execute(op)
+    return _versions(ops[:-1])
+
+
+_MAX_DELETE_ATTEMPTS = 5
+
+
+class _Refused(DynormError):
+    """A QuerySet delete's condition was refused; `stored_version` of the item, if any."""
+
+    def __init__(self, stored_version: int | None) -> None:
+        super().__init__("refused")
+        self.stored_version = stored_version
+
+
+def _refused(_: int) -> Conflict:
+    def conflict(exc: DynormError) -> Exception | None:
+        reasons = (exc.response or {}).get("CancellationReasons") or [{}]
+        stored = (reasons[0].get("Item") or {}).get(VERSION_ATTR)
+        return _Refused(None if stored is None else int(from_wire(stored)))
+
+    return conflict
+
+
+def _partly_deleted(model: str, expected: int, stored: int | None, done: int) -> Exception:
+    return VersionConflictError(
+        f"Cannot finish deleting {model}: while its long history was being deleted it was "
+        f"changed (and no longer matches the filters) or deleted by another writer. Its {done} "
+        "oldest history versions were already deleted; if it is still stored, it and its "
+        "newer versions are intact.",
+        model=model,
+        expected_version=expected,
+        current_version=stored,
+    )
+
+
+def _prune_after_commit(
+    model: type[Model], pk: str, sk: str, upto: int, version: int, token: str | None
+) -> None:
+    """Delete the history up to version `upto` that the save's transaction had no room for.
+
+    Each batch of deletes is a transaction guarded by a ConditionCheck that the current
+    item is still the one this save stored (its version and write token): if the object
+    changed meanwhile (saved again, or deleted and created anew under the same key, whose
+    history these keys may then name), nothing is deleted and the next save prunes.
+
+    Best effort: the save has succeeded, so a failure here is logged, not raised, and the
+    history is then longer than `Meta.max_versions`, never shorter.
+    """
+    ph = Placeholders()
+    condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
+    if token is not None:
+        condition += f" AND {ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}"
+    try:
+        _delete_guarded(model, pk, sk, condition, ph, _history_keys(model, pk, sk, upto=upto))
+    except TransactionCanceledError:
+        logger.debug(
+            "%s changed before its older history was pruned; its next save prunes it",
+            model.__name__,
+        )
+    except DynormError as exc:
+        logger.warning(
+            "pruning the older history of %s failed (%s); the next save prunes it",
+            model.__name__,
+            type(exc).__name__,
+        )

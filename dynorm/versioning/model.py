@@ -1,0 +1,258 @@
+"""VersionedModel: a model that keeps every saved version, and its metaclass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, PrivateAttr
+from typing_extensions import Self, dataclass_transform
+
+from .. import _persistence
+from .._constants import PK, SK, TRANSACT_ITEMS_LIMIT
+from .._persistence import WriteOp
+from .._transactions import current_transaction
+from ..exceptions import (
+    ConfigurationError,
+    DynormError,
+    QueryError,
+    TransactionCanceledError,
+    VersionConflictError,
+)
+from ..fields import Compressed
+from ..models import Model, ModelMeta
+from ..query.placeholders import Placeholders
+from ._history_codec import _checked_history_sk, history_item
+from ._history_reads import HistoryQuerySet, _history_keys, read_version
+from ._querysets import _VersionedManager
+from ._writes import _after_partial, _delete_writes, _deletes, _prune_after_commit, _send_older
+
+
+def _max_versions(model: type[Model]) -> int | None:
+    keep = model._meta.extra["raw"].get("max_versions")
+    return None if keep is None else int(keep)
+
+
+@dataclass_transform(kw_only_default=True, field_specifiers=(Field, PrivateAttr, Compressed))
+class VersionedModelMeta(ModelMeta):  # decorated again: checkers do not inherit it (see ModelMeta)
+    """Metaclass of versioned models: also checks the versioning options of `Meta`."""
+
+    def __new__(  # noqa: D102 - documented on the class
+        mcs,
+        cls_name: str,
+        bases: tuple[type[Any], ...],
+        namespace: dict[str, Any],
+        **kwargs: Any,
+    ) -> type:
+        # Checked before the class is built (and registered): Meta as ModelMeta merges it.
+        parent = next(
+            (c.__dict__["_meta"] for base in bases for c in base.__mro__ if "_meta" in c.__dict__),
+            None,
+        )
+        raw = dict(parent.extra["raw"]) if parent is not None else {}
+        own = namespace.get("Meta")
+        if own is not None:
+            raw.update({k: v for k, v in vars(own).items() if not k.startswith("__")})
+        keep = raw.get("max_versions")
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+            raise ConfigurationError(
+                f"Cannot use Meta.max_versions on {cls_name}: it must be a whole number of at "
+                "least 1 (the current version's history is always kept), or None to keep "
+                "every version.",
+                code="model-definition",
+            )
+        if not isinstance(raw.get("compress", True), bool):
+            raise ConfigurationError(
+                f"Cannot use Meta.compress on {cls_name}: it must be True or False.",
+                code="model-definition",
+            )
+        return super().__new__(mcs, cls_name, bases, namespace, **kwargs)
+
+
+class VersionedModel(Model, metaclass=VersionedModelMeta):
+    """A model that keeps every saved version: `history()`, `revert(n)`, `diff(n)`.
+
+    Each save writes the current item and a history item in one TransactWriteItems,
+    conditional on the loaded version. `Meta.max_versions` prunes the history older than
+    the newest `max_versions` versions, in the same transaction; `Meta.compress` (default
+    True) stores history payloads gzip-compressed.
+    """
+
+    # Unannotated, as on Model: a subclass's own `objects = MyQuerySet.as_manager()` types.
+    objects = _VersionedManager()
+
+    if not TYPE_CHECKING:  # hidden from type checkers, as on Model (see there)
+
+        class Meta:  # noqa: D106 - abstract base
+            abstract = True
+
+    # ------------------------------------------------------------------ writes
+
+    def delete(self) -> None:
+        """Delete the object and its whole history, conditional on the loaded version.
+
+        DynamoDB: one consistent Query of the history keys, then one TransactWriteItems
+        (the current item and up to 99 versions). A longer history takes several, oldest
+        versions first, each conditional on the version, the current item in the last: if
+        one fails the object is still stored with its newest versions. Inside a
+        `transaction()` the object and its history must fit into it.
+
+        Raises:
+            VersionConflictError: The object changed (or was deleted) since it was loaded;
+                for a long history the message says how many oldest versions were deleted.
+            QueryError: Inside a transaction, the history is too long for one.
+        """
+        done = 0
+        ops = self._delete_ops(done)
+        while len(ops) > 1:
+            done += _send_older(ops, self._meta.model_name)
+            ops = self._delete_ops(done)  # what is left: normally one last step
+        built = [ops[0]]
+        # The last step is the instance's write: a retry after a lost response is settled.
+        _persistence.write(
+            self, ("delete",), lambda: built.pop() if built else self._delete_op(done)
+        )
+
+    def _delete_ops(self, done: int = 0) -> list[WriteOp]:
+        base = _persistence.delete_op(self)
+        return _delete_writes(
+            type(self),
+            base.params,
+            lambda n: _after_partial(base.conflict, done + n),
+            base.on_success,
+        )
+
+    def _delete_op(self, done: int = 0) -> WriteOp:
+        ops = self._delete_ops(done)
+        while len(ops) > 1:
+            done += _send_older(ops, self._meta.model_name)  # refused inside a transaction
+            ops = self._delete_ops(done)
+        return ops[0]
+
+    def _save_op(self, update_fields: Iterable[str] | None) -> WriteOp:
+        meta = self._meta
+        if update_fields is not None:
+            raise QueryError(
+                f"Cannot save {meta.model_name} with update_fields: every version stores the "
+                "whole object. Call save() without it.",
+                code="bad-query",
+            )
+        base = _persistence.save_op(self)
+        if base.operation != "PutItem":
+            raise QueryError(
+                f"Cannot change a key field of the saved {meta.model_name}: its history is "
+                "stored under the current key. Create a new object instead.",
+                code="bad-query",
+            )
+        model = type(self)
+        new_version = self.version + 1
+        item = base.params["Item"]
+        pk, sk = item[PK]["S"], item[SK]["S"]
+        history = history_item(model, item, new_version)
+        ph = Placeholders()
+        actions: list[dict[str, Any]] = [
+            {"Put": base.params},
+            {
+                "Put": ph.apply(
+                    {"Item": history, "ConditionExpression": f"attribute_not_exists({ph.name(PK)})"}
+                )
+            },
+        ]
+        prune_rest = self._prune(actions, pk, sk, new_version)
+        name = meta.model_name
+        expected = self.version
+
+        def conflict(exc: DynormError) -> Exception | None:
+            if isinstance(exc, TransactionCanceledError) and exc.reasons[:1] != [
+                "ConditionalCheckFailed"
+            ]:
+                return VersionConflictError(
+                    f"Cannot save {name}: version {new_version} was written concurrently. "
+                    "Reload it with refresh_from_db() and apply the change again.",
+                    model=name,
+                    expected_version=expected,
+                    aws_code=exc.aws_code,
+                    response=exc.response,
+                )
+            return base.conflict(exc)
+
+        def on_success(response: dict[str, Any]) -> None:
+            base.on_success(response)
+            if prune_rest is not None:
+                _prune_after_commit(model, pk, sk, prune_rest, new_version, base.token)
+
+        return _persistence.WriteOp(
+            "TransactWriteItems",
+            {"TransactItems": actions},
+            model,
+            conflict,
+            on_success,
+            token=base.token,
+        )
+
+    def _prune(self, actions: list[dict[str, Any]], pk: str, sk: str, new: int) -> int | None:
+        """Add the deletes of history that falls out of `Meta.max_versions` to `actions`.
+
+        The version leaving the window is always deleted. Older ones exist only after
+        `max_versions` was lowered (or set): a keys-only Query finds them, and as many as
+        fit go in the transaction. Returns the newest version still to prune after the
+        commit (None when nothing is left to do).
+        """
+        model = type(self)
+        keep = _max_versions(model)
+        if keep is None or new <= keep:
+            return None
+        leaving = new - keep
+        key = {PK: {"S": pk}, SK: {"S": _checked_history_sk(model, sk, leaving)}}
+        actions.append({"Delete": {"Key": key}})
+        if leaving == 1:
+            return None
+        if current_transaction() is not None:
+            return leaving - 1  # the block's other writes need the room: prune after it
+        room = TRANSACT_ITEMS_LIMIT - len(actions)
+        older = _history_keys(model, pk, sk, upto=leaving - 1, limit=room + 1)
+        actions += _deletes(older[:room])
+        return leaving - 1 if len(older) > room else None
+
+    def _update_op(self, values: dict[str, Any]) -> WriteOp:
+        raise QueryError(
+            f"Cannot update() a {self._meta.model_name}: every version stores the whole "
+            "object. Assign the fields and call save().",
+            code="bad-query",
+        )
+
+    # ------------------------------------------------------------------ history
+
+    def history(self) -> HistoryQuerySet[Self]:
+        """Every stored version of this object (current included), newest first.
+
+        DynamoDB: one Query on the object's partition (`begins_with(sk, "_history#...")`).
+        """
+        pk, sk = self._loaded_key or self._meta.primary_key(self.__dict__)
+        qs: HistoryQuerySet[Self] = HistoryQuerySet(type(self))
+        return qs._clone(extra=(("history", (pk, sk)),), descending=True)
+
+    def _version(self, version: int) -> Self:
+        pk, sk = self._loaded_key or self._meta.primary_key(self.__dict__)
+        return read_version(type(self), pk, sk, version)
+
+    def revert(self, version: int) -> None:
+        """Write a new version whose content is that of `version` (conditional save)."""
+        old = self._version(version)
+        meta = self._meta
+        skip = {"version", *meta.key_fields}
+        skip |= {n for n, k in meta.field_kinds.items() if k in ("created_at", "updated_at")}
+        for name in meta.field_names:
+            if name not in skip:
+                self.__dict__[name] = old.__dict__[name]
+        self.save()
+
+    def diff(self, version: int) -> dict[str, tuple[Any, Any]]:
+        """Fields that differ between this object and `version`: {field: (this, that)}."""
+        old = self._version(version)
+        skip = {"version"} | {n for n, k in self._meta.field_kinds.items() if k == "updated_at"}
+        return {
+            name: (self.__dict__.get(name), old.__dict__.get(name))
+            for name in self._meta.field_names
+            if name not in skip and self.__dict__.get(name) != old.__dict__.get(name)
+        }
