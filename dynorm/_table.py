@@ -10,8 +10,9 @@ from typing import Any
 from . import _registry
 from ._config import get_connection
 from ._constants import PK, SK, TTL_ATTR, gsi_name, gsi_pk, gsi_sk
+from ._model_definition import abstract_error
 from .exceptions import ConfigurationError, DynormError, TableMismatchError
-from .models import Model, _abstract
+from .models import Model
 
 __all__ = [
     "TableDifference",
@@ -37,7 +38,7 @@ def _chosen(models: Iterable[type[Model]] | None) -> list[type[Model]]:
                 code="config",
             )
         if model._meta.abstract:
-            raise _abstract(model, "build a table for")
+            raise abstract_error(model, "build a table for")
     return chosen
 
 
