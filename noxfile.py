@@ -79,6 +79,7 @@ PYTEST = [
     "-p",
     "no:cacheprovider",
     "--dynorm-fail-on-skip",
+    "--durations=10",
     "tests/unit",
     "tests/integration",
     "tests/reliability",
@@ -345,6 +346,7 @@ def _check_pins(session: nox.Session, python: str) -> None:
 def tests(session: nox.Session, deps: str) -> None:
     """The test suite (but the docs site check) on the lowest or the newest dependencies."""
     assert isinstance(session.python, str)
+    started = time.monotonic()
     pins = LOWEST[session.python] if deps == "lowest" else {}
     if deps == "lowest":
         _check_pins(session, session.python)
@@ -357,4 +359,7 @@ def tests(session: nox.Session, deps: str) -> None:
     except RuntimeError as exc:
         session.error(str(exc))
     env = {"DYNORM_TEST_ENDPOINT": endpoint, "DYNORM_HYPOTHESIS_EXAMPLES": EXAMPLES}
-    session.run("python", *PYTEST, env=env)
+    try:
+        session.run("python", *PYTEST, env=env)
+    finally:
+        session.log(f"dynorm matrix: {session.name}: {time.monotonic() - started:.0f} s")
