@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._codec import ValueProblem, invalid_value, number_to_wire, to_wire
@@ -17,7 +18,7 @@ from .placeholders import Placeholders
 if TYPE_CHECKING:
     from .._options import Options
 
-__all__ = ["UpdatePlan", "plan_update"]
+__all__ = ["UpdatePlan", "plan_update", "rewrite_index_keys"]
 
 
 @dataclass
@@ -64,11 +65,13 @@ def plan_update(
     ph: Placeholders,
     *,
     new_version: str | None,
+    now: datetime | None = None,
 ) -> UpdatePlan:
     """Build the UpdateExpression clauses for `values` applied to an item.
 
     `current` holds the item's field values (to recompute index keys); the version and
-    UpdatedAt fields are bumped too.
+    UpdatedAt fields are bumped too (UpdatedAt to `now`; None: the current time, for the
+    callers that do not compile through `query._compile_write` yet).
 
     `new_version` sets the version to that number; None increments it atomically.
     """
@@ -105,7 +108,8 @@ def plan_update(
             plan.removes.append(target)
         else:
             plan.sets.append(f"{target} = {ph.value(dict(av))}")
-    now = utcnow()
+    if now is None:
+        now = utcnow()
     for name, kind in meta.field_kinds.items():
         if kind == "updated_at" and name not in values:
             plan.plain[name] = now
@@ -113,23 +117,51 @@ def plan_update(
                 f"{ph.name(meta.attr_names[name])} = {ph.value(encode_value(meta, name, now))}"
             )
     merged = {**current, **plan.plain}
-    touched = set(plan.plain)
-    for index in meta.indexes.values():
-        if not touched & {*index.pk.fields, *index.sk.fields}:
-            continue
-        keys = meta.index_keys({f: merged.get(f) for f in meta.field_names})
-        for attr in (index.pk_attr, index.sk_attr):
-            key = keys[attr]
-            if key is None:
-                plan.removes.append(ph.name(attr))
-            else:
-                plan.sets.append(f"{ph.name(attr)} = {ph.value({'S': key})}")
+    rewrite_index_keys(meta, merged, set(plan.plain), ph, plan, require=False)
     version = ph.name(VERSION_ATTR)
     if new_version is None:
         plan.sets.append(f"{version} = {version} + {ph.value({'N': '1'})}")
     else:
         plan.sets.append(f"{version} = {ph.value({'N': new_version})}")
     return plan
+
+
+def rewrite_index_keys(
+    meta: Options,
+    values: Mapping[str, Any],
+    touched: set[str] | None,
+    ph: Placeholders,
+    plan: UpdatePlan,
+    *,
+    require: bool,
+) -> None:
+    """Add the clauses that rewrite the index keys of an updated item to `plan`.
+
+    Every index (`touched` None), or those built from a field in `touched`, gets its key
+    attributes set from `values`, or removed where the index is sparse (a key field None).
+    With `require`, an index whose fields are not all in `values` (a partial object) is a
+    QueryError naming them; without it, a field missing there counts as None.
+    """
+    keys: dict[str, str | None] | None = None
+    for index in meta.indexes.values():
+        fields = {*index.pk.fields, *index.sk.fields}
+        if touched is not None and not fields & touched:
+            continue
+        missing = sorted(f for f in fields if f not in values) if require else []
+        if missing:
+            raise QueryError(
+                f"Cannot save a partial {meta.model_name}: index {index.name!r} is built from "
+                f"{', '.join(sorted(fields))}; load {', '.join(missing)} with only() too.",
+                code="bad-query",
+            )
+        if keys is None:
+            keys = meta.index_keys({f: values.get(f) for f in meta.field_names})
+        for attr in (index.pk_attr, index.sk_attr):
+            key = keys[attr]
+            if key is None:
+                plan.removes.append(ph.name(attr))
+            else:
+                plan.sets.append(f"{ph.name(attr)} = {ph.value({'S': key})}")
 
 
 def _apply_op(
