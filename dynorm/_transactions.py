@@ -10,25 +10,44 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
+from pydantic import BaseModel
+
+from ._batch import backoff, batch_get
 from ._capture import captured
 from ._codec import item_size, value_size
 from ._config import connection_for, table_name_for
 from ._connection import logger
 from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT, TYPE_ATTR
+from ._exactly_once import (
+    CCF,
+    carrying,
+    disproves,
+    earlier_attempt,
+    forget,
+    live_attempts,
+    refused_items,
+    remember,
+    settle,
+    tracking,
+)
+from ._instance_writes import condition_check_op, take
+from ._options import Options
+from ._transaction_context import active, current_transaction
+from ._write_op import WriteOp
 from .exceptions import (
     DynormError,
     QueryError,
     TransactionCanceledError,
     WriteOutcomeUnknownError,
 )
+from .query._compile_write import transact_actions
+from .query.lookups import _coerce
 from .query.placeholders import check_expressions
 
 if TYPE_CHECKING:
     from ._connection import Connection
-    from ._persistence import WriteOp
     from .models import Model
 
 __all__ = ["Transaction", "current_transaction", "transaction", "transaction_get"]
@@ -42,27 +61,19 @@ _C = TypeVar("_C", bound="Model")
 _D = TypeVar("_D", bound="Model")
 #: One key of `transaction_get`: a (model class, key fields) pair, or a model instance.
 _Key: TypeAlias = "tuple[type[_M], Mapping[str, Any]] | _M"
-_KINDS = {
-    "PutItem": "Put",
-    "UpdateItem": "Update",
-    "DeleteItem": "Delete",
-    "ConditionCheck": "ConditionCheck",
-}
 
 
-_current: ContextVar[Transaction | None] = ContextVar("dynorm_transaction", default=None)
+def _is_model(obj: object) -> bool:
+    """Whether `obj` is a dynorm model instance (a pydantic model with dynorm `_meta`)."""
+    return isinstance(obj, BaseModel) and isinstance(getattr(type(obj), "_meta", None), Options)
 
 
-def current_transaction() -> Transaction | None:
-    """Return the innermost active transaction, if any."""
-    return _current.get()
-
-
-def _actions(op: WriteOp) -> list[dict[str, Any]]:
-    if op.operation == "TransactWriteItems":
-        return [dict(a) for a in op.params["TransactItems"]]
-    body = {k: v for k, v in op.params.items() if k != "ReturnValues"}
-    return [{_KINDS[op.operation]: body}]
+def _is_model_class(obj: object) -> bool:
+    return (
+        isinstance(obj, type)
+        and issubclass(obj, BaseModel)
+        and isinstance(getattr(obj, "_meta", None), Options)
+    )
 
 
 def _action_size(body: Mapping[str, Any]) -> int:
@@ -89,8 +100,6 @@ class Transaction:
 
         The lookups are those of `filter()`; the transaction is cancelled if they are false.
         """
-        from ._persistence import condition_check_op
-
         self.ops.append(condition_check_op(obj, conditions))
 
     def _connection(self) -> Connection:
@@ -110,7 +119,7 @@ class Transaction:
         owner: list[int] = []
         for index, op in enumerate(self.ops):
             table = table_name_for(op.model, op.table)
-            for action in _actions(op):
+            for action in transact_actions(op.request):
                 ((kind, body),) = action.items()
                 check_expressions(body, op.model.__name__)
                 items.append({kind: {**body, "TableName": table}})
@@ -153,8 +162,6 @@ class Transaction:
         """
         if not self.ops:
             return
-        from ._persistence import forget, remember, tracking
-
         conn = self._connection()
         params, owner = self._request()
         if captured():  # dynorm.capture(): recorded by the connection; no instance changes
@@ -171,8 +178,6 @@ class Transaction:
                     per_op = self._per_op(exc, owner)
                     conflict_only = all(r in (None, "TransactionConflict") for r in per_op)
                     if conflict_only and attempt < _MAX_CONFLICT_ATTEMPTS:
-                        from ._batch import backoff
-
                         time.sleep(backoff(attempt))
                         params["ClientRequestToken"] = uuid.uuid4().hex
                         continue
@@ -226,16 +231,6 @@ class Transaction:
         write is neither recognised nor disproved (its item was changed by someone else)
         raises `WriteOutcomeUnknownError`.
         """
-        from ._persistence import (
-            _CCF,
-            carrying,
-            disproves,
-            earlier_attempt,
-            live_attempts,
-            refused_items,
-            settle,
-        )
-
         reasons = (exc.response or {}).get("CancellationReasons", [])
         if not any(op.instance is not None and live_attempts(op.instance) for op in self.ops):
             return False
@@ -247,7 +242,7 @@ class Transaction:
             if op.instance is None or op.operation == "ConditionCheck":
                 continue
             reason = first.get(index, {})
-            gone = reason.get("Code") == _CCF and not reason.get("Item")
+            gone = reason.get("Code") == CCF and not reason.get("Item")
             found = earlier_attempt(live_attempts(op.instance), exc, gone)
             if found is not None:
                 groups.add(found[0].group)
@@ -258,7 +253,7 @@ class Transaction:
                 if op.instance is not None
                 and op.operation != "ConditionCheck"
                 and live_attempts(op.instance)
-                and first.get(index, {}).get("Code") == _CCF
+                and first.get(index, {}).get("Code") == CCF
                 and not disproves(first[index].get("Item"), op.instance.version)
             ]
             if unknown:
@@ -314,9 +309,6 @@ class Transaction:
         computed from their values, which a consistent read now replaces with the stored
         item. A failed read is logged, not raised: the transaction was committed.
         """
-        from ._batch import batch_get
-        from ._persistence import _take
-
         stale = [op for op in self.ops if op.extra.get("refresh") and op.instance is not None]
         if not stale:
             return
@@ -336,7 +328,7 @@ class Transaction:
             assert instance is not None
             if item is None or item.get(TYPE_ATTR, {}).get("S") != instance._meta.type_name:
                 continue
-            _take(instance, item)
+            take(instance, item)
 
 
 @contextmanager
@@ -355,7 +347,7 @@ def transaction() -> Iterator[Transaction]:
         TransactionCanceledError: DynamoDB cancelled it; `.reasons` has one entry per
             operation in the order written.
     """
-    outer = _current.get()
+    outer = active.get()
     if outer is not None:
         mark = len(outer.ops)
         try:
@@ -365,11 +357,11 @@ def transaction() -> Iterator[Transaction]:
             raise
         return
     tx = Transaction()
-    token = _current.set(tx)
+    token = active.set(tx)
     try:
         yield tx
     finally:
-        _current.reset(token)
+        active.reset(token)
     tx.commit()
 
 
@@ -406,17 +398,14 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
     a tuple, typed position by position (up to 4): `transaction_get(((Customer, ...), (Order,
     ...)))` is a `tuple[Customer | None, Order | None]`.
     """
-    from .models import Model as _Model
-
     pairs: list[tuple[type[Model], Mapping[str, Any]]] = []
     for entry in keys:
-        if isinstance(entry, _Model):
+        if _is_model(entry):
             pairs.append((type(entry), {f: entry.__dict__[f] for f in entry._meta.key_fields}))
         elif (
             isinstance(entry, tuple)
             and len(entry) == 2
-            and isinstance(entry[0], type)
-            and issubclass(entry[0], _Model)
+            and _is_model_class(entry[0])
             and isinstance(entry[1], Mapping)
         ):
             pairs.append(entry)
@@ -425,8 +414,6 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
                 "Cannot transaction_get that: pass (Model, {key fields}) pairs or model instances.",
                 code="bad-query",
             )
-    from .query.lookups import _coerce
-
     if len(keys) > TRANSACT_ITEMS_LIMIT:
         raise QueryError(
             f"Cannot read {len(keys)} items in one transaction; DynamoDB allows 100.",

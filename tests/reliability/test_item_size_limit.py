@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import dynorm
-from dynorm import F, Model, _persistence
+from dynorm import F, Model
 from dynorm._codec import item_size
 from dynorm._constants import ITEM_SIZE_LIMIT
 from dynorm.exceptions import ItemTooLargeError
+from dynorm.query import _compile_write
 from tests.reliability.helpers import Faults
 
 EXAMPLES = int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "25"))
@@ -55,7 +56,7 @@ _ids = itertools.count()
 def _unchecked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """dynorm's size check off: DynamoDB alone decides."""
     with monkeypatch.context() as m:
-        m.setattr(_persistence, "check_item_size", lambda item, model: None)
+        m.setattr(_compile_write, "check_item_size", lambda item, model: None)
         yield
 
 

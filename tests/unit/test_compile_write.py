@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dynorm import F, Q
+from dynorm import F, Q, _instance_writes
 from dynorm.exceptions import ItemTooLargeError, QueryError
 from dynorm.query._compile_write import (
     Absent,
@@ -693,3 +693,86 @@ def test_values_travel_only_as_expression_attribute_values(text: str, number: De
     for request in requests[1:-1]:  # not the create (all in its Item), nor the number check
         assert {"S": text} in request.params["ExpressionAttributeValues"].values()
 
+
+# --------------------------------------------------------------------------- the builders
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The instance-write builders read the clock and draw the token once: fix both."""
+    monkeypatch.setattr(_instance_writes, "utcnow", lambda: NOW)
+    monkeypatch.setattr(_instance_writes, "new_write_token", lambda: TOKEN)
+
+
+def stored_order(**changes: Any) -> Order:
+    """An Order as loaded from the table at version 3, holding the item's token."""
+    return Order.from_item(order_item(version=3, token=STORED, **changes))
+
+
+@pytest.mark.usefixtures("frozen")
+def test_builders_send_exactly_what_the_compiler_compiles_from_the_instance() -> None:
+    new = Order(id="o1", customer_id="c1", total=Decimal(5), created_at=CREATED)
+    create = _instance_writes.save_op(new)
+    assert create.request == compile_write(
+        META, Put(order_values(version=1)), Absent(), token=TOKEN
+    )
+    assert create.token == TOKEN
+
+    save = _instance_writes.save_op(stored_order())
+    assert save.request == compile_write(
+        META, Put(order_values(version=4)), Loaded(3, STORED), token=TOKEN
+    )
+
+    fields = stored_order()
+    fields.status = "paid"
+    assert _instance_writes.save_op(fields, ["status"]).request == compile_write(
+        META,
+        SetFields(KEY, order_values(version=4, status="paid"), ["status", "version"]),
+        Loaded(3, STORED),
+        token=TOKEN,
+    )
+
+    moved = stored_order()
+    moved.id = "o2"
+    assert _instance_writes.save_op(moved).request == compile_transaction(
+        [
+            compile_write(META, Delete(KEY), Loaded(3, STORED)),
+            compile_write(META, Put(order_values(version=4, id="o2")), Absent(), token=TOKEN),
+        ]
+    )
+
+    assert _instance_writes.delete_op(stored_order()).request == compile_write(
+        META, Delete(KEY), Loaded(3, STORED)
+    )
+    changes = {"total": F("total") + 1}
+    update = Update(KEY, changes, order_values(), version=4, return_new=True)
+    assert _instance_writes.update_instance_op(stored_order(), changes).request == (
+        compile_write(META, update, Loaded(3, STORED), token=TOKEN, now=NOW)
+    )
+    check = _instance_writes.condition_check_op(stored_order(), {"status": "open"})
+    assert check.request == compile_write(META, Check(KEY), Matches({"status": "open"}))
+
+
+@pytest.mark.usefixtures("frozen")
+def test_a_create_stamps_created_at_and_updated_at_with_the_one_clock_reading() -> None:
+    op = _instance_writes.save_op(Customer(id="x", email="a@b", name="n"))
+    item = op.params["Item"]
+    assert item["created_at"] == item["updated_at"] == {"S": NOW_TEXT}
+
+
+@pytest.mark.usefixtures("frozen")
+def test_an_update_inside_a_transaction_takes_the_values_it_compiled() -> None:
+    customer = Customer.from_item(
+        {
+            **model_item(
+                Customer._meta,
+                {"id": "x", "email": "a@b", "name": "n", "address": None, "version": 1}
+                | {"created_at": CREATED, "updated_at": CREATED},
+                token=STORED,
+            )
+        }
+    )
+    op = _instance_writes.update_instance_op(customer, {"name": "m"})
+    op.on_success({})  # as after a transaction's commit: no Attributes returned
+    assert (customer.name, customer.updated_at, customer.version) == ("m", NOW, 2)
+    assert op.extra == {"refresh": False}

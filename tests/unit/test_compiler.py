@@ -21,8 +21,8 @@ import pytest
 
 import dynorm
 from dynorm import F, Index, Model, Q, _config, _registry
+from dynorm._instance_writes import build_item
 from dynorm._keys import escape
-from dynorm._persistence import build_item
 from dynorm.exceptions import DynormError, QueryError
 from dynorm.query.compiler import Plan, Request, compile_query
 from tests.models import Color, Counter, Customer, Event, Everything, Order

@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from dynorm._persistence import save_op
+from dynorm._instance_writes import save_op
 from dynorm.query._decoding import decode as _decode
 from tests.models import Order
 

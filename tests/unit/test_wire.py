@@ -21,7 +21,7 @@ from pydantic_core import SchemaError
 
 from dynorm import Model, _page_schema
 from dynorm._decode import CollectionDecoder, WireDecoder
-from dynorm._persistence import build_item
+from dynorm._instance_writes import build_item
 from dynorm._registry import isolated_registry
 from tests.models import (
     Address,

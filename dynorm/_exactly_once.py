@@ -1,0 +1,395 @@
+"""Exactly-once instance writes: write tokens, attempts of unknown outcome, refusals read.
+
+Exactly once, in four steps:
+
+1. Every save and update stores a random token (`_wtok`) with the item, and every write of an
+   instance is conditional on the version it was loaded at (or on the key not existing).
+2. botocore retries a write whose response was lost; a retry that DynamoDB refuses because the
+   first attempt was applied gets back the stored item (`ALL_OLD`) carrying our own token:
+   dynorm reports success and takes the stored state.
+3. A refusal whose stored item is neither at the expected version nor ours, after an attempt
+   that may have been applied (a lost response, a 5xx), raises `WriteOutcomeUnknownError`:
+   calling it a conflict would invite the caller to apply the change twice.
+4. When every attempt failed that way (`ServiceError(maybe_applied=True)`), the instance
+   remembers the attempt (`Attempt`: its token, expected version, call and state). The
+   caller's next write of the instance is sent as usual; if DynamoDB refuses it and the
+   stored item carries a remembered token, that attempt was applied: the instance takes its
+   result, and the new call is reported as done (the same call: the retry) or applied on top
+   (a different call, or an instance changed since).
+
+This module holds the bookkeeping (`WriteState`, `Attempt`), the attempt tracking of a
+client (`tracking`) and the reading of refusals; `_instance_writes` builds the writes and
+`_write_executor` sends them.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+from ._codec import from_wire
+from ._constants import PK, SK, VERSION_ATTR, WRITE_TOKEN_ATTR
+from ._write_op import WriteOp
+from .exceptions import DynormError, WriteOutcomeUnknownError
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+    from .models import Model
+
+#: How many uncertain attempts of one instance are remembered (each retry may add one).
+_MAX_REMEMBERED = 8
+CCF = "ConditionalCheckFailed"
+
+
+@dataclass
+class Attempt:
+    """A write of an instance whose outcome is unknown: every response was lost.
+
+    `group` names the request it was part of (a transaction's writes share one) and `size`
+    how many writes that request had; `snapshot` is the instance's state when it was sent and
+    `key` the primary key of the item it wrote (or deleted); `owner` the instance it
+    belongs to (a shallow copy of the instance shares its bookkeeping, not its attempts).
+    """
+
+    token: str | None
+    expected: int
+    call: tuple[Any, ...] | None
+    snapshot: dict[str, Any]
+    on_success: Callable[[dict[str, Any]], None]
+    deletes: bool
+    group: str
+    size: int
+    key: tuple[str, str] | None = None
+    owner: Any = None
+
+    def same(self, call: tuple[Any, ...] | None, instance: Model) -> bool:
+        """Whether `call` on the instance as it is now repeats this attempt exactly.
+
+        An `update(**values)` or a `delete()` writes what the call says, whatever else the
+        instance holds: the same call is the same write. A save writes the instance's
+        fields: it repeats the attempt only if they are unchanged.
+        """
+        if self.call != call:
+            return False
+        return (
+            call is not None
+            and call[0] in ("update", "delete")
+            or (self.snapshot == instance.__dict__)
+        )
+
+
+class WriteState:
+    """dynorm's bookkeeping of one instance's writes (`Model._writes`).
+
+    `token` is the write token of the stored item the instance holds, when known; `pending`
+    the instance's writes of unknown outcome. It never takes part in equality (two instances
+    with equal fields are equal whatever dynorm knows about them), copies keep the token but
+    not the pending writes (those belong to the original instance), and it is never changed
+    in place (a shallow copy of an instance shares it): changes replace it.
+    """
+
+    __slots__ = ("pending", "token")
+
+    def __init__(self, token: str | None = None, pending: list[Attempt] | None = None) -> None:
+        self.token = token
+        self.pending = pending
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or isinstance(other, WriteState)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __copy__(self) -> WriteState:
+        return WriteState(self.token)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> WriteState:
+        return WriteState(self.token)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WriteState, (self.token,))
+
+    def __repr__(self) -> str:
+        return f"WriteState(pending={len(self.pending or ())})"
+
+
+def pending(instance: Model) -> list[Attempt]:
+    """The instance's remembered writes of unknown outcome."""
+    state = instance._writes
+    return list(state.pending or ()) if state is not None else []
+
+
+def forget(instance: Model) -> None:
+    """Forget the instance's writes of unknown outcome (settled, or the caller reloaded)."""
+    state = instance._writes
+    if state is not None and state.pending is not None:
+        instance._writes = WriteState(state.token)
+
+
+def stored_token_of(instance: Model) -> str | None:
+    """The write token of the stored item the instance holds, when known."""
+    state = instance._writes
+    return state.token if state is not None else None
+
+
+def set_stored_token(instance: Model, token: str | None) -> None:
+    state = instance._writes
+    if state is None and token is None:
+        return
+    instance._writes = WriteState(token, state.pending if state is not None else None)
+
+
+# --------------------------------------------------------------------------- attempts
+
+
+class _Attempts:
+    """What the attempts of one request told: whether any of them may have been applied."""
+
+    __slots__ = ("earlier", "uncertain")
+
+    def __init__(self) -> None:
+        self.uncertain = False  # an attempt of this request got no answer, or a 5xx
+        self.earlier = False  # an earlier request of the same write may have been applied
+
+
+_attempts: ContextVar[_Attempts | None] = ContextVar("dynorm_write_attempts", default=None)
+#: Errors that prove the request never left: no connection was made.
+_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
+_tracked: weakref.WeakSet[Any] = weakref.WeakSet()
+_tracked_lock = threading.Lock()
+
+
+def _on_attempt(response: Any = None, caught_exception: Any = None, **_: Any) -> None:
+    """Note an attempt that may have been applied unseen (botocore `needs-retry` hook)."""
+    box = _attempts.get()
+    if box is None:
+        return None
+    if caught_exception is not None:
+        if not isinstance(caught_exception, _NOT_SENT):
+            box.uncertain = True
+    elif response is not None and response[0] is not None and response[0].status_code >= 500:
+        box.uncertain = True
+    return None
+
+
+def _track(conn: Connection) -> None:
+    client = conn.client
+    if client in _tracked:
+        return
+    with _tracked_lock:
+        if client in _tracked:
+            return
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:
+            events.register("needs-retry.dynamodb", _on_attempt, unique_id="dynorm-write-attempts")
+        _tracked.add(client)
+
+
+@contextmanager
+def tracking(conn: Connection) -> Iterator[_Attempts]:
+    """Record, for the requests sent inside, whether an attempt may have been applied."""
+    _track(conn)
+    box = _Attempts()
+    token = _attempts.set(box)
+    try:
+        yield box
+    finally:
+        _attempts.reset(token)
+
+
+def may_have_applied() -> bool:
+    """Whether the write being sent may have been applied by an attempt whose answer was lost."""
+    box = _attempts.get()
+    return box is not None and (box.uncertain or box.earlier)
+
+
+def new_write_token() -> str:
+    """A random token stored with each write (`_wtok`), to recognise our own earlier write."""
+    return secrets.token_hex(8)
+
+
+def stored_token(item: Mapping[str, Any]) -> str | None:
+    """The write token of a stored item (None for items written without one)."""
+    token = item.get(WRITE_TOKEN_ATTR, {}).get("S")
+    return None if token is None else str(token)
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def refused_items(exc: DynormError) -> list[dict[str, Any]]:
+    """Every stored item a refusal returned (`ALL_OLD`), for any action of the request."""
+    response = exc.response or {}
+    if "CancellationReasons" in response:
+        return [dict(r["Item"]) for r in response["CancellationReasons"] if r.get("Item")]
+    return [dict(response["Item"])] if response.get("Item") else []
+
+
+def carrying(items: Iterable[Mapping[str, Any]], token: str | None) -> dict[str, Any] | None:
+    """The item that carries this write token (the write was applied), if any.
+
+    Tokens are random per write, so a match proves our write; comparing content instead
+    would be unsafe (two read-modify-write increments from one version write equal items).
+    """
+    if token is None:
+        return None
+    for item in items:
+        if item.get(WRITE_TOKEN_ATTR, {}).get("S") == token:
+            return dict(item)
+    return None
+
+
+def already_applied(old: Mapping[str, Any] | None, token: str | None) -> bool:
+    """Whether the stored item (ALL_OLD of a refused write) carries this write's token."""
+    return old is not None and carrying([old], token) is not None
+
+
+def old_item(exc: DynormError) -> dict[str, Any] | None:
+    response = exc.response or {}
+    if "Item" in response:
+        return dict(response["Item"])
+    for reason in response.get("CancellationReasons", []):
+        if reason.get("Code") == CCF:
+            return dict(reason["Item"]) if "Item" in reason else None
+    return None
+
+
+def first_gone(exc: DynormError) -> bool:
+    """Whether a refusal says that the write's (first) item does not exist."""
+    response = exc.response or {}
+    reasons = response.get("CancellationReasons")
+    if reasons is not None:
+        first = reasons[0] if reasons else {}
+        return bool(first.get("Code") == CCF and not first.get("Item"))
+    return not response.get("Item")
+
+
+def stored_version(old: Mapping[str, Any] | None) -> int | None:
+    if old and VERSION_ATTR in old:
+        return int(from_wire(old[VERSION_ATTR]))
+    return None
+
+
+def disproves(old: Mapping[str, Any] | None, expected: int) -> bool:
+    """Whether a stored item without our token proves that our write was never applied.
+
+    Every write of an instance is conditional on the version `expected` and stores
+    `expected + 1`; only one writer can store that version. So another writer's item at
+    exactly `expected + 1` means ours never was (a genuine conflict). At a later version (or
+    gone) ours may have been stored and then changed: that cannot be told.
+    """
+    return stored_version(old) == expected + 1
+
+
+def unknown(
+    model: str, action: str, keys: str, expected: int, current: int | None, exc: DynormError
+) -> WriteOutcomeUnknownError:
+    """The error of an instance's write that may have been applied and cannot be told."""
+    state = (
+        f"is at version {current}, written by someone else"
+        if current is not None
+        else "no longer exists"
+    )
+    return WriteOutcomeUnknownError(
+        f"Cannot tell whether the {action} of {model} (key fields: {keys}) was applied: an "
+        f"earlier attempt got no answer (a lost response, or a server error), and the stored "
+        f"item now {state}, not version {expected} and not ours. Nothing was applied twice. "
+        "Reload it with refresh_from_db() and check whether your change is there before "
+        "applying it again.",
+        model=model,
+        expected_version=expected,
+        current_version=current,
+        aws_code=exc.aws_code,
+        response=exc.response,
+    )
+
+
+# --------------------------------------------------------------------------- remembered attempts
+
+
+def live_attempts(instance: Model) -> list[Attempt]:
+    """The instance's remembered attempts that may still be stored (at its version)."""
+    return [a for a in pending(instance) if a.owner is instance and a.expected == instance.version]
+
+
+def remember(instance: Model, op: WriteOp, group: str | None = None, size: int = 1) -> None:
+    """Remember an attempt of `op` whose outcome is unknown, for the next write to settle."""
+    attempt = Attempt(
+        token=op.token,
+        expected=instance.version,
+        call=_copied(op.call),
+        snapshot=_snapshot(instance),
+        on_success=op.on_success,
+        deletes=bool(op.call and op.call[0] == "delete"),
+        group=group or uuid.uuid4().hex,
+        size=size,
+        key=_written_key(op),
+        owner=instance,
+    )
+    attempts = [*live_attempts(instance), attempt][-_MAX_REMEMBERED:]
+    instance._writes = WriteState(stored_token_of(instance), attempts)
+
+
+def _snapshot(instance: Model) -> dict[str, Any]:
+    snapshot: dict[str, Any] = _copied(instance.__dict__)
+    return snapshot
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy to compare a later call with (values the caller may mutate meanwhile)."""
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - a value that cannot be copied: compare what is there
+        return copy.copy(value)
+
+
+def _written_key(op: WriteOp) -> tuple[str, str] | None:
+    """The primary key of the item a write of an instance stores (or deletes).
+
+    A transaction of an instance holds its item's Put (a move puts the new key after
+    deleting the old one; a versioned save puts the item first), or, for a delete, the
+    item's Delete first.
+    """
+    body: Mapping[str, Any] = op.params
+    if op.operation == "TransactWriteItems":
+        actions = op.params["TransactItems"]
+        puts = [a["Put"] for a in actions if "Put" in a]
+        body = puts[0] if puts else next(iter(actions[0].values()), {})
+    key = body.get("Item") or body.get("Key")
+    if key and PK in key and SK in key:
+        return (key[PK]["S"], key[SK]["S"])
+    return None
+
+
+def settle(instance: Model, attempt: Attempt, item: Mapping[str, Any] | None) -> None:
+    """An earlier attempt was applied: give the instance its result, forget the others."""
+    attempt.on_success({"Attributes": dict(item)} if item is not None else {})
+    forget(instance)
+
+
+def earlier_attempt(
+    attempts: Iterable[Attempt], exc: DynormError, gone: bool
+) -> tuple[Attempt, dict[str, Any] | None] | None:
+    """The remembered attempt a refusal shows applied, with the item that proves it.
+
+    Its token is stored, or it was a delete and the item no longer exists (`gone`).
+    """
+    attempts = list(attempts)
+    items = refused_items(exc)
+    for attempt in attempts:
+        item = carrying(items, attempt.token)
+        if item is not None:
+            return attempt, item
+    for attempt in attempts:
+        if attempt.deletes and gone:
+            return attempt, None
+    return None
