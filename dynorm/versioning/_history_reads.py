@@ -90,19 +90,19 @@ def _history_keys(
     upto: int | None = None,
     limit: int | None = None,
     consistent: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[tuple[str, str]]:
     """The keys of one object's history items, oldest first (at most `limit`)."""
     conn = connection_for(model)
     params = {
         **_history_query(model, pk, sk, upto=upto, keys_only=True, consistent=consistent),
         "TableName": conn.table_name,
     }
-    keys: list[dict[str, Any]] = []
+    keys: list[tuple[str, str]] = []
     while limit is None or len(keys) < limit:
         if limit is not None:  # a Query reads (and bills) whole items, payloads included
             params["Limit"] = limit - len(keys)
         response = conn.send_raw("Query", params)
-        keys += [{PK: item[PK], SK: item[SK]} for item in response.get("Items", [])]
+        keys += [(item[PK]["S"], item[SK]["S"]) for item in response.get("Items", [])]
         lek = response.get("LastEvaluatedKey")
         if not lek:
             break

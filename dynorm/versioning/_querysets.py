@@ -6,14 +6,13 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from .. import _persistence
 from .._constants import PK, SK, VERSION_ATTR
-from .._transactions import current_transaction
+from .._transaction_context import current_transaction
+from .._write_executor import execute
 from ..exceptions import QueryError, VersionConflictError
 from ..models import Model
-from ..query.compiler import compile_condition
+from ..query._compile_write import Delete, StillMatches, compile_write
 from ..query.lookups import _coerce
-from ..query.placeholders import Placeholders
 from ..query.queryset import Manager, QuerySet
 from ._history_reads import read_version
 from ._writes import (
@@ -90,16 +89,8 @@ class VersionedQuerySet(QuerySet[V]):
         name = model._meta.model_name
         done = 0
         for _ in range(_MAX_DELETE_ATTEMPTS):
-            ph = Placeholders()
-            condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
-            extra = compile_condition(self._state, ph)
-            current = ph.apply(
-                {
-                    "Key": {PK: {"S": pk}, SK: {"S": sk}},
-                    "ConditionExpression": f"{condition} AND {extra}" if extra else condition,
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            )
+            expect = StillMatches(self._state, version)
+            current = compile_write(model._meta, Delete((pk, sk)), expect)
             ops = _delete_writes(model, current, _refused, _nothing)
             tx = current_transaction()
             try:
@@ -109,7 +100,7 @@ class VersionedQuerySet(QuerySet[V]):
                 if tx is not None:
                     tx.add(ops[0])
                     return True  # committed (or not at all) with the block
-                _persistence.execute(ops[0])
+                execute(ops[0])
                 return True
             except _Refused as refused:
                 stored = refused.stored_version

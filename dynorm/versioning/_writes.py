@@ -7,61 +7,81 @@ is long); history a save's transaction had no room to prune is deleted after the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import _persistence
 from .._codec import from_wire
 from .._config import connection_for
-from .._constants import PK, SK, TRANSACT_ITEMS_LIMIT, VERSION_ATTR, WRITE_TOKEN_ATTR
-from .._persistence import WriteOp
-from .._transactions import current_transaction
+from .._constants import TRANSACT_ITEMS_LIMIT, VERSION_ATTR
+from .._exactly_once import first_gone
+from .._request import Request
+from .._transaction_context import current_transaction
+from .._write_executor import execute
+from .._write_op import Conflict, WriteOp
 from ..exceptions import DynormError, QueryError, TransactionCanceledError, VersionConflictError
 from ..models import Model
-from ..query.placeholders import Placeholders
+from ..query._compile_write import Absent, Expectation, Loaded, key_of
+from ._compile_writes import Key, compile_delete, compile_guarded_deletes, delete_steps
+from ._history_codec import _checked_history_sk
 from ._history_reads import _history_keys
 
 logger = logging.getLogger("dynorm")
-
-Conflict = Callable[[DynormError], "Exception | None"]
 
 
 def _nothing(_: dict[str, Any]) -> None:
     return None
 
 
-def _deletes(keys: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"Delete": {"Key": key}} for key in keys]
+def max_versions(model: type[Model]) -> int | None:
+    """`Meta.max_versions` of a versioned model (None: every version is kept)."""
+    keep = model._meta.extra["raw"].get("max_versions")
+    return None if keep is None else int(keep)
 
 
-def _delete_guarded(
-    model: type[Model],
-    pk: str,
-    sk: str,
-    condition: str,
-    ph: Placeholders,
-    keys: list[Any],
-) -> None:
-    """Delete history `keys` in transactions of 99, each checking `condition` on (pk, sk).
+def prune_plan(model: type[Model], key: Key, new: int, used: int) -> tuple[list[Key], int | None]:
+    """The history a save of version `new` prunes in its transaction, and what is left.
+
+    The version leaving the `Meta.max_versions` window is always deleted. Older ones exist
+    only after `max_versions` was lowered (or set): a keys-only Query finds them, and as many
+    as fit beside the transaction's `used` actions are deleted with it. Returns those keys
+    and the newest version still to prune after the commit (None when nothing is left).
+    """
+    keep = max_versions(model)
+    if keep is None or new <= keep:
+        return [], None
+    pk, sk = key
+    leaving = new - keep
+    prune = [(pk, _checked_history_sk(model, sk, leaving))]
+    if leaving == 1:
+        return prune, None
+    if current_transaction() is not None:
+        return prune, leaving - 1  # the block's other writes need the room: prune after it
+    room = TRANSACT_ITEMS_LIMIT - used - len(prune)
+    older = _history_keys(model, pk, sk, upto=leaving - 1, limit=room + 1)
+    return prune + older[:room], (leaving - 1 if len(older) > room else None)
+
+
+def _delete_guarded(model: type[Model], key: Key, expect: Expectation, keys: list[Key]) -> None:
+    """Delete history `keys` in transactions of 99, each checking `expect` on the item at `key`.
+
+    Sent as they are: outside any open `transaction()` block (they run after a commit, or
+    while a refusal is read).
 
     Raises:
-        TransactionCanceledError: The condition was false (nothing more is deleted).
+        TransactionCanceledError: The expectation was false (nothing more is deleted).
     """
     conn = connection_for(model)
-    check = ph.apply(
-        {
-            "TableName": conn.table_name,
-            "Key": {PK: {"S": pk}, SK: {"S": sk}},
-            "ConditionExpression": condition,
-        }
-    )
-    room = TRANSACT_ITEMS_LIMIT - 1
-    for start in range(0, len(keys), room):
-        deletes = [
-            {"Delete": {"Key": key, "TableName": conn.table_name}}
-            for key in keys[start : start + room]
-        ]
-        conn.send("TransactWriteItems", {"TransactItems": [{"ConditionCheck": check}, *deletes]})
+    for request in compile_guarded_deletes(model._meta, key, expect, keys):
+        actions = request.params["TransactItems"]
+        conn.send(
+            request.operation,
+            {
+                "TransactItems": [
+                    {kind: {**body, "TableName": conn.table_name} for kind, body in a.items()}
+                    for a in actions
+                ]
+            },
+        )
 
 
 def _after_partial(conflict: Conflict, done: int) -> Conflict:
@@ -88,7 +108,7 @@ def _after_partial(conflict: Conflict, done: int) -> Conflict:
 
 
 def _clean_if_gone(
-    model: type[Model], pk: str, sk: str, conflict: Conflict, keys: list[Any]
+    model: type[Model], key: Key, conflict: Conflict, keys: Sequence[Key]
 ) -> Conflict:
     """A step refused because the current item is gone deletes its history items anyway.
 
@@ -99,10 +119,9 @@ def _clean_if_gone(
     """
 
     def wrapped(exc: DynormError) -> Exception | None:
-        if _persistence.first_gone(exc) and keys:
-            ph = Placeholders()
+        if first_gone(exc) and keys:
             try:
-                _delete_guarded(model, pk, sk, f"attribute_not_exists({ph.name(PK)})", ph, keys)
+                _delete_guarded(model, key, Absent(), list(keys))
             except TransactionCanceledError:
                 pass  # a new object took the key: what is there is its history
         return conflict(exc)
@@ -112,13 +131,13 @@ def _clean_if_gone(
 
 def _delete_writes(
     model: type[Model],
-    current: dict[str, Any],
+    current: Request,
     conflict_after: Callable[[int], Conflict],
     on_success: Callable[[dict[str, Any]], None],
 ) -> list[WriteOp]:
     """The writes that delete one object and its whole history, in the order to send them.
 
-    `current` is the conditional Delete of the current item (its params). The current item
+    `current` is the compiled conditional DeleteItem of the current item. The current item
     and its history normally go in one transaction. A history longer than one transaction
     holds (99 versions) is deleted in several, oldest versions first, each one guarded by a
     ConditionCheck of `current`'s condition, and the current item goes in the last one with
@@ -126,34 +145,20 @@ def _delete_writes(
     versions (as if pruned), never a history without its object. `conflict_after(n)` reads
     the refusal of a step sent after `n` of the listed versions were deleted.
     """
-    pk, sk = current["Key"][PK]["S"], current["Key"][SK]["S"]
+    key = key_of(current)
     # Consistent: with the version condition, no version this read missed can exist.
-    history = _history_keys(model, pk, sk, consistent=True)
-    room = TRANSACT_ITEMS_LIMIT - 1
-    split = max(0, len(history) - room)
-    ops = []
-    for start in range(0, split, room):
-        part = history[start : min(start + room, split)]
-        ops.append(
-            _persistence.WriteOp(
-                "TransactWriteItems",
-                {"TransactItems": [{"ConditionCheck": current}, *_deletes(part)]},
-                model,
-                _clean_if_gone(model, pk, sk, conflict_after(start), part),
-                _nothing,
-            )
-        )
-    tail = history[split:]
-    ops.append(
-        _persistence.WriteOp(
-            "TransactWriteItems",
-            {"TransactItems": [{"Delete": current}, *_deletes(tail)]},
+    history = _history_keys(model, *key, consistent=True)
+    steps = delete_steps(history)
+    requests = compile_delete(model._meta, current, history)
+    return [
+        WriteOp.of(
+            request,
             model,
-            _clean_if_gone(model, pk, sk, conflict_after(split), tail),
-            on_success,
+            _clean_if_gone(model, key, conflict_after(done), part),
+            on_success if n == len(steps) - 1 else _nothing,
         )
-    )
-    return ops
+        for n, (request, (done, part)) in enumerate(zip(requests, steps))
+    ]
 
 
 def _versions(ops: list[WriteOp]) -> int:
@@ -174,7 +179,7 @@ def _send_older(ops: list[WriteOp], model: str) -> int:
             code="bad-query",
         )
     for op in ops[:-1]:
-        _persistence.execute(op)
+        execute(op)
     return _versions(ops[:-1])
 
 
@@ -223,12 +228,9 @@ def _prune_after_commit(
     Best effort: the save has succeeded, so a failure here is logged, not raised, and the
     history is then longer than `Meta.max_versions`, never shorter.
     """
-    ph = Placeholders()
-    condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
-    if token is not None:
-        condition += f" AND {ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}"
     try:
-        _delete_guarded(model, pk, sk, condition, ph, _history_keys(model, pk, sk, upto=upto))
+        keys = _history_keys(model, pk, sk, upto=upto)
+        _delete_guarded(model, (pk, sk), Loaded(version, token), keys)
     except TransactionCanceledError:
         logger.debug(
             "%s changed before its older history was pruned; its next save prunes it",

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, PrivateAttr
 from typing_extensions import Self, dataclass_transform
 
-from .. import _persistence
-from .._constants import PK, SK, TRANSACT_ITEMS_LIMIT
-from .._persistence import WriteOp
-from .._transactions import current_transaction
+from .._constants import PK, SK
+from .._instance_writes import delete_op, save_op
+from .._write_executor import write
+from .._write_op import WriteOp
 from ..exceptions import (
     ConfigurationError,
     DynormError,
@@ -21,16 +21,11 @@ from ..exceptions import (
 )
 from ..fields import Compressed
 from ..models import Model, ModelMeta
-from ..query.placeholders import Placeholders
-from ._history_codec import _checked_history_sk, history_item
-from ._history_reads import HistoryQuerySet, _history_keys, read_version
+from ._compile_writes import compile_save
+from ._history_codec import history_item
+from ._history_reads import HistoryQuerySet, read_version
 from ._querysets import _VersionedManager
-from ._writes import _after_partial, _delete_writes, _deletes, _prune_after_commit, _send_older
-
-
-def _max_versions(model: type[Model]) -> int | None:
-    keep = model._meta.extra["raw"].get("max_versions")
-    return None if keep is None else int(keep)
+from ._writes import _after_partial, _delete_writes, _prune_after_commit, _send_older, prune_plan
 
 
 @dataclass_transform(kw_only_default=True, field_specifiers=(Field, PrivateAttr, Compressed))
@@ -109,15 +104,13 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
             ops = self._delete_ops(done)  # what is left: normally one last step
         built = [ops[0]]
         # The last step is the instance's write: a retry after a lost response is settled.
-        _persistence.write(
-            self, ("delete",), lambda: built.pop() if built else self._delete_op(done)
-        )
+        write(self, ("delete",), lambda: built.pop() if built else self._delete_op(done))
 
     def _delete_ops(self, done: int = 0) -> list[WriteOp]:
-        base = _persistence.delete_op(self)
+        base = delete_op(self)
         return _delete_writes(
             type(self),
-            base.params,
+            base.request,
             lambda n: _after_partial(base.conflict, done + n),
             base.on_success,
         )
@@ -137,7 +130,7 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
                 "whole object. Call save() without it.",
                 code="bad-query",
             )
-        base = _persistence.save_op(self)
+        base = save_op(self)
         if base.operation != "PutItem":
             raise QueryError(
                 f"Cannot change a key field of the saved {meta.model_name}: its history is "
@@ -149,16 +142,9 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
         item = base.params["Item"]
         pk, sk = item[PK]["S"], item[SK]["S"]
         history = history_item(model, item, new_version)
-        ph = Placeholders()
-        actions: list[dict[str, Any]] = [
-            {"Put": base.params},
-            {
-                "Put": ph.apply(
-                    {"Item": history, "ConditionExpression": f"attribute_not_exists({ph.name(PK)})"}
-                )
-            },
-        ]
-        prune_rest = self._prune(actions, pk, sk, new_version)
+        # Beside the transaction's two puts: the current item and its history item.
+        prune, prune_rest = prune_plan(model, (pk, sk), new_version, used=2)
+        request = compile_save(meta, base.request, history, prune)
         name = meta.model_name
         expected = self.version
 
@@ -181,38 +167,7 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
             if prune_rest is not None:
                 _prune_after_commit(model, pk, sk, prune_rest, new_version, base.token)
 
-        return _persistence.WriteOp(
-            "TransactWriteItems",
-            {"TransactItems": actions},
-            model,
-            conflict,
-            on_success,
-            token=base.token,
-        )
-
-    def _prune(self, actions: list[dict[str, Any]], pk: str, sk: str, new: int) -> int | None:
-        """Add the deletes of history that falls out of `Meta.max_versions` to `actions`.
-
-        The version leaving the window is always deleted. Older ones exist only after
-        `max_versions` was lowered (or set): a keys-only Query finds them, and as many as
-        fit go in the transaction. Returns the newest version still to prune after the
-        commit (None when nothing is left to do).
-        """
-        model = type(self)
-        keep = _max_versions(model)
-        if keep is None or new <= keep:
-            return None
-        leaving = new - keep
-        key = {PK: {"S": pk}, SK: {"S": _checked_history_sk(model, sk, leaving)}}
-        actions.append({"Delete": {"Key": key}})
-        if leaving == 1:
-            return None
-        if current_transaction() is not None:
-            return leaving - 1  # the block's other writes need the room: prune after it
-        room = TRANSACT_ITEMS_LIMIT - len(actions)
-        older = _history_keys(model, pk, sk, upto=leaving - 1, limit=room + 1)
-        actions += _deletes(older[:room])
-        return leaving - 1 if len(older) > room else None
+        return WriteOp.of(request, model, conflict, on_success, token=base.token)
 
     def _update_op(self, values: dict[str, Any]) -> WriteOp:
         raise QueryError(
