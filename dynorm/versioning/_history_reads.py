@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from typing_extensions import Self
 
-from .._config import connection_for, table_name_for
+from .._config import Table, connection_for, table_name_for
 from .._constants import PK, SK, TYPE_ATTR
 from ..exceptions import QueryError
 from ..models import Model
@@ -18,8 +18,13 @@ from ._history_codec import _DIGITS, _checked_history_sk, _history_type, decode_
 M = TypeVar("M", bound=Model)
 
 
-def read_version(model: type[M], pk: str, sk: str, version: int) -> M:
-    """Read version `version` of the object stored under (pk, sk): a consistent GetItem."""
+def read_version(
+    model: type[M], pk: str, sk: str, version: int, table: Table | str | None = None
+) -> M:
+    """Read version `version` of the object stored under (pk, sk): a consistent GetItem.
+
+    From `table` when given (`qs.using(...)`), else the model's table.
+    """
     name = model._meta.model_name
     if isinstance(version, bool) or not isinstance(version, int):
         raise QueryError(
@@ -29,7 +34,7 @@ def read_version(model: type[M], pk: str, sk: str, version: int) -> M:
         raise model.DoesNotExist(
             f"Cannot get that version of {name}: versions are numbered from 1."
         )
-    conn = connection_for(model)
+    conn = connection_for(model, table)
     item = conn.send_raw(
         "GetItem",
         {
@@ -90,9 +95,10 @@ def _history_keys(
     upto: int | None = None,
     limit: int | None = None,
     consistent: bool = False,
+    table: Table | str | None = None,
 ) -> list[tuple[str, str]]:
     """The keys of one object's history items, oldest first (at most `limit`)."""
-    conn = connection_for(model)
+    conn = connection_for(model, table)
     params = {
         **_history_query(model, pk, sk, upto=upto, keys_only=True, consistent=consistent),
         "TableName": conn.table_name,

@@ -48,7 +48,7 @@ class VersionedQuerySet(QuerySet[V]):
                 code="bad-query",
             )
         pk, sk = meta.primary_key({f: _coerce(meta, f, v) for f, v in lookups.items()})
-        return read_version(self.model, pk, sk, version)
+        return read_version(self.model, pk, sk, version, self._state.table)
 
     def update(self, /, **values: Any) -> int:
         """Refused: versioned objects change through save(), which writes their history."""
@@ -91,7 +91,7 @@ class VersionedQuerySet(QuerySet[V]):
         for _ in range(_MAX_DELETE_ATTEMPTS):
             expect = StillMatches(self._state, version)
             current = compile_write(model._meta, Delete((pk, sk)), expect)
-            ops = _delete_writes(model, current, _refused, _nothing)
+            ops = _delete_writes(model, current, _refused, _nothing, self._state.table)
             tx = current_transaction()
             try:
                 if len(ops) > 1:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._codec import from_wire
-from .._config import connection_for
+from .._config import Table, connection_for
 from .._constants import TRANSACT_ITEMS_LIMIT, VERSION_ATTR
 from .._exactly_once import first_gone
 from .._request import Request
@@ -61,7 +61,13 @@ def prune_plan(model: type[Model], key: Key, new: int, used: int) -> tuple[list[
     return prune + older[:room], (leaving - 1 if len(older) > room else None)
 
 
-def _delete_guarded(model: type[Model], key: Key, expect: Expectation, keys: list[Key]) -> None:
+def _delete_guarded(
+    model: type[Model],
+    key: Key,
+    expect: Expectation,
+    keys: list[Key],
+    table: Table | str | None = None,
+) -> None:
     """Delete history `keys` in transactions of 99, each checking `expect` on the item at `key`.
 
     Sent as they are: outside any open `transaction()` block (they run after a commit, or
@@ -70,7 +76,7 @@ def _delete_guarded(model: type[Model], key: Key, expect: Expectation, keys: lis
     Raises:
         TransactionCanceledError: The expectation was false (nothing more is deleted).
     """
-    conn = connection_for(model)
+    conn = connection_for(model, table)
     for request in compile_guarded_deletes(model._meta, key, expect, keys):
         actions = request.params["TransactItems"]
         conn.send(
@@ -108,7 +114,11 @@ def _after_partial(conflict: Conflict, done: int) -> Conflict:
 
 
 def _clean_if_gone(
-    model: type[Model], key: Key, conflict: Conflict, keys: Sequence[Key]
+    model: type[Model],
+    key: Key,
+    conflict: Conflict,
+    keys: Sequence[Key],
+    table: Table | str | None = None,
 ) -> Conflict:
     """A step refused because the current item is gone deletes its history items anyway.
 
@@ -121,7 +131,7 @@ def _clean_if_gone(
     def wrapped(exc: DynormError) -> Exception | None:
         if first_gone(exc) and keys:
             try:
-                _delete_guarded(model, key, Absent(), list(keys))
+                _delete_guarded(model, key, Absent(), list(keys), table)
             except TransactionCanceledError:
                 pass  # a new object took the key: what is there is its history
         return conflict(exc)
@@ -134,6 +144,7 @@ def _delete_writes(
     current: Request,
     conflict_after: Callable[[int], Conflict],
     on_success: Callable[[dict[str, Any]], None],
+    table: Table | str | None = None,
 ) -> list[WriteOp]:
     """The writes that delete one object and its whole history, in the order to send them.
 
@@ -143,19 +154,21 @@ def _delete_writes(
     ConditionCheck of `current`'s condition, and the current item goes in the last one with
     the newest versions: whatever step fails, the object is still stored with its newest
     versions (as if pruned), never a history without its object. `conflict_after(n)` reads
-    the refusal of a step sent after `n` of the listed versions were deleted.
+    the refusal of a step sent after `n` of the listed versions were deleted. Everything
+    is read from and written to `table` when given (`qs.using(...)`), else the model's table.
     """
     key = key_of(current)
     # Consistent: with the version condition, no version this read missed can exist.
-    history = _history_keys(model, *key, consistent=True)
+    history = _history_keys(model, *key, consistent=True, table=table)
     steps = delete_steps(history)
     requests = compile_delete(model._meta, current, history)
     return [
         WriteOp.of(
             request,
             model,
-            _clean_if_gone(model, key, conflict_after(done), part),
+            _clean_if_gone(model, key, conflict_after(done), part, table),
             on_success if n == len(steps) - 1 else _nothing,
+            table=table,
         )
         for n, (request, (done, part)) in enumerate(zip(requests, steps))
     ]
