@@ -3,7 +3,10 @@
 - `_history_codec`: history sort keys and payloads (the layout is described there);
 - `_history_reads`: reading one version, one object's history keys, `HistoryQuerySet`;
 - `_querysets`: `VersionedQuerySet` (`get(version=)`, guarded deletes) and its manager;
-- `_writes`: deleting an object with its whole history, pruning after a commit;
+- `_compile_writes`: the requests of versioned saves, deletes and pruning, composed from the
+  write compiler's (pure: exact-dict tested);
+- `_writes`: sending them: deleting an object with its whole history, pruning (in a save's
+  transaction and after its commit), reading refusals;
 - `model`: `VersionedModel` and its metaclass (saves with history, revert, diff).
 """
 
