@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 from typing_extensions import Self, dataclass_transform
 
-from . import _persistence, _registry
+from . import _registry
+from ._exactly_once import WriteState, stored_token
+from ._instance_writes import call_values, delete_op, save_op, update_instance_op
 from ._keys import value_from_text
 from ._model_definition import (
     META_KEYS,
@@ -22,6 +24,8 @@ from ._model_definition import (
 from ._options import Options
 from ._page_schema import trust_before_validator
 from ._pydantic_internals import ModelMetaclass, init_private_attributes
+from ._write_executor import refresh, write
+from ._write_op import WriteOp
 from .exceptions import (
     ConfigurationError,
     InvalidValueError,
@@ -169,8 +173,8 @@ class Model(BaseModel, metaclass=ModelMeta):
     _loaded_key: tuple[str, str] | None = PrivateAttr(default=None)
     _partial: frozenset[str] | None = PrivateAttr(default=None)
     # dynorm's bookkeeping of this instance's writes (never part of equality): the stored
-    # item's write token and the writes of unknown outcome (see dynorm._persistence).
-    _writes: _persistence.WriteState | None = PrivateAttr(default=None)
+    # item's write token and the writes of unknown outcome (see dynorm._exactly_once).
+    _writes: WriteState | None = PrivateAttr(default=None)
     if TYPE_CHECKING:
         # Inferred, not declared: a model's own `objects = MyQuerySet.as_manager()` then types
         # as its QuerySet class without pyright's invariant-override error on a declared one.
@@ -208,9 +212,9 @@ class Model(BaseModel, metaclass=ModelMeta):
         pk, sk = item.get("pk"), item.get("sk")
         if pk is not None and sk is not None:
             obj._loaded_key = (pk["S"], sk["S"])
-        token = _persistence.stored_token(item)
+        token = stored_token(item)
         if token is not None:
-            obj._writes = _persistence.WriteState(token)
+            obj._writes = WriteState(token)
         return obj
 
     # ------------------------------------------------------------------ writes
@@ -238,7 +242,7 @@ class Model(BaseModel, metaclass=ModelMeta):
                 item now holds another writer's change; reload and check.
         """
         fields = None if update_fields is None else tuple(update_fields)
-        _persistence.write(self, ("save", fields), lambda: self._save_op(fields))
+        write(self, ("save", fields), lambda: self._save_op(fields))
 
     def delete(self) -> None:
         """Delete the item, conditional on the stored version being the loaded one.
@@ -253,7 +257,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             WriteOutcomeUnknownError: An earlier attempt may have been applied and the stored
                 item now holds another writer's change; reload and check.
         """
-        _persistence.write(self, ("delete",), self._delete_op)
+        write(self, ("delete",), self._delete_op)
 
     def refresh_from_db(self) -> None:
         """Reload every field from the table (a strongly consistent read).
@@ -264,7 +268,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         Raises:
             DoesNotExist: The item no longer exists.
         """
-        _persistence.refresh(self)
+        refresh(self)
 
     def update(self, /, **values: Any) -> None:
         """Apply an atomic UpdateItem (values or `F` expressions) and refresh the instance.
@@ -286,19 +290,19 @@ class Model(BaseModel, metaclass=ModelMeta):
             WriteOutcomeUnknownError: An earlier attempt may have been applied and the stored
                 item now holds another writer's change; reload and check.
         """
-        call = ("update", _persistence.call_values(values))
-        _persistence.write(self, call, lambda: self._update_op(values))
+        call = ("update", call_values(values))
+        write(self, call, lambda: self._update_op(values))
 
     # ------------------------------------------------------------------ hooks
 
-    def _save_op(self, update_fields: Iterable[str] | None) -> _persistence.WriteOp:
-        return _persistence.save_op(self, update_fields)
+    def _save_op(self, update_fields: Iterable[str] | None) -> WriteOp:
+        return save_op(self, update_fields)
 
-    def _delete_op(self) -> _persistence.WriteOp:
-        return _persistence.delete_op(self)
+    def _delete_op(self) -> WriteOp:
+        return delete_op(self)
 
-    def _update_op(self, values: dict[str, Any]) -> _persistence.WriteOp:
-        return _persistence.update_instance_op(self, values)
+    def _update_op(self, values: dict[str, Any]) -> WriteOp:
+        return update_instance_op(self, values)
 
     # ------------------------------------------------------------------ introspection
 

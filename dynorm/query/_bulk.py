@@ -9,17 +9,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from .._batch import batch_get, batch_write, in_parallel
 from .._constants import PK, SK, TYPE_ATTR
 from .._decode import wire_decoder
-from .._persistence import (
-    WriteOp,
-    _timestamps,
-    build_item,
-    execute,
-    new_write_token,
-    prepare,
-    set_stored_token,
-)
-from .._transactions import current_transaction
+from .._exactly_once import new_write_token, set_stored_token
+from .._instance_writes import timestamps
+from .._transaction_context import current_transaction
+from .._write_executor import execute, prepare
+from .._write_op import WriteOp
 from ..exceptions import DynormError, ItemExistsError, QueryError
+from ..fields import utcnow
+from ._compile_write import Put, Unconditional, compile_write, key_of
 from .lookups import _coerce
 
 if TYPE_CHECKING:
@@ -70,15 +67,15 @@ def _create_ops(qs: QuerySet[M], objs: list[M], overwrite: bool) -> list[WriteOp
     """One write per object, built and checked (no two with one key) before any is sent."""
     meta = qs.model._meta
     ops: list[WriteOp] = []
+    now = utcnow()
     for obj in objs:
-        if overwrite:
-            overrides = {**_timestamps(obj, True), "version": 1}
+        if overwrite:  # BatchWriteItem (or a transaction's Put): replaces a stored item
+            overrides = {**timestamps(obj, True, now), "version": 1}
             token = new_write_token()
-            item = build_item(obj, overrides, token)
-            key = (item[PK]["S"], item[SK]["S"])
-            applier = _applier(obj, {**overrides, "_key": key}, token)
-            put = {"Item": item}
-            ops.append(WriteOp("PutItem", put, qs.model, same_error, applier, token=token))
+            values = {**obj.__dict__, **overrides}
+            request = compile_write(meta, Put(values), Unconditional(), token=token)
+            applier = _applier(obj, {**overrides, "_key": key_of(request)}, token)
+            ops.append(WriteOp.of(request, qs.model, same_error, applier, token=token))
         else:
             ops.append(prepare(obj, ("save", None), partial(obj._save_op, None)))
     seen: set[tuple[str, str]] = set()

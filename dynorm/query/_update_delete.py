@@ -12,17 +12,19 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .._batch import in_parallel
-from .._constants import PK, SK, VERSION_ATTR, WRITE_TOKEN_ATTR
-from .._persistence import WriteOp, already_applied, disproves, new_write_token, tracking
-from .._transactions import current_transaction
+from .._constants import PK, SK, VERSION_ATTR
+from .._exactly_once import already_applied, disproves, new_write_token, tracking
+from .._transaction_context import current_transaction
+from .._write_op import WriteOp
 from ..exceptions import (
     ConditionFailedError,
     QueryError,
     VersionConflictError,
     WriteOutcomeUnknownError,
 )
+from ..fields import utcnow
 from ._bulk import same_error
-from .compiler import compile_condition
+from ._compile_write import Delete, StillMatches, Update, compile_write
 from .placeholders import Placeholders, check_expressions
 from .updates import plan_update
 
@@ -44,39 +46,24 @@ def _read_version(item: Mapping[str, Any]) -> int:
     return int(item[VERSION_ATTR]["N"]) if VERSION_ATTR in item else 0
 
 
-def _still_matches(qs: QuerySet[Any], ph: Placeholders, version: int) -> str:
-    """The condition of a QuerySet write: the version read, and every filter."""
-    condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(version)})}"
-    extra = compile_condition(qs._state, ph)
-    return f"{condition} AND {extra}" if extra else condition
-
-
 def _update_params(
     qs: QuerySet[Any], item: dict[str, Any], values: Mapping[str, Any]
 ) -> tuple[dict[str, Any], str, int]:
-    """The conditional UpdateItem of one read item.
+    """The conditional UpdateItem of one read item (compiled by `compile_write`).
 
     Returns (params without TableName, the write token, the version read).
     """
     meta = qs.model._meta
     assert meta.codec is not None
-    current = meta.codec.decode(item)
     version = _read_version(item)
-    ph = Placeholders()
-    condition = _still_matches(qs, ph, version)
-    plan = plan_update(meta, values, current, ph, new_version=str(version + 1))
     token = new_write_token()
-    plan.sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
-    params = ph.apply(
-        {
-            "Key": {PK: item[PK], SK: item[SK]},
-            "UpdateExpression": plan.expression(),
-            "ConditionExpression": condition,
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
+    key = (item[PK]["S"], item[SK]["S"])
+    write = Update(key, values, meta.codec.decode(item), version + 1)
+    request = compile_write(
+        meta, write, StillMatches(qs._state, version), token=token, now=utcnow()
     )
-    check_expressions(params, meta.model_name)
-    return params, token, version
+    check_expressions(request.params, meta.model_name)
+    return request.params, token, version
 
 
 def _update_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any], values: Any) -> bool:
@@ -125,7 +112,8 @@ def update_matching(qs: QuerySet[Any], values: Mapping[str, Any]) -> int:
         raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
     tx = current_transaction()
     # Check field names, F() references and values before anything is sent.
-    plan_update(meta, values, dict.fromkeys(meta.field_names), Placeholders(), new_version="1")
+    current = dict.fromkeys(meta.field_names)
+    plan_update(meta, values, current, Placeholders(), new_version="1", now=utcnow())
     conn = qs._connection()
     items = [item for item, _ in qs._raw(qs._plan(dataclasses.replace(qs._state, projection=None)))]
     if tx is not None:  # join the transaction: sent (or not) with the block
@@ -151,16 +139,12 @@ def update_matching(qs: QuerySet[Any], values: Mapping[str, Any]) -> int:
 
 
 def _delete_params(qs: QuerySet[Any], item: dict[str, Any]) -> dict[str, Any]:
-    ph = Placeholders()
-    params = ph.apply(
-        {
-            "Key": {PK: item[PK], SK: item[SK]},
-            "ConditionExpression": _still_matches(qs, ph, _read_version(item)),
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-    )
-    check_expressions(params, qs.model._meta.model_name)
-    return params
+    """The conditional DeleteItem of one read item (without TableName)."""
+    key = (item[PK]["S"], item[SK]["S"])
+    expect = StillMatches(qs._state, _read_version(item))
+    request = compile_write(qs.model._meta, Delete(key), expect)
+    check_expressions(request.params, qs.model._meta.model_name)
+    return request.params
 
 
 def _delete_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any]) -> bool:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from .._codec import ValueProblem, invalid_value, number_to_wire, to_wire
 from .._constants import PK, SK, VERSION_ATTR
 from ..exceptions import QueryError
-from ..fields import utcnow
 from .expressions import F, UpdateOp
 from .lookups import _coerce, encode_value
 from .placeholders import Placeholders
@@ -65,13 +64,12 @@ def plan_update(
     ph: Placeholders,
     *,
     new_version: str | None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> UpdatePlan:
     """Build the UpdateExpression clauses for `values` applied to an item.
 
     `current` holds the item's field values (to recompute index keys); the version and
-    UpdatedAt fields are bumped too (UpdatedAt to `now`; None: the current time, for the
-    callers that do not compile through `query._compile_write` yet).
+    UpdatedAt fields are bumped too (UpdatedAt to `now`: the caller reads the clock).
 
     `new_version` sets the version to that number; None increments it atomically.
     """
@@ -108,8 +106,6 @@ def plan_update(
             plan.removes.append(target)
         else:
             plan.sets.append(f"{target} = {ph.value(dict(av))}")
-    if now is None:
-        now = utcnow()
     for name, kind in meta.field_kinds.items():
         if kind == "updated_at" and name not in values:
             plan.plain[name] = now

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from hypothesis import given, settings, strategies as st
 
-from dynorm import VersionedModel, _persistence, fields
+from dynorm import VersionedModel, _instance_writes, fields
 from dynorm._codec import to_wire
 from dynorm.versioning import _from_json, _to_json, decode_history, history_item
 from tests.models import Color, OrderLine
@@ -140,7 +140,7 @@ def test_every_field_value_comes_back_from_its_history_item(
 ) -> None:
     model = Snapshot if compressed else PlainSnapshot
     obj = model(**values)
-    item = _persistence.build_item(obj, {"version": 1})
+    item = _instance_writes.build_item(obj, {"version": 1})
     history = history_item(model, item, 1)
     if compressed:
         assert gzip.decompress(history["payload"]["B"])  # stored as gzip JSON
@@ -153,7 +153,7 @@ def test_every_field_value_comes_back_from_its_history_item(
 
 def test_a_map_key_named_like_the_old_bytes_marker_is_plain_data() -> None:
     obj = Snapshot(anything={"__b64__": "not base64!"}, blobs={"__b64__": b"\x00"})
-    history = history_item(Snapshot, _persistence.build_item(obj, {"version": 1}), 1)
+    history = history_item(Snapshot, _instance_writes.build_item(obj, {"version": 1}), 1)
     got = decode_history(Snapshot, history)
     assert got.anything == {"__b64__": "not base64!"} and got.blobs == {"__b64__": b"\x00"}
     assert to_wire(got.anything) == {"M": {"__b64__": {"S": "not base64!"}}}
