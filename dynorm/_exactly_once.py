@@ -19,7 +19,7 @@ Exactly once, in four steps:
 
 This module holds the bookkeeping (`WriteState`, `Attempt`), the attempt tracking of a
 client (`tracking`) and the reading of refusals; `_instance_writes` builds the writes and
-`_write_executor` sends them.
+`_executor` sends them.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each builder turns the instance into values and an expectation on the stored ite
 write compiler (`query._compile_write`) turn them into the request, and adds how a refusal
 reads (`conflict`) and what the instance takes on success. The clock and the write token are
 read once per write, here, and passed to the compiler. Nothing is sent here
-(`_write_executor` sends).
+(`_executor` sends).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from typing_extensions import Self, dataclass_transform
 
 from . import _registry
 from ._exactly_once import WriteState, stored_token
+from ._executor import refresh, write
 from ._instance_writes import call_values, delete_op, save_op, update_instance_op
 from ._keys import value_from_text
 from ._model_definition import (
@@ -24,7 +25,6 @@ from ._model_definition import (
 from ._options import Options
 from ._page_schema import trust_before_validator
 from ._pydantic_internals import ModelMetaclass, init_private_attributes
-from ._write_executor import refresh, write
 from ._write_op import WriteOp
 from .exceptions import (
     ConfigurationError,

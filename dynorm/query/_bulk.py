@@ -10,9 +10,9 @@ from .._batch import batch_get, batch_write, in_parallel
 from .._constants import PK, SK, TYPE_ATTR
 from .._decode import wire_decoder
 from .._exactly_once import new_write_token, set_stored_token
+from .._executor import execute, prepare
 from .._instance_writes import timestamps
 from .._transaction_context import current_transaction
-from .._write_executor import execute, prepare
 from .._write_op import WriteOp
 from ..exceptions import DynormError, ItemExistsError, QueryError
 from ..fields import utcnow

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from .._constants import PK, SK, VERSION_ATTR
+from .._executor import execute
 from .._transaction_context import current_transaction
-from .._write_executor import execute
 from ..exceptions import QueryError, VersionConflictError
 from ..models import Model
 from ..query._compile_write import Delete, StillMatches, compile_write

@@ -14,9 +14,9 @@ from .._codec import from_wire
 from .._config import Table, connection_for
 from .._constants import TRANSACT_ITEMS_LIMIT, VERSION_ATTR
 from .._exactly_once import first_gone
+from .._executor import execute
 from .._request import Request
 from .._transaction_context import current_transaction
-from .._write_executor import execute
 from .._write_op import Conflict, WriteOp
 from ..exceptions import DynormError, QueryError, TransactionCanceledError, VersionConflictError
 from ..models import Model

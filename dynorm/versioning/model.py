@@ -9,8 +9,8 @@ from pydantic import Field, PrivateAttr
 from typing_extensions import Self, dataclass_transform
 
 from .._constants import PK, SK
+from .._executor import write
 from .._instance_writes import delete_op, save_op
-from .._write_executor import write
 from .._write_op import WriteOp
 from ..exceptions import (
     ConfigurationError,
