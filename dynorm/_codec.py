@@ -506,6 +506,11 @@ def decoder_for(annotation: Any, depth: int = 0) -> Decoder:
     return from_wire
 
 
+def _encode_str(v: Any) -> AttributeValue | None:
+    """The encoder of a `str` field: the value as an `S` attribute."""
+    return None if v is None else {"S": v}
+
+
 def compile_field(name: str, attr: str, annotation: Any, kind: str | None) -> FieldCodec:
     """Build the codec of one field from its annotation and dynorm kind."""
     base, nullable = unwrap_optional(annotation)
@@ -516,9 +521,7 @@ def compile_field(name: str, attr: str, annotation: Any, kind: str | None) -> Fi
     elif kind == "compressed":
         encode, decode = _compressed_codec(annotation)
     elif base is str:
-
-        def encode(v: Any) -> AttributeValue | None:
-            return None if v is None else {"S": v}
+        encode = _encode_str
 
     missing: Callable[[], Any] | None = None
     if nullable:

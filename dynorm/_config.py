@@ -234,11 +234,26 @@ class Table:
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
 
+    def __copy__(self) -> Table:
+        return self  # a Table names a table and holds its client: copies share both
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Table:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by name and options; a client of its own is not picklable and is left out.
+        own = {k: v for k, v in self._own.items() if k != "client"}
+        return (_unpickle_table, (self.name, own))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Table) and (other.name, other._own) == (self.name, self._own)
 
     def __hash__(self) -> int:
         return hash(self.name)
+
+
+def _unpickle_table(name: str, own: dict[str, Any]) -> Table:
+    return Table(name, **own)
 
 
 #: The table of the current thread / asyncio task (`dynorm.using`), else the default.
@@ -274,14 +289,52 @@ def using(table: Table | str) -> Iterator[Table]:
         _override.reset(token)
 
 
-def _chosen_table(model: type[Any] | None, table: Table | str | None) -> Table | str | None:
+class _OwnTable:
+    """The `table` of a request that goes to the model's own table whatever `using()` says.
+
+    That is the model's `Meta.table`, else the default table. A loaded instance writes back
+    there when it was read from (or saved to) it: a `using()` block active at the write must
+    not send it to another table.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "OWN_TABLE"
+
+    def __reduce__(self) -> str:
+        return "OWN_TABLE"
+
+
+OWN_TABLE: Final = _OwnTable()
+
+#: What a request names as its table: a Table, a table name, the model's own table, or None
+#: (the rule: the model's `Meta.table`, else this context's `using()` table, else the default).
+TableChoice = Table | str | _OwnTable | None
+
+
+def _chosen_table(model: type[Any] | None, table: TableChoice) -> Table | str | None:
     """`table` if given, else the model's `Meta.table`, else this context's `using()` table."""
-    if table is None and model is not None:
-        table = model._meta.table
-    return _override.get() if table is None else table
+    own: Table | None = None if model is None else model._meta.table
+    if isinstance(table, _OwnTable):
+        return own
+    if table is not None:
+        return table
+    return own if own is not None else _override.get()
 
 
-def connection_for(model: type[Any] | None = None, table: Table | str | None = None) -> Connection:
+def binding(model: type[Any], table: TableChoice) -> Table | None:
+    """The table instances of `model` read or written with `table` belong to.
+
+    None when that is the model's own table (`OWN_TABLE`): only other tables are remembered.
+    """
+    chosen = _chosen_table(model, table)
+    if chosen is None or chosen is model._meta.table:
+        return None
+    return as_table(chosen)
+
+
+def connection_for(model: type[Any] | None = None, table: TableChoice = None) -> Connection:
     """The Connection for a request.
 
     `table` if given, else the model's `Meta.table`, else the `using()` table of this
@@ -291,7 +344,7 @@ def connection_for(model: type[Any] | None = None, table: Table | str | None = N
     return get_connection_default() if chosen is None else as_table(chosen).connection()
 
 
-def table_name_for(model: type[Any] | None = None, table: Table | str | None = None) -> str:
+def table_name_for(model: type[Any] | None = None, table: TableChoice = None) -> str:
     """The name of the table `connection_for` would pick, without creating a client."""
     chosen = _chosen_table(model, table)
     return get_settings().table_name if chosen is None else as_table(chosen).name

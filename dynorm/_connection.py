@@ -103,7 +103,9 @@ class DirectSerializer:
                 body = None
             if body is not None:
                 try:
-                    serialized = self.inner.serialize_to_request({}, operation_model)
+                    serialized: dict[str, Any] = self.inner.serialize_to_request(
+                        {}, operation_model
+                    )
                 except BotoCoreError:  # a validating serializer: use it as it is
                     serialized = {"host_prefix": None}
                 if "host_prefix" not in serialized:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 from pydantic_core import SchemaValidator, ValidationError
 
-from ._constants import PK, SK, TYPE_ATTR
+from ._constants import PK, SK, TYPE_ATTR, WRITE_TOKEN_ATTR
+from ._exactly_once import WriteState
 from ._page_schema import (
     KEYS_AND_TYPE,
     Schema,
@@ -62,7 +63,7 @@ class WireDecoder:
         model = self.model
         codec = model._meta.codec
         assert codec is not None
-        root: Schema = copy.copy(model.__pydantic_core_schema__)  # type: ignore[arg-type]
+        root = cast(Schema, copy.copy(model.__pydantic_core_schema__))
         definitions: list[Schema] = []
         if root.get("type") == "definitions":
             definitions = list(root["definitions"])
@@ -204,18 +205,20 @@ class WireDecoder:
         return [obj] if key.get("type") == self.model._meta.type_name else []
 
     def _finish(self, obj: Model, key: dict[str, str]) -> None:
-        """Set what a load sets besides the fields: the stored key, and the fields-set."""
+        """Set what a load sets besides the fields: the stored key, the fields-set, the token."""
         if self.always_set:
             obj.__pydantic_fields_set__ |= self.always_set
         loaded = (key["pk"], key["sk"])
+        token = key.get(WRITE_TOKEN_ATTR)
         if self.private is None:
             private = obj.__pydantic_private__
             assert private is not None
-            private["_loaded_key"] = loaded
         else:
             private = self.private.copy()
-            private["_loaded_key"] = loaded
             _set_private(obj, private)
+        private["_loaded_key"] = loaded
+        if token is not None:
+            private["_writes"] = WriteState(token)
 
 
 def _validate(page: SchemaValidator | None, body: bytes, what: str) -> dict[str, Any] | None:

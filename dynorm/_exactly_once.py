@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from ._codec import from_wire
+from ._config import OWN_TABLE, Table, _OwnTable
 from ._constants import PK, SK, VERSION_ATTR, WRITE_TOKEN_ATTR
 from ._write_op import WriteOp
 from .exceptions import DynormError, WriteOutcomeUnknownError
@@ -92,31 +93,39 @@ class WriteState:
     """dynorm's bookkeeping of one instance's writes (`Model._writes`).
 
     `token` is the write token of the stored item the instance holds, when known; `pending`
-    the instance's writes of unknown outcome. It never takes part in equality (two instances
-    with equal fields are equal whatever dynorm knows about them), copies keep the token but
-    not the pending writes (those belong to the original instance), and it is never changed
-    in place (a shallow copy of an instance shares it): changes replace it.
+    the instance's writes of unknown outcome; `table` the table the instance was read from or
+    saved to, when it is not the model's own (`binding`). It never takes part in equality
+    (two instances with equal fields are equal whatever dynorm knows about them), copies keep
+    the token and the table but not the pending writes (those belong to the original
+    instance), and it is never changed in place (a shallow copy of an instance shares it):
+    changes replace it.
     """
 
-    __slots__ = ("pending", "token")
+    __slots__ = ("pending", "table", "token")
 
-    def __init__(self, token: str | None = None, pending: list[Attempt] | None = None) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        pending: list[Attempt] | None = None,
+        table: Table | None = None,
+    ) -> None:
         self.token = token
         self.pending = pending
+        self.table = table
 
     def __eq__(self, other: object) -> bool:
         return other is None or isinstance(other, WriteState)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 
     def __copy__(self) -> WriteState:
-        return WriteState(self.token)
+        return WriteState(self.token, None, self.table)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> WriteState:
-        return WriteState(self.token)
+        return WriteState(self.token, None, self.table)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (WriteState, (self.token,))
+        return (WriteState, (self.token, None, self.table))
 
     def __repr__(self) -> str:
         return f"WriteState(pending={len(self.pending or ())})"
@@ -132,7 +141,7 @@ def forget(instance: Model) -> None:
     """Forget the instance's writes of unknown outcome (settled, or the caller reloaded)."""
     state = instance._writes
     if state is not None and state.pending is not None:
-        instance._writes = WriteState(state.token)
+        instance._writes = WriteState(state.token, None, state.table)
 
 
 def stored_token_of(instance: Model) -> str | None:
@@ -145,7 +154,40 @@ def set_stored_token(instance: Model, token: str | None) -> None:
     state = instance._writes
     if state is None and token is None:
         return
-    instance._writes = WriteState(token, state.pending if state is not None else None)
+    if state is None:
+        instance._writes = WriteState(token)
+    else:
+        instance._writes = WriteState(token, state.pending, state.table)
+
+
+def bind(instance: Model, table: Table | None) -> None:
+    """Remember the table an instance was read from or saved to (None: its own table)."""
+    state = instance._writes
+    if state is None:
+        if table is not None:
+            instance._writes = WriteState(None, None, table)
+    elif state.table is not table:
+        instance._writes = WriteState(state.token, state.pending, table)
+
+
+def bind_all(instances: Iterable[Model], table: Table | None) -> None:
+    """`bind` each of `instances` to `table` (nothing to do for the model's own table)."""
+    if table is not None:
+        for instance in instances:
+            bind(instance, table)
+
+
+def instance_table(instance: Model) -> Table | _OwnTable | None:
+    """The table an instance's writes go to.
+
+    The table it was read from or saved to when that is not its model's own; its own table
+    (`OWN_TABLE`) when it was loaded or saved there, whatever `using()` block is active at the
+    write; None for an instance never stored (its first save follows the usual rule).
+    """
+    state = instance._writes
+    if state is not None and state.table is not None:
+        return state.table
+    return OWN_TABLE if instance._loaded_key is not None else None
 
 
 # --------------------------------------------------------------------------- attempts
@@ -336,7 +378,8 @@ def remember(instance: Model, op: WriteOp, group: str | None = None, size: int =
         owner=instance,
     )
     attempts = [*live_attempts(instance), attempt][-_MAX_REMEMBERED:]
-    instance._writes = WriteState(stored_token_of(instance), attempts)
+    table = instance._writes.table if instance._writes is not None else None
+    instance._writes = WriteState(stored_token_of(instance), attempts, table)
 
 
 def _snapshot(instance: Model) -> dict[str, Any]:

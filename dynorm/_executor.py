@@ -19,15 +19,17 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._capture import captured
-from ._config import connection_for
+from ._config import binding, connection_for
 from ._connection import Connection, logger
 from ._constants import PK, SK, WRITE_TOKEN_ATTR
 from ._exactly_once import (
     CCF,
+    bind,
     carrying,
     earlier_attempt,
     first_gone,
     forget,
+    instance_table,
     live_attempts,
     refused_items,
     remember,
@@ -222,6 +224,8 @@ def prepare(instance: Model, call: tuple[Any, ...], build: Callable[[], WriteOp]
     op = build()
     op.instance, op.call = instance, call
     op.rebuild = lambda: prepare(instance, call, build)
+    if op.table is None:  # back to the table it was read from or saved to
+        op.table = instance_table(instance)
     if op.token is None:
         op.token = _find_token(op)
     return op
@@ -250,7 +254,7 @@ def _repeats_create(instance: Model, call: tuple[Any, ...]) -> bool:
 
 def _get_consistent(instance: Model, key: tuple[str, str]) -> dict[str, Any] | None:
     """The stored item under `key` (a consistent GetItem), or None."""
-    conn = connection_for(type(instance))
+    conn = connection_for(type(instance), instance_table(instance))
     response = conn.send_raw(
         "GetItem",
         {
@@ -369,6 +373,7 @@ def _execute_instance(
                 attempt, item = found
                 same = attempt.same(op.call, instance)
                 settle(instance, attempt, item)
+                bind(instance, binding(op.model, op.table))
                 logger.info(
                     "an earlier %s of %s whose outcome was unknown had been applied",
                     op.operation,
@@ -390,4 +395,5 @@ def _execute_instance(
             raise
     op.on_success(response)
     forget(instance)
+    bind(instance, binding(op.model, op.table))
     return response

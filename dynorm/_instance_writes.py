@@ -175,7 +175,7 @@ def _apply(
     key: tuple[str, str] | None,
     token: str | None = None,
 ) -> None:
-    instance.__dict__.update(values)
+    vars(instance).update(values)
     instance._loaded_key = key
     set_stored_token(instance, token)
 
@@ -183,7 +183,7 @@ def _apply(
 def take(instance: Model, item: dict[str, Any]) -> None:
     """Give the instance the stored item's fields, key and write token."""
     fresh = type(instance).from_item(item)
-    instance.__dict__.update(fresh.__dict__)
+    vars(instance).update(fresh.__dict__)
     instance._loaded_key = fresh._loaded_key
     set_stored_token(instance, stored_token(item))
 

@@ -32,13 +32,13 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel
-from pydantic_core import SchemaValidator
+from pydantic_core import CoreSchema, SchemaValidator
 
 from ._codec import Decoder, decoder_for, unwrap_optional
-from ._constants import PK, SK, TYPE_ATTR
+from ._constants import PK, SK, TYPE_ATTR, WRITE_TOKEN_ATTR
 
 __all__ = [
     "KEYS",
@@ -56,6 +56,8 @@ __all__ = [
 
 logger = logging.getLogger("dynorm")
 
+# pydantic-core schema nodes, read and built as plain dicts (`validator` hands them over as
+# the CoreSchema they are).
 Schema = dict[str, Any]
 
 # Each item's key (and, for GetItem, its entity type) is read by a second field over the same
@@ -64,10 +66,20 @@ _KEY: Schema = {"type": "str"}
 
 
 def keys_schema(attrs: tuple[str, ...]) -> Schema:
-    """Each item's key attributes (all strings in dynorm's table) by attribute name."""
-    fields = {
+    """Each item's key attributes (all strings in dynorm's table) by attribute name.
+
+    And its write token (`_wtok`) when it has one: a loaded instance's writes are then
+    conditional on it, as they are for instances the general decoder builds.
+    """
+    fields: dict[str, Schema] = {
         attr: {"type": "typed-dict-field", "schema": _KEY, "validation_alias": [[attr, "S"]]}
         for attr in dict.fromkeys((PK, SK, *attrs))
+    }
+    fields[WRITE_TOKEN_ATTR] = {
+        "type": "typed-dict-field",
+        "schema": _KEY,
+        "validation_alias": [[WRITE_TOKEN_ATTR, "S"]],
+        "required": False,
     }
     return {"type": "typed-dict", "fields": fields, "extra_behavior": "ignore"}
 
@@ -362,7 +374,7 @@ def validator(schema: Schema, classes: Iterable[type[BaseModel]]) -> SchemaValid
         for cls in flipped:
             type.__setattr__(cls, "__pydantic_complete__", False)
         try:
-            return SchemaValidator(schema)
+            return SchemaValidator(cast(CoreSchema, schema))
         finally:
             for cls in flipped:
                 type.__setattr__(cls, "__pydantic_complete__", True)

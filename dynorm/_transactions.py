@@ -17,15 +17,17 @@ from pydantic import BaseModel
 from ._batch import backoff, batch_get
 from ._capture import captured
 from ._codec import item_size, value_size
-from ._config import connection_for, table_name_for
+from ._config import OWN_TABLE, TableChoice, binding, connection_for, table_name_for
 from ._connection import logger
 from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT, TYPE_ATTR
 from ._exactly_once import (
     CCF,
+    bind,
     carrying,
     disproves,
     earlier_attempt,
     forget,
+    instance_table,
     live_attempts,
     refused_items,
     remember,
@@ -92,7 +94,12 @@ class Transaction:
         self.id = self.token  # names this block's writes when their outcome is unknown
 
     def add(self, op: WriteOp) -> None:
-        """Collect one write (called by save/delete/update inside the block)."""
+        """Collect one write (called by save/delete/update inside the block).
+
+        Its table is chosen now (a `using()` block may end before the commit).
+        """
+        if op.table is None:
+            op.table = binding(op.model, None) or OWN_TABLE
         self.ops.append(op)
 
     def check(self, obj: Model, **conditions: Any) -> None:
@@ -100,7 +107,9 @@ class Transaction:
 
         The lookups are those of `filter()`; the transaction is cancelled if they are false.
         """
-        self.ops.append(condition_check_op(obj, conditions))
+        op = condition_check_op(obj, conditions)
+        op.table = instance_table(obj)
+        self.add(op)
 
     def _connection(self) -> Connection:
         """The one client every action's table is reached through."""
@@ -205,6 +214,7 @@ class Transaction:
             op.on_success({})
             if op.instance is not None:
                 forget(op.instance)
+                bind(op.instance, binding(op.model, op.table))
         self._reload(conn)
 
     def _writes(self) -> list[WriteOp]:
@@ -312,23 +322,27 @@ class Transaction:
         stale = [op for op in self.ops if op.extra.get("refresh") and op.instance is not None]
         if not stale:
             return
-        keys = [(op.params["Key"][PK]["S"], op.params["Key"][SK]["S"]) for op in stale]
-        try:
-            found = batch_get(conn, keys, "transaction", consistent=True)
-        except DynormError as exc:
-            logger.warning(
-                "re-reading the objects updated in a transaction failed (%s); they "
-                "hold the values computed locally, call refresh_from_db() to be sure",
-                type(exc).__name__,
-            )
-            return
-        for op, key in zip(stale, keys):
-            item = found.get(key)
-            instance = op.instance
-            assert instance is not None
-            if item is None or item.get(TYPE_ATTR, {}).get("S") != instance._meta.type_name:
+        by_table: dict[str, list[WriteOp]] = {}
+        for op in stale:  # each from its own table
+            by_table.setdefault(table_name_for(op.model, op.table), []).append(op)
+        for name, ops in by_table.items():
+            keys = [(op.params["Key"][PK]["S"], op.params["Key"][SK]["S"]) for op in ops]
+            try:
+                found = batch_get(conn.for_table(name), keys, "transaction", consistent=True)
+            except DynormError as exc:
+                logger.warning(
+                    "re-reading the objects updated in a transaction failed (%s); they "
+                    "hold the values computed locally, call refresh_from_db() to be sure",
+                    type(exc).__name__,
+                )
                 continue
-            take(instance, item)
+            for op, key in zip(ops, keys):
+                item = found.get(key)
+                instance = op.instance
+                assert instance is not None
+                if item is None or item.get(TYPE_ATTR, {}).get("S") != instance._meta.type_name:
+                    continue
+                take(instance, item)
 
 
 @contextmanager
@@ -399,9 +413,11 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
     ...)))` is a `tuple[Customer | None, Order | None]`.
     """
     pairs: list[tuple[type[Model], Mapping[str, Any]]] = []
+    tables: list[TableChoice] = []  # an instance is read from its own table
     for entry in keys:
         if _is_model(entry):
             pairs.append((type(entry), {f: entry.__dict__[f] for f in entry._meta.key_fields}))
+            tables.append(instance_table(entry))
         elif (
             isinstance(entry, tuple)
             and len(entry) == 2
@@ -409,6 +425,7 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
             and isinstance(entry[1], Mapping)
         ):
             pairs.append(entry)
+            tables.append(None)
         else:
             raise QueryError(
                 "Cannot transaction_get that: pass (Model, {key fields}) pairs or model instances.",
@@ -419,7 +436,7 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
             f"Cannot read {len(keys)} items in one transaction; DynamoDB allows 100.",
             code="bad-query",
         )
-    conns = [connection_for(model) for model, _ in pairs]
+    conns = [connection_for(model, table) for (model, _), table in zip(pairs, tables)]
     if any(c.client is not conns[0].client for c in conns):
         raise QueryError(
             "Cannot transaction_get items of tables reached through different clients; "
@@ -427,7 +444,7 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
             code="bad-query",
         )
     items = []
-    for model, key in pairs:
+    for (model, key), table in zip(pairs, tables):
         meta = model._meta
         missing = sorted(f for f in meta.key_fields if f not in key)
         if missing:
@@ -437,7 +454,7 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
             )
         pk, sk = meta.primary_key({f: _coerce(meta, f, key[f]) for f in meta.key_fields})
         key_av = {PK: {"S": pk}, SK: {"S": sk}}
-        items.append({"Get": {"TableName": table_name_for(model), "Key": key_av}})
+        items.append({"Get": {"TableName": table_name_for(model, table), "Key": key_av}})
     if not items:
         return () if isinstance(keys, tuple) else []
     conn = conns[0]
@@ -446,8 +463,11 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
     except DynormError:
         raise
     out: list[Model | None] = []
-    for (model, _), got in zip(pairs, response.get("Responses", [])):
+    for (model, _), table, got in zip(pairs, tables, response.get("Responses", [])):
         item = got.get("Item")
         ok = item is not None and item.get("_type", {}).get("S") == model._meta.type_name
-        out.append(model.from_item(item) if ok and item is not None else None)
+        obj = model.from_item(item) if ok and item is not None else None
+        if obj is not None:
+            bind(obj, binding(model, table))
+        out.append(obj)
     return tuple(out) if isinstance(keys, tuple) else out

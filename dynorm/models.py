@@ -317,9 +317,10 @@ class Model(BaseModel, metaclass=ModelMeta):
         fields = cls.model_fields
         found = meta.parse_key(pk, sk, lambda f, t: value_from_text(fields[f].annotation, t))
         if found is None:
+            assert meta.pk is not None and meta.sk is not None  # meta.parse_key checked them
             raise InvalidValueError(
                 f"Cannot parse the key as a key of {meta.model_name}: it does not match the "
-                f"templates {meta.pk.source!r} / {meta.sk.source!r}.",  # type: ignore[union-attr]
+                f"templates {meta.pk.source!r} / {meta.sk.source!r}.",
                 model=meta.model_name,
             )
         return found

@@ -7,9 +7,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._batch import batch_get, batch_write, in_parallel
+from .._config import Table
 from .._constants import PK, SK, TYPE_ATTR
 from .._decode import wire_decoder
-from .._exactly_once import new_write_token, set_stored_token
+from .._exactly_once import bind, bind_all, new_write_token, set_stored_token
 from .._executor import execute, prepare
 from .._instance_writes import timestamps
 from .._transaction_context import current_transaction
@@ -34,15 +35,16 @@ def same_error(exc: DynormError) -> Exception:
 
 
 def _applier(
-    obj: Any, overrides: dict[str, Any], token: str | None = None
+    obj: Any, overrides: dict[str, Any], token: str | None, table: Table | None
 ) -> Callable[[dict[str, Any]], None]:
-    """Apply a bulk create's version, timestamps and write token to the object once written."""
+    """Apply a bulk create's version, timestamps, write token and table to the written object."""
 
     def apply(_: dict[str, Any]) -> None:
         values = dict(overrides)
         obj._loaded_key = values.pop("_key")
         obj.__dict__.update(values)
         set_stored_token(obj, token)
+        bind(obj, table)
 
     return apply
 
@@ -74,7 +76,8 @@ def _create_ops(qs: QuerySet[M], objs: list[M], overwrite: bool) -> list[WriteOp
             token = new_write_token()
             values = {**obj.__dict__, **overrides}
             request = compile_write(meta, Put(values), Unconditional(), token=token)
-            applier = _applier(obj, {**overrides, "_key": key_of(request)}, token)
+            key = key_of(request)
+            applier = _applier(obj, {**overrides, "_key": key}, token, qs._binding())
             ops.append(WriteOp.of(request, qs.model, same_error, applier, token=token))
         else:
             ops.append(prepare(obj, ("save", None), partial(obj._save_op, None)))
@@ -175,4 +178,5 @@ def bulk_get(
             continue
         ok = item.get(TYPE_ATTR, {}).get("S") == meta.type_name
         out.append(qs.model.from_item(item) if ok else None)
+    bind_all([obj for obj in out if obj is not None], qs._binding())
     return out

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._constants import VERSION_ATTR
+from .._exactly_once import bind
 from ..exceptions import ConditionFailedError, QueryError, VersionConflictError
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ def _values_to_create(
 def _create_if_absent(qs: QuerySet[M], values: Mapping[str, Any]) -> M | ConditionFailedError:
     """Create the object (PutItem, attribute_not_exists); the refusal if the key is taken."""
     obj = qs.model(**values)
+    bind(obj, qs._binding())  # created in the QuerySet's table
     try:
         obj.save()
     except VersionConflictError:

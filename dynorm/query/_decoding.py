@@ -33,7 +33,7 @@ def decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | N
     obj = model.model_construct(_fields_set=set(values), **values)
     for name in meta.field_names:
         if name not in loaded:
-            obj.__dict__.pop(name, None)
+            vars(obj).pop(name, None)
     obj._loaded_key = (item[PK]["S"], item[SK]["S"])
     obj._partial = frozenset(loaded)
     return obj

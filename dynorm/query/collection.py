@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _executor
+from .._config import binding
 from .._decode import collection_decoder
+from .._exactly_once import bind_all
 from .._request import Request
 from ._decoding import collection_page, from_any
 
@@ -47,6 +49,8 @@ class Collection:
             else:
                 for raws, _ in _executor.pages(conn, plan.requests, _executor.raw_page):
                     items.extend(m for raw in raws if (m := from_any(raw)) is not None)
+            for model in {type(i) for i in items}:  # each model's own rule for the table
+                bind_all([i for i in items if type(i) is model], binding(model, qs._state.table))
             self._items = items
         return self._items
 

@@ -134,7 +134,7 @@ def _needs_scan(state: QueryState, eq: dict[str, Lookup], pk_tpl: KeyTemplate) -
     ]
     if usable:
         hint = f"Use .using_gsi({usable[0]!r}), whose partition key your filter fixes,"
-    elif state.index is not None and all(f in eq for f in meta.pk.fields if meta.pk):  # type: ignore[union-attr]
+    elif state.index is not None and meta.pk is not None and all(f in eq for f in meta.pk.fields):
         hint = "Drop .using_gsi() to query the table's own key,"
     else:
         hint = "Add equality filters on those fields,"

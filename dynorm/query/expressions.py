@@ -65,7 +65,7 @@ class Q:
             other.negated,
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 
     def __repr__(self) -> str:
         inner = f" {self.connector} ".join(

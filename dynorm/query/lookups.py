@@ -62,6 +62,7 @@ def _annotation(meta: Options, name: str) -> Any:
 
 def _walk_path(meta: Options, name: str, path: list[str]) -> None:
     """Check a nested path against nested pydantic models where the type says what is allowed."""
+    current: Any  # an annotation: a class, a generic alias, Any itself
     current, _ = unwrap_optional(_annotation(meta, name))
     walked = name
     for part in path:

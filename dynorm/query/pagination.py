@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .. import _executor
 from .._config import get_settings
+from .._exactly_once import bind_all
 from .._request import Request
 from ..exceptions import InvalidCursorError, QueryError
 from ._decoding import keyed_page
@@ -115,12 +116,15 @@ def read_page(qs: QuerySet[M], size: int, cursor: str | None) -> Page[M]:
             bounded=not plan.has_filter,
             start_key=start,
         )
-        for items, _ in raws:
-            found.extend((raw, {a: raw[a] for a in plan.key_attrs if a in raw}) for raw in items)
-            if len(found) > size:
+        read: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for raw_items, _ in raws:
+            read.extend((raw, {a: raw[a] for a in plan.key_attrs if a in raw}) for raw in raw_items)
+            if len(read) > size:
                 break
-        found = [(qs._decode(raw), key) for raw, key in found[:size]] + found[size : size + 1]
+        found = [(qs._decode(raw), key) for raw, key in read[:size]] + read[size : size + 1]
     next_cursor = None
     if len(found) > size:
         next_cursor = encode_cursor(found[size - 1][1], query, secret)
-    return Page([obj for obj, _ in found[:size]], next_cursor)
+    items: list[M] = [obj for obj, _ in found[:size]]  # (the extra one only marks a next page)
+    bind_all(items, qs._binding())
+    return Page(items, next_cursor)

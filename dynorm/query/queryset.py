@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, Generic, cast, overload
 from typing_extensions import Self, TypeVar
 
 from .. import _executor, _registry
-from .._config import Table, as_table, connection_for, table_name_for
+from .._config import Table, as_table, binding, connection_for, table_name_for
+from .._exactly_once import bind, bind_all
 from ..exceptions import QueryError
 from . import _bulk, _create, _update_delete
 from ._decoding import decode, get_item, model_page
@@ -135,6 +136,10 @@ class QuerySet(Generic[M]):
         """The Connection this QuerySet's requests go through."""
         return connection_for(self.model, self._state.table)
 
+    def _binding(self) -> Table | None:
+        """The table the instances this QuerySet reads or creates belong to (see `bind`)."""
+        return binding(self.model, self._state.table)
+
     def using_gsi(self, name: str) -> Self:
         """Query the model's index `name` (declared in `Meta.indexes`)."""
         meta = self.model._meta
@@ -257,6 +262,7 @@ class QuerySet(Generic[M]):
         count = 0
         if limit is not None and limit <= 0:
             return
+        table = self._binding()
         # Scan segments: each thread decodes (or validates) its own pages.
         pages = _executor.pages(
             self._connection(),
@@ -269,6 +275,7 @@ class QuerySet(Generic[M]):
             for decoded, _ in pages:
                 if limit is not None:
                     decoded = decoded[: limit - count]
+                bind_all(decoded, table)
                 yield from decoded
                 count += len(decoded)
                 if limit is not None and count >= limit:
@@ -433,6 +440,7 @@ class QuerySet(Generic[M]):
                 f"Cannot get {self.model._meta.model_name}: no item has that key "
                 f"(fields: {fields})."
             )
+        bind(found, self._binding())
         return found
 
     def page(self, size: int, cursor: str | None = None) -> Page[M]:
@@ -448,6 +456,7 @@ class QuerySet(Generic[M]):
     def create(self, /, **values: Any) -> M:
         """Create and save a new item (PutItem, fails if the key exists)."""
         obj = self.model(**values)
+        bind(obj, self._binding())  # created in this QuerySet's table
         obj.save()
         return obj
 

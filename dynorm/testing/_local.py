@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 from ..exceptions import ConfigurationError
 from ._cache import Progress, cache_dir, ensure_jar, file_lock, pid_alive
@@ -108,11 +108,19 @@ def ready(endpoint: str) -> bool:
 # --------------------------------------------------------------------------- processes
 
 
-def _popen_options(detach: bool, die_with_parent: bool = False) -> dict[str, Any]:
+class _PopenOptions(TypedDict, total=False):
+    """The Popen keywords `_popen_options` sets (typed, so Popen is known to be binary)."""
+
+    creationflags: int
+    start_new_session: bool
+    preexec_fn: Callable[[], Any]
+
+
+def _popen_options(detach: bool, die_with_parent: bool = False) -> _PopenOptions:
     """Popen options: its own process group (so our signals reach it only through us)."""
     if sys.platform == "win32":  # pragma: no cover - Windows
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    options: dict[str, Any] = {"start_new_session": True}
+    options: _PopenOptions = {"start_new_session": True}
     # PR_SET_PDEATHSIG fires when the *thread* that started the child ends: main thread only.
     main = threading.current_thread() is threading.main_thread()
     if die_with_parent and not detach and main and sys.platform.startswith("linux"):

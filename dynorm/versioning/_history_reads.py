@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from typing_extensions import Self
 
-from .._config import Table, connection_for, table_name_for
+from .._config import TableChoice, connection_for, table_name_for
 from .._constants import PK, SK, TYPE_ATTR
 from ..exceptions import QueryError
 from ..models import Model
@@ -19,7 +19,7 @@ M = TypeVar("M", bound=Model)
 
 
 def read_version(
-    model: type[M], pk: str, sk: str, version: int, table: Table | str | None = None
+    model: type[M], pk: str, sk: str, version: int, table: TableChoice = None
 ) -> M:
     """Read version `version` of the object stored under (pk, sk): a consistent GetItem.
 
@@ -95,7 +95,7 @@ def _history_keys(
     upto: int | None = None,
     limit: int | None = None,
     consistent: bool = False,
-    table: Table | str | None = None,
+    table: TableChoice = None,
 ) -> list[tuple[str, str]]:
     """The keys of one object's history items, oldest first (at most `limit`)."""
     conn = connection_for(model, table)

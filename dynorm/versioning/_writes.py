@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._codec import from_wire
-from .._config import Table, connection_for
+from .._config import TableChoice, connection_for
 from .._constants import TRANSACT_ITEMS_LIMIT, VERSION_ATTR
 from .._exactly_once import first_gone
 from .._executor import execute
@@ -38,7 +38,9 @@ def max_versions(model: type[Model]) -> int | None:
     return None if keep is None else int(keep)
 
 
-def prune_plan(model: type[Model], key: Key, new: int, used: int) -> tuple[list[Key], int | None]:
+def prune_plan(
+    model: type[Model], key: Key, new: int, used: int, table: TableChoice = None
+) -> tuple[list[Key], int | None]:
     """The history a save of version `new` prunes in its transaction, and what is left.
 
     The version leaving the `Meta.max_versions` window is always deleted. Older ones exist
@@ -57,7 +59,7 @@ def prune_plan(model: type[Model], key: Key, new: int, used: int) -> tuple[list[
     if current_transaction() is not None:
         return prune, leaving - 1  # the block's other writes need the room: prune after it
     room = TRANSACT_ITEMS_LIMIT - used - len(prune)
-    older = _history_keys(model, pk, sk, upto=leaving - 1, limit=room + 1)
+    older = _history_keys(model, pk, sk, upto=leaving - 1, limit=room + 1, table=table)
     return prune + older[:room], (leaving - 1 if len(older) > room else None)
 
 
@@ -66,7 +68,7 @@ def _delete_guarded(
     key: Key,
     expect: Expectation,
     keys: list[Key],
-    table: Table | str | None = None,
+    table: TableChoice = None,
 ) -> None:
     """Delete history `keys` in transactions of 99, each checking `expect` on the item at `key`.
 
@@ -118,7 +120,7 @@ def _clean_if_gone(
     key: Key,
     conflict: Conflict,
     keys: Sequence[Key],
-    table: Table | str | None = None,
+    table: TableChoice = None,
 ) -> Conflict:
     """A step refused because the current item is gone deletes its history items anyway.
 
@@ -144,7 +146,7 @@ def _delete_writes(
     current: Request,
     conflict_after: Callable[[int], Conflict],
     on_success: Callable[[dict[str, Any]], None],
-    table: Table | str | None = None,
+    table: TableChoice = None,
 ) -> list[WriteOp]:
     """The writes that delete one object and its whole history, in the order to send them.
 
@@ -229,7 +231,13 @@ def _partly_deleted(model: str, expected: int, stored: int | None, done: int) ->
 
 
 def _prune_after_commit(
-    model: type[Model], pk: str, sk: str, upto: int, version: int, token: str | None
+    model: type[Model],
+    pk: str,
+    sk: str,
+    upto: int,
+    version: int,
+    token: str | None,
+    table: TableChoice = None,
 ) -> None:
     """Delete the history up to version `upto` that the save's transaction had no room for.
 
@@ -242,8 +250,8 @@ def _prune_after_commit(
     history is then longer than `Meta.max_versions`, never shorter.
     """
     try:
-        keys = _history_keys(model, pk, sk, upto=upto)
-        _delete_guarded(model, (pk, sk), Loaded(version, token), keys)
+        keys = _history_keys(model, pk, sk, upto=upto, table=table)
+        _delete_guarded(model, (pk, sk), Loaded(version, token), keys, table)
     except TransactionCanceledError:
         logger.debug(
             "%s changed before its older history was pruned; its next save prunes it",

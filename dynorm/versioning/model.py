@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, PrivateAttr
 from typing_extensions import Self, dataclass_transform
 
+from .._config import binding
 from .._constants import PK, SK
+from .._exactly_once import instance_table
 from .._executor import write
 from .._instance_writes import delete_op, save_op
 from .._write_op import WriteOp
@@ -113,6 +115,7 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
             base.request,
             lambda n: _after_partial(base.conflict, done + n),
             base.on_success,
+            instance_table(self),
         )
 
     def _delete_op(self, done: int = 0) -> WriteOp:
@@ -143,7 +146,8 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
         pk, sk = item[PK]["S"], item[SK]["S"]
         history = history_item(model, item, new_version)
         # Beside the transaction's two puts: the current item and its history item.
-        prune, prune_rest = prune_plan(model, (pk, sk), new_version, used=2)
+        table = instance_table(self)
+        prune, prune_rest = prune_plan(model, (pk, sk), new_version, used=2, table=table)
         request = compile_save(meta, base.request, history, prune)
         name = meta.model_name
         expected = self.version
@@ -165,9 +169,10 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
         def on_success(response: dict[str, Any]) -> None:
             base.on_success(response)
             if prune_rest is not None:
-                _prune_after_commit(model, pk, sk, prune_rest, new_version, base.token)
+                where = table if table is not None else binding(model, None)
+                _prune_after_commit(model, pk, sk, prune_rest, new_version, base.token, where)
 
-        return WriteOp.of(request, model, conflict, on_success, token=base.token)
+        return WriteOp.of(request, model, conflict, on_success, token=base.token, table=table)
 
     def _update_op(self, values: dict[str, Any]) -> WriteOp:
         raise QueryError(
@@ -185,11 +190,12 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
         """
         pk, sk = self._loaded_key or self._meta.primary_key(self.__dict__)
         qs: HistoryQuerySet[Self] = HistoryQuerySet(type(self))
-        return qs._clone(extra=(("history", (pk, sk)),), descending=True)
+        table = instance_table(self)  # the table the object was read from or saved to
+        return qs._clone(extra=(("history", (pk, sk)),), descending=True, table=table)
 
     def _version(self, version: int) -> Self:
         pk, sk = self._loaded_key or self._meta.primary_key(self.__dict__)
-        return read_version(type(self), pk, sk, version)
+        return read_version(type(self), pk, sk, version, instance_table(self))
 
     def revert(self, version: int) -> None:
         """Write a new version whose content is that of `version` (conditional save)."""
@@ -199,7 +205,7 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
         skip |= {n for n, k in meta.field_kinds.items() if k in ("created_at", "updated_at")}
         for name in meta.field_names:
             if name not in skip:
-                self.__dict__[name] = old.__dict__[name]
+                vars(self)[name] = old.__dict__[name]
         self.save()
 
     def diff(self, version: int) -> dict[str, tuple[Any, Any]]:
