@@ -31,10 +31,12 @@ demo: $(VENV)/.demo-installed
 lint: install
 	$(BIN)/ruff check dynorm tests examples benchmarks
 
+# pyright reads the venv's packages through --pythonpath (else it asks the `python` on PATH):
+# dynorm/ and the examples in pyright's default mode, tests/typing strict (pyproject.toml).
 typecheck: install
 	$(BIN)/mypy dynorm
 	$(BIN)/mypy tests/typing
-	$(BIN)/pyright tests/typing examples
+	$(BIN)/pyright --pythonpath $(PY) dynorm tests/typing examples
 
 # The docs browser check screenshots the site with Debian's headless Chromium.
 browser:
