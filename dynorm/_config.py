@@ -241,9 +241,16 @@ class Table:
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled by name and options; a client of its own is not picklable and is left out.
-        own = {k: v for k, v in self._own.items() if k != "client"}
-        return (_unpickle_table, (self.name, own))
+        # Pickled by name and options. A client of its own cannot be pickled, and dropping
+        # it would send the table's requests through another client (region, account).
+        if "client" in self._own:
+            raise ConfigurationError(
+                f"Cannot pickle Table({self.name!r}): it has a client of its own, which "
+                "cannot be pickled. Give it endpoint_url/region_name instead of a client, or "
+                "do not pickle objects read from it.",
+                code="config",
+            )
+        return (_unpickle_table, (self.name, dict(self._own)))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Table) and (other.name, other._own) == (self.name, self._own)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from ._codec import from_wire
-from ._config import OWN_TABLE, Table, _OwnTable
+from ._config import OWN_TABLE, Table, _OwnTable, binding
 from ._constants import PK, SK, VERSION_ATTR, WRITE_TOKEN_ATTR
 from ._write_op import WriteOp
 from .exceptions import DynormError, WriteOutcomeUnknownError
@@ -107,7 +107,7 @@ class WriteState:
         self,
         token: str | None = None,
         pending: list[Attempt] | None = None,
-        table: Table | None = None,
+        table: Table | _OwnTable | None = None,
     ) -> None:
         self.token = token
         self.pending = pending
@@ -160,14 +160,24 @@ def set_stored_token(instance: Model, token: str | None) -> None:
         instance._writes = WriteState(token, state.pending, state.table)
 
 
-def bind(instance: Model, table: Table | None) -> None:
-    """Remember the table an instance was read from or saved to (None: its own table)."""
+def bind(instance: Model, table: Table | _OwnTable | None) -> None:
+    """Remember the table an instance was read from or saved to.
+
+    None leaves what it knows (an instance read from its model's own table needs nothing:
+    see `instance_table`); `OWN_TABLE` says so explicitly (set after a write there).
+    """
     state = instance._writes
+    if table is None:
+        return
     if state is None:
-        if table is not None:
-            instance._writes = WriteState(None, None, table)
+        instance._writes = WriteState(None, None, table)
     elif state.table is not table:
         instance._writes = WriteState(state.token, state.pending, table)
+
+
+def written_to(op: WriteOp) -> Table | _OwnTable:
+    """The table a write of an instance went to, as the instance remembers it."""
+    return binding(op.model, op.table) or OWN_TABLE
 
 
 def bind_all(instances: Iterable[Model], table: Table | None) -> None:
@@ -378,7 +388,8 @@ def remember(instance: Model, op: WriteOp, group: str | None = None, size: int =
         owner=instance,
     )
     attempts = [*live_attempts(instance), attempt][-_MAX_REMEMBERED:]
-    table = instance._writes.table if instance._writes is not None else None
+    # Where it was sent: the retry (and the read that settles it) must go there too.
+    table = written_to(op)
     instance._writes = WriteState(stored_token_of(instance), attempts, table)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._capture import captured
-from ._config import binding, connection_for
+from ._config import connection_for
 from ._connection import Connection, logger
 from ._constants import PK, SK, WRITE_TOKEN_ATTR
 from ._exactly_once import (
@@ -35,6 +35,7 @@ from ._exactly_once import (
     remember,
     settle,
     tracking,
+    written_to,
 )
 from ._instance_writes import take
 from ._request import Request
@@ -373,7 +374,7 @@ def _execute_instance(
                 attempt, item = found
                 same = attempt.same(op.call, instance)
                 settle(instance, attempt, item)
-                bind(instance, binding(op.model, op.table))
+                bind(instance, written_to(op))
                 logger.info(
                     "an earlier %s of %s whose outcome was unknown had been applied",
                     op.operation,
@@ -395,5 +396,5 @@ def _execute_instance(
             raise
     op.on_success(response)
     forget(instance)
-    bind(instance, binding(op.model, op.table))
+    bind(instance, written_to(op))
     return response

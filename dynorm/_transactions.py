@@ -33,6 +33,7 @@ from ._exactly_once import (
     remember,
     settle,
     tracking,
+    written_to,
 )
 from ._instance_writes import condition_check_op, take
 from ._options import Options
@@ -146,10 +147,10 @@ class Transaction:
                 "TransactWriteItems. Split the work into smaller transactions.",
                 code="bad-query",
             )
-        keys = [
-            (kind, body["Item"][PK]["S"], body["Item"][SK]["S"])
+        keys = [  # (kind, table, pk, sk): one key in two tables is two items
+            (kind, body["TableName"], body["Item"][PK]["S"], body["Item"][SK]["S"])
             if "Item" in body
-            else (kind, body["Key"][PK]["S"], body["Key"][SK]["S"])
+            else (kind, body["TableName"], body["Key"][PK]["S"], body["Key"][SK]["S"])
             for a in items
             for kind, body in a.items()
         ]
@@ -214,7 +215,7 @@ class Transaction:
             op.on_success({})
             if op.instance is not None:
                 forget(op.instance)
-                bind(op.instance, binding(op.model, op.table))
+                bind(op.instance, written_to(op))
         self._reload(conn)
 
     def _writes(self) -> list[WriteOp]:

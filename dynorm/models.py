@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 from typing_extensions import Self, dataclass_transform
 
 from . import _registry
-from ._exactly_once import WriteState, stored_token
+from ._config import binding
+from ._exactly_once import WriteState, bind, stored_token
 from ._executor import refresh, write
 from ._instance_writes import call_values, delete_op, save_op, update_instance_op
 from ._keys import value_from_text
@@ -215,6 +216,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         token = stored_token(item)
         if token is not None:
             obj._writes = WriteState(token)
+        bind(obj, binding(cls, None))  # read in a using() block: it belongs to that table
         return obj
 
     # ------------------------------------------------------------------ writes

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from typing_extensions import Self
 
+from ._config import binding
+from ._exactly_once import bind
 from .models import Model
 
 __all__ = ["SingletonModel"]
@@ -31,4 +33,6 @@ class SingletonModel(Model):
         try:
             return cls.objects.consistent().get()
         except cls.DoesNotExist:
-            return cls()
+            fresh = cls()
+            bind(fresh, binding(cls, None))  # saved where it was looked for
+            return fresh

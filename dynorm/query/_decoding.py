@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from .. import _registry
 from .._constants import PK, SK, TYPE_ATTR
 from .._decode import CollectionDecoder, wire_decoder
+from .._exactly_once import WriteState, stored_token
 from .updates import key_params
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ def decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | N
             vars(obj).pop(name, None)
     obj._loaded_key = (item[PK]["S"], item[SK]["S"])
     obj._partial = frozenset(loaded)
+    token = stored_token(item)
+    if token is not None:
+        obj._writes = WriteState(token)
     return obj
 
 

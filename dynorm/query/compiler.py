@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._codec import ValueProblem
-from .._constants import PK, SK, SORT_KEY_LIMIT, TYPE_ATTR, VERSION_ATTR
+from .._constants import PK, SK, SORT_KEY_LIMIT, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .._keys import SEPARATOR, KeyTemplate, render_value, successor
 from .._options import BoundIndex
 from .._request import Request
@@ -185,7 +185,8 @@ def _projection(state: QueryState, ph: Placeholders, key_attrs: tuple[str, ...])
     if state.projection is None:
         return None
     meta = state.model._meta
-    attrs: list[str] = [*key_attrs, TYPE_ATTR, VERSION_ATTR]
+    # The write token too: a partial object's writes are conditional on it, as a whole one's.
+    attrs: list[str] = [*key_attrs, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR]
     for name in state.projection:
         meta.check_field(name, "select with only()")
         attrs.append(meta.attr_names[name])

@@ -25,7 +25,9 @@ __all__ = ["Page", "decode_cursor", "encode_cursor", "fingerprint", "read_page"]
 
 M = TypeVar("M", bound="Model")
 
-_IGNORED = frozenset({"ExclusiveStartKey", "Limit", "TableName"})
+#: What a cursor is not bound to (the table is: a cursor of one table's query is refused for
+#: the same query on another table).
+_IGNORED = frozenset({"ExclusiveStartKey", "Limit"})
 
 
 def _b64(data: bytes) -> str:

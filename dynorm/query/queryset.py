@@ -331,7 +331,8 @@ class QuerySet(Generic[M]):
         if isinstance(key, slice):
             start, stop, step = key.start or 0, key.stop, key.step
             if not isinstance(start, int) or not isinstance(stop, (int, type(None))):
-                raise TypeError(f"QuerySet indices must be integers, not {key!r}")
+                kinds = f"{type(start).__name__}, {type(stop).__name__}"
+                raise TypeError(f"QuerySet indices must be integers, not ({kinds})")
             if start < 0 or (stop is not None and stop < 0) or step not in (None, 1):
                 raise QueryError(
                     "Cannot slice a QuerySet with negative indices or a step; use "

@@ -6,8 +6,9 @@ from typing import Any, TypeVar
 
 from typing_extensions import Self
 
-from .._config import TableChoice, connection_for, table_name_for
+from .._config import TableChoice, binding, connection_for, table_name_for
 from .._constants import PK, SK, TYPE_ATTR
+from .._exactly_once import bind
 from ..exceptions import QueryError
 from ..models import Model
 from ..query.compiler import Plan, Request
@@ -48,7 +49,9 @@ def read_version(
             f"Cannot get version {version} of {name}: it does not exist "
             "(never written, or pruned by Meta.max_versions)."
         )
-    return decode_history(model, item)
+    found = decode_history(model, item)
+    bind(found, binding(model, table))  # read from `table`: it writes back there
+    return found
 
 
 def _history_query(

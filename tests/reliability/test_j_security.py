@@ -155,7 +155,7 @@ def test_s52_bulk_update_refuses_unknown_names_before_sending(
 
 
 def test_s52_expression_names_come_only_from_model_metadata(offline: Offline) -> None:
-    allowed = {"pk", "sk", "_type", "version", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"}
+    allowed = {"pk", "sk", "_type", "version", "_wtok", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"}
     allowed |= set(RelMessage._meta.attr_names.values())
     for qs in (
         RelMessage.objects.filter(thread="t", note="x", title__gte="a").only("note"),

@@ -935,8 +935,8 @@ def test_exclude_with_descending_order() -> None:
 
 def test_only_projects_keys_type_version_and_the_fields() -> None:
     assert one(orders().only("id", "total", "id")) == order_query(
-        ProjectionExpression="#n0, #n1, #n2, #n3, #n4, #n5",
-        projected=["version", "id", "total"],
+        ProjectionExpression="#n0, #n1, #n2, #n3, #n4, #n5, #n6",
+        projected=["version", "_wtok", "id", "total"],
     )
 
 
@@ -946,8 +946,8 @@ def test_only_reuses_names_already_in_the_expressions() -> None:
         "#n2 > :v2",
         ["total"],
         [{"N": "5"}],
-        projected=["version", "note"],
-        ProjectionExpression="#n0, #n1, #n3, #n4, #n2, #n5",
+        projected=["version", "_wtok", "note"],
+        ProjectionExpression="#n0, #n1, #n3, #n4, #n5, #n2, #n6",
     )
 
 
@@ -958,7 +958,7 @@ def test_only_on_a_gsi_projects_the_index_keys_too() -> None:
         "IndexName": "gsi1",
         "KeyConditionExpression": "#n0 = :v0",
         "FilterExpression": "#n1 = :v1",
-        "ProjectionExpression": "#n2, #n3, #n0, #n4, #n1, #n5, #n6",
+        "ProjectionExpression": "#n2, #n3, #n0, #n4, #n1, #n5, #n6, #n7",
         "ExpressionAttributeNames": {
             "#n0": "gsi1pk",
             "#n1": "_type",
@@ -966,7 +966,8 @@ def test_only_on_a_gsi_projects_the_index_keys_too() -> None:
             "#n3": "sk",
             "#n4": "gsi1sk",
             "#n5": "version",
-            "#n6": "total",
+            "#n6": "_wtok",
+            "#n7": "total",
         },
         "ExpressionAttributeValues": {":v0": {"S": "STATUS#open"}, ":v1": {"S": "Order"}},
     }
@@ -974,8 +975,9 @@ def test_only_on_a_gsi_projects_the_index_keys_too() -> None:
 
 def test_only_uses_the_stored_attribute_name() -> None:
     params = one(Everything.objects.filter(id="e1").only("expires"))
-    assert params["ProjectionExpression"] == "#n0, #n1, #n2, #n3, #n4"
-    assert params["ExpressionAttributeNames"]["#n4"] == "_ttl"
+    assert params["ProjectionExpression"] == "#n0, #n1, #n2, #n3, #n4, #n5"
+    assert params["ExpressionAttributeNames"]["#n4"] == "_wtok"
+    assert params["ExpressionAttributeNames"]["#n5"] == "_ttl"
 
 
 def test_consistent_read() -> None:
@@ -1035,7 +1037,7 @@ def test_scan_of_an_index_with_projection() -> None:
         "TableName": TABLE,
         "IndexName": "gsi1",
         "FilterExpression": "#n0 = :v0",
-        "ProjectionExpression": "#n1, #n2, #n3, #n4, #n0, #n5, #n6",
+        "ProjectionExpression": "#n1, #n2, #n3, #n4, #n0, #n5, #n6, #n7",
         "ExpressionAttributeNames": {
             "#n0": "_type",
             "#n1": "pk",
@@ -1043,7 +1045,8 @@ def test_scan_of_an_index_with_projection() -> None:
             "#n3": "gsi1pk",
             "#n4": "gsi1sk",
             "#n5": "version",
-            "#n6": "total",
+            "#n6": "_wtok",
+            "#n7": "total",
         },
         "ExpressionAttributeValues": {":v0": {"S": "Order"}},
     }
@@ -2118,7 +2121,7 @@ def test_names_in_expressions_come_from_model_metadata() -> None:
         .only("total", "tags")
     )
     params = one(qs)
-    allowed = {"pk", "sk", "_type", "version", *Order._meta.attr_names.values()}
+    allowed = {"pk", "sk", "_type", "version", "_wtok", *Order._meta.attr_names.values()}
     assert set(params["ExpressionAttributeNames"].values()) <= allowed
 
 
