@@ -393,13 +393,17 @@ class _Stop(Exception):
 
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM (and SIGHUP) into `_Stop` in the main thread while in the block."""
+    """Turn SIGINT, SIGTERM (and SIGHUP) into `_Stop` in the main thread while in the block.
+
+    SIGINT too: a process started with SIGINT ignored (`nohup ... &`, some CI runners)
+    never gets Python's KeyboardInterrupt, and Ctrl-C must still stop it.
+    """
 
     def handler(signum: int, frame: Any) -> None:
         raise _Stop(signum)
 
     saved: list[tuple[int, Any]] = []
-    for name in ("SIGTERM", "SIGHUP", "SIGBREAK"):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"):
         signum = getattr(signal, name, None)
         if signum is None:
             continue
