@@ -202,9 +202,6 @@ def count(conn: Connection, requests: Sequence[Request]) -> int:
     return total
 
 
-# --------------------------------------------------------------------------- writes
-
-
 # --------------------------------------------------------------------------- instance writes
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from ._batch import backoff, batch_get
 from ._capture import captured
 from ._codec import item_size, value_size
-from ._config import OWN_TABLE, TableChoice, binding, connection_for, table_name_for
+from ._config import TableChoice, binding, connection_for, table_name_for
 from ._connection import logger
 from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT, TYPE_ATTR
 from ._exactly_once import (
@@ -100,7 +100,7 @@ class Transaction:
         Its table is chosen now (a `using()` block may end before the commit).
         """
         if op.table is None:
-            op.table = binding(op.model, None) or OWN_TABLE
+            op.table = written_to(op)
         self.ops.append(op)
 
     def check(self, obj: Model, **conditions: Any) -> None:
