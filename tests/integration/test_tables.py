@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -16,17 +15,6 @@ from dynorm._config import connection_for
 from tests.models import Order
 
 pytestmark = pytest.mark.usefixtures("dynorm_table")
-
-
-@pytest.fixture
-def other_table(dynorm_table: str) -> Iterator[Table]:
-    """A second table beside the default one, created and deleted around the test."""
-    table = Table(f"{dynorm_table}-b")
-    with dynorm.using(table):
-        dynorm.create_table()
-    yield table
-    with dynorm.using(table):
-        dynorm.delete_table()
 
 
 archive = Table("archive-placeholder")
@@ -41,36 +29,36 @@ class Archived(Model):
         table = archive
 
 
-def test_using_sends_a_blocks_requests_to_its_table(dynorm_table: str, other_table: Table) -> None:
-    with dynorm.using(other_table):
+def test_using_sends_a_blocks_requests_to_its_table(dynorm_table: str, second_table: Table) -> None:
+    with dynorm.using(second_table):
         Order.objects.create(customer_id="c1", id="o1", total=Decimal(1))
         assert Order.objects.filter(customer_id="c1").count() == 1
     assert Order.objects.filter(customer_id="c1").count() == 0
-    with dynorm.using(other_table.name):  # a name works too
+    with dynorm.using(second_table.name):  # a name works too
         assert Order.objects.get(customer_id="c1", id="o1").total == 1
 
 
-def test_qs_using_reads_another_table(other_table: Table) -> None:
-    with dynorm.using(other_table):
+def test_qs_using_reads_another_table(second_table: Table) -> None:
+    with dynorm.using(second_table):
         Order.objects.create(customer_id="c1", id="o1", total=Decimal(1))
     assert list(Order.objects.filter(customer_id="c1")) == []
-    assert [o.id for o in Order.objects.using(other_table).filter(customer_id="c1")] == ["o1"]
-    assert Order.objects.using(other_table).filter(customer_id="c1").count() == 1
-    assert Order.objects.using(other_table).get(customer_id="c1", id="o1").id == "o1"
+    assert [o.id for o in Order.objects.using(second_table).filter(customer_id="c1")] == ["o1"]
+    assert Order.objects.using(second_table).filter(customer_id="c1").count() == 1
+    assert Order.objects.using(second_table).get(customer_id="c1", id="o1").id == "o1"
 
 
 def test_meta_table_pins_a_model_to_its_table(
-    dynorm_table: str, other_table: Table, monkeypatch: pytest.MonkeyPatch
+    dynorm_table: str, second_table: Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(Archived._meta, "table", other_table)
-    assert connection_for(Archived).table_name == other_table.name
+    monkeypatch.setattr(Archived._meta, "table", second_table)
+    assert connection_for(Archived).table_name == second_table.name
     Archived.objects.create(id="a1", note="kept")
     with dynorm.using(dynorm_table):  # a using() block does not move a pinned model
         assert Archived.objects.get(id="a1").note == "kept"
     assert Archived.objects.using(dynorm_table).filter(id="a1").count() == 0
 
 
-def test_two_tables_two_threads_no_cross_talk(dynorm_table: str, other_table: Table) -> None:
+def test_two_tables_two_threads_no_cross_talk(dynorm_table: str, second_table: Table) -> None:
     """Each thread writes and reads its own table while the other does the same; configure()
     in a third thread meanwhile never moves either."""
     errors: list[BaseException] = []
@@ -95,7 +83,7 @@ def test_two_tables_two_threads_no_cross_talk(dynorm_table: str, other_table: Ta
 
     threads = [
         threading.Thread(target=worker, args=(dynorm_table, "a")),
-        threading.Thread(target=worker, args=(other_table, "b")),
+        threading.Thread(target=worker, args=(second_table, "b")),
         threading.Thread(target=reconfigure),
     ]
     for t in threads:
@@ -106,7 +94,7 @@ def test_two_tables_two_threads_no_cross_talk(dynorm_table: str, other_table: Ta
     with dynorm.using(dynorm_table):
         assert Order.objects.filter(customer_id="a").count() == 20
         assert Order.objects.filter(customer_id="b").count() == 0
-    with dynorm.using(other_table):
+    with dynorm.using(second_table):
         assert Order.objects.filter(customer_id="b").count() == 20
         assert Order.objects.filter(customer_id="a").count() == 0
 

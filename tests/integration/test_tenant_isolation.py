@@ -46,16 +46,6 @@ class AtkSettings(SingletonModel):
 
 
 @pytest.fixture
-def tenant_b(dynorm_table: str) -> Iterator[Table]:
-    table = Table(f"{dynorm_table}-atk")
-    with dynorm.using(table):
-        dynorm.create_table()
-    yield table
-    with dynorm.using(table):
-        dynorm.delete_table()
-
-
-@pytest.fixture
 def faults() -> Iterator[Faults]:
     f = Faults()
     yield f
@@ -109,81 +99,81 @@ def test_an_instance_loaded_with_only_cannot_delete_an_item_created_again(
 
 
 def test_a_version_read_through_qs_using_writes_back_to_that_table(
-    dynorm_table: str, tenant_b: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     """`qs.using(b).get(key, version=n)` reads tenant B's history: the object is B's."""
     AtkPage.objects.create(id="p", body="a1")
-    AtkPage.objects.using(tenant_b).create(id="p", body="b1")
-    current = AtkPage.objects.using(tenant_b).get(id="p", version=1)
+    AtkPage.objects.using(second_table).create(id="p", body="b1")
+    current = AtkPage.objects.using(second_table).get(id="p", version=1)
     current.body = "b2"
     current.save()  # must land in B (it is B's current version)
-    assert AtkPage.objects.using(tenant_b).get(id="p").body == "b2"
+    assert AtkPage.objects.using(second_table).get(id="p").body == "b2"
     assert AtkPage.objects.get(id="p").body == "a1"
 
 
 def test_a_version_read_through_qs_using_is_deleted_from_that_table(
-    dynorm_table: str, tenant_b: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     """The default table has no such object: a delete sent there must not report success."""
-    AtkPage.objects.using(tenant_b).create(id="p", body="b1")
-    current = AtkPage.objects.using(tenant_b).get(id="p", version=1)
+    AtkPage.objects.using(second_table).create(id="p", body="b1")
+    current = AtkPage.objects.using(second_table).get(id="p", version=1)
     current.delete()
-    assert AtkPage.objects.using(tenant_b).filter(id="p").count() == 0
+    assert AtkPage.objects.using(second_table).filter(id="p").count() == 0
 
 
 def test_from_item_inside_a_using_block_deletes_from_that_block(
-    dynorm_table: str, tenant_b: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     """from_item() in tenant B's block, then delete() there: B's item goes (before this
     change it followed the block; now it goes to the default table, which has no such item,
     and is reported as done)."""
-    AtkTicket.objects.using(tenant_b).create(tenant="t", id="1", title="B")
-    raw = _raw(tenant_b.name, "ATK#t", "TICKET#1")
+    AtkTicket.objects.using(second_table).create(tenant="t", id="1", title="B")
+    raw = _raw(second_table.name, "ATK#t", "TICKET#1")
     assert raw is not None
-    with dynorm.using(tenant_b):
+    with dynorm.using(second_table):
         obj = AtkTicket.from_item(raw)
         obj.delete()
-    assert _title(tenant_b.name) is None, "reported deleted, but tenant B's item is still there"
+    assert _title(second_table.name) is None, "reported deleted, but tenant B's item is still there"
 
 
 def test_a_deleted_object_saved_again_goes_back_to_its_table(
-    dynorm_table: str, tenant_b: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     """Symmetric with an object of tenant B (which stays in B after delete + save)."""
     a = AtkTicket.objects.create(tenant="t", id="1", title="A")
     a.delete()
-    with dynorm.using(tenant_b):
+    with dynorm.using(second_table):
         a.title = "A again"
         a.save()
     assert _title(dynorm_table) == "A again"
-    assert _title(tenant_b.name) is None
+    assert _title(second_table.name) is None
 
 
 def test_a_create_of_unknown_outcome_is_retried_in_the_table_it_was_sent_to(
-    dynorm_table: str, tenant_b: Table, faults: Faults
+    dynorm_table: str, second_table: Table, faults: Faults
 ) -> None:
     """A create in B whose responses were all lost, retried later outside B's block, must
     settle against B (where it was applied), not create a second copy in the default table."""
     obj = AtkTicket(tenant="t", id="1", title="B")
     faults.lose_response("PutItem", times=50)
-    with dynorm.using(tenant_b), pytest.raises(ServiceError):
+    with dynorm.using(second_table), pytest.raises(ServiceError):
         obj.save()
     faults.clear()
-    assert _title(tenant_b.name) == "B"  # it was applied there
+    assert _title(second_table.name) == "B"  # it was applied there
     obj.save()  # the retry, after the block
     assert _title(dynorm_table) is None, "the create was applied twice, once in each table"
 
 
 def test_a_singleton_loaded_in_a_tenants_block_is_saved_there(
-    dynorm_table: str, tenant_b: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     """load() in B's block returns B's settings (a fresh one when B has none): saving it after
     the block must not write tenant B's settings into the default table."""
-    with dynorm.using(tenant_b):
+    with dynorm.using(second_table):
         settings = AtkSettings.load()
     settings.theme = "dark"
     settings.save()
-    with dynorm.using(tenant_b):
+    with dynorm.using(second_table):
         assert AtkSettings.load().theme == "dark"
     assert AtkSettings.load().theme == "light"
 
@@ -227,41 +217,41 @@ def test_a_pickled_object_of_a_table_with_its_own_client_keeps_that_client(
 
 
 def test_a_cursor_of_one_tenants_table_is_refused_for_another_tables_query(
-    dynorm_table: str, tenant_b: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     """A cursor is bound to its query; another table is another query."""
     for i in range(3):
         AtkTicket.objects.create(tenant="t", id=str(i))
-        AtkTicket.objects.using(tenant_b).create(tenant="t", id=str(i))
+        AtkTicket.objects.using(second_table).create(tenant="t", id=str(i))
     first = AtkTicket.objects.filter(tenant="t").page(1)
     assert first.next_cursor is not None
     with pytest.raises(dynorm.exceptions.InvalidCursorError):
-        AtkTicket.objects.using(tenant_b).filter(tenant="t").page(1, first.next_cursor)
+        AtkTicket.objects.using(second_table).filter(tenant="t").page(1, first.next_cursor)
 
 
 def test_a_transaction_may_write_the_same_key_in_two_tables(
-    dynorm_table: str, tenant_b: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     """Items are (table, key): the same key in two tables is two items, not one touched twice."""
     AtkTicket.objects.create(tenant="t", id="1", title="A")
-    AtkTicket.objects.using(tenant_b).create(tenant="t", id="1", title="B")
+    AtkTicket.objects.using(second_table).create(tenant="t", id="1", title="B")
     a = AtkTicket.objects.get(tenant="t", id="1")
-    b = AtkTicket.objects.using(tenant_b).get(tenant="t", id="1")
+    b = AtkTicket.objects.using(second_table).get(tenant="t", id="1")
     with dynorm.transaction():
         a.title = "A2"
         a.save()
         b.title = "B2"
         b.save()
-    assert (_title(dynorm_table), _title(tenant_b.name)) == ("A2", "B2")
+    assert (_title(dynorm_table), _title(second_table.name)) == ("A2", "B2")
 
 
 def test_from_item_inside_a_using_block_never_deletes_another_tenants_item(
-    dynorm_table: str, tenant_b: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     """Items stored without a write token (written before tokens, or by another tool): the
     same key at the same version in both tables. from_item() + delete() in tenant B's block
     must delete B's item, never tenant A's (the default table's)."""
-    for table in (dynorm_table, tenant_b.name):
+    for table in (dynorm_table, second_table.name):
         connection_for(None, table).send_raw(
             "PutItem",
             {
@@ -278,9 +268,9 @@ def test_from_item_inside_a_using_block_never_deletes_another_tenants_item(
                 },
             },
         )
-    raw = _raw(tenant_b.name, "ATK#t", "TICKET#1")
+    raw = _raw(second_table.name, "ATK#t", "TICKET#1")
     assert raw is not None
-    with dynorm.using(tenant_b):
+    with dynorm.using(second_table):
         AtkTicket.from_item(raw).delete()
     assert _title(dynorm_table) == dynorm_table, "tenant A's item was deleted"
-    assert _title(tenant_b.name) is None
+    assert _title(second_table.name) is None

@@ -6,7 +6,6 @@ checks that it is left exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,17 +24,6 @@ class Ledger(VersionedModel):
         pk = "LEDGER#{id}"
 
 
-@pytest.fixture
-def other_table(dynorm_table: str) -> Iterator[Table]:
-    """A second table beside the default one, created and deleted around the test."""
-    table = Table(f"{dynorm_table}-b")
-    with dynorm.using(table):
-        dynorm.create_table()
-    yield table
-    with dynorm.using(table):
-        dynorm.delete_table()
-
-
 def stored(table: str) -> list[dict[str, Any]]:
     """Every item of the table (a consistent scan; the tables here are tiny)."""
     conn = _config.get_connection()
@@ -52,39 +40,39 @@ def ledger(texts: list[str]) -> Ledger:
 
 
 def test_get_of_a_version_through_using_reads_it_from_that_table(
-    dynorm_table: str, other_table: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     ledger(["default 1", "default 2"])
-    with dynorm.using(other_table):
+    with dynorm.using(second_table):
         ledger(["other 1", "other 2", "other 3"])
-    assert Ledger.objects.using(other_table).get(id="x", version=1).text == "other 1"
-    assert Ledger.objects.using(other_table).get(id="x", version=3).text == "other 3"
+    assert Ledger.objects.using(second_table).get(id="x", version=1).text == "other 1"
+    assert Ledger.objects.using(second_table).get(id="x", version=3).text == "other 3"
     assert Ledger.objects.get(id="x", version=1).text == "default 1"
     with pytest.raises(Ledger.DoesNotExist):
         Ledger.objects.get(id="x", version=3)
 
 
 def test_queryset_delete_through_using_deletes_the_object_and_its_history_in_that_table(
-    dynorm_table: str, other_table: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     ledger(["default 1", "default 2"])
-    with dynorm.using(other_table):
+    with dynorm.using(second_table):
         ledger(["other 1", "other 2", "other 3"])
     before = stored(dynorm_table)
     assert len(before) == 3  # the object and its two versions
-    assert Ledger.objects.using(other_table).filter(id="x").delete() == 1
-    assert stored(other_table.name) == []
+    assert Ledger.objects.using(second_table).filter(id="x").delete() == 1
+    assert stored(second_table.name) == []
     assert stored(dynorm_table) == before
 
 
 def test_queryset_delete_through_using_inside_a_transaction_deletes_in_that_table(
-    dynorm_table: str, other_table: Table
+    dynorm_table: str, second_table: Table
 ) -> None:
     ledger(["default 1"])
-    with dynorm.using(other_table):
+    with dynorm.using(second_table):
         ledger(["other 1", "other 2"])
     before = stored(dynorm_table)
     with dynorm.transaction():
-        assert Ledger.objects.using(other_table).filter(id="x").delete() == 1
-    assert stored(other_table.name) == []
+        assert Ledger.objects.using(second_table).filter(id="x").delete() == 1
+    assert stored(second_table.name) == []
     assert stored(dynorm_table) == before
