@@ -18,16 +18,17 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from . import __version__, _registry
 from ._config import configure, get_settings
 from ._descriptions import describe_json, describe_models
-from ._table import _describe, create_table, delete_table
+from ._table import TableDifference, _describe, check_table, create_table, delete_table
 from .exceptions import DynormError
 from .testing._local import serve_foreground
+from .tooling import IAC_FORMATS, STREAM_VIEW_TYPES, IacFormat, table_as_code
 
 __all__ = ["cli", "run"]
 
@@ -228,7 +229,10 @@ class RichProgress:
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks and dynorm's request log.")
 def cli(debug: bool) -> None:
-    """dynorm: run DynamoDB Local, create, delete and describe the table of your models."""
+    """dynorm: run DynamoDB Local; create, check and describe the table of your models.
+
+    The table as code (iac).
+    """
     if debug:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -299,6 +303,96 @@ def describe(models: tuple[str, ...], as_json: bool, table_name: str | None) -> 
         click.echo(json.dumps(describe_json(name), indent=2))
     else:
         click.echo(describe_models())
+
+
+def _difference_json(difference: TableDifference) -> dict[str, Any]:
+    return {
+        "part": difference.part,
+        "expected": difference.expected,
+        "found": difference.found,
+        "fixable": difference.fixable,
+        "fix": difference.fix,
+    }
+
+
+@cli.command(short_help="Compare the live table with the models; exit 1 on a mismatch.")
+@models_option()
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def check(models: tuple[str, ...], as_json: bool) -> None:
+    """Compare the live table with what the models need; exit code 1 when it does not fit.
+
+    Compared: key schema and attribute types, every index slot the models use (keys,
+    projection), the TTL attribute. Sends DescribeTable and DescribeTimeToLive only and
+    changes nothing.
+    """
+    import_models(models)
+    name = get_settings().table_name
+    with _friendly():
+        differences = check_table()
+    if as_json:
+        report = {
+            "table": name,
+            "fits": not differences,
+            "differences": [_difference_json(d) for d in differences],
+        }
+        click.echo(json.dumps(report, indent=2))
+    elif not differences:
+        click.echo(f"dynorm: table {name!r} fits the models")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"Table {name!r} does not fit the models", show_lines=True)
+        for column in ("What", "The models need", "The table has", "Fix"):
+            table.add_column(column, overflow="fold")
+        for d in differences:
+            fix = d.fix if not d.fixable else f"{d.fix} (or run dynorm create-table)"
+            table.add_row(d.part, d.expected, d.found, fix)
+        Console(width=max(Console().width, 120)).print(table)
+    if differences:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command(short_help="Print the table the models need as CloudFormation, Terraform or CDK.")
+@models_option()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(IAC_FORMATS),
+    default="cloudformation",
+    show_default=True,
+    help="cloudformation (JSON template), terraform (HCL), cdk-json (CfnTable props).",
+)
+@click.option("--table", "table_name", metavar="NAME", help="Table name (default: $DYNORM_TABLE).")
+@click.option(
+    "--streams",
+    type=click.Choice(STREAM_VIEW_TYPES),
+    default=None,
+    help="Enable a stream with this view type.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to a file.")
+def iac(
+    models: tuple[str, ...],
+    fmt: str,
+    table_name: str | None,
+    streams: str | None,
+    output: str | None,
+) -> None:
+    """Print the table the models need (keys, indexes, TTL, billing, stream) as code.
+
+    The table it describes is the one `dynorm create-table` makes and `dynorm check` accepts.
+    """
+    import_models(models)
+    with _friendly():
+        name = table_name or get_settings().table_name
+        text = table_as_code(cast("IacFormat", fmt), name, streams=streams)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        with open(output, "w", encoding="utf-8") as out:
+            out.write(text)
+        click.echo(f"dynorm: wrote the {fmt} of table {name!r} to {output}", err=True)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
