@@ -29,6 +29,7 @@ from .exceptions import (
 )
 from .models import Model
 from .query import F, Q
+from .query.aggregates import Avg, Count, Max, Min, Sum
 from .query.collection import Collection
 from .query.pagination import Page
 from .query.queryset import Manager, QuerySet
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "AbstractModelError",
+    "Avg",
     "BatchIncompleteError",
     "capture",
     "check_table",
@@ -47,6 +49,7 @@ __all__ = [
     "ConditionFailedError",
     "ConfigurationError",
     "configure",
+    "Count",
     "create_table",
     "delete_table",
     "DynormError",
@@ -58,6 +61,8 @@ __all__ = [
     "ItemExistsError",
     "ItemTooLargeError",
     "Manager",
+    "Max",
+    "Min",
     "Model",
     "MultipleObjectsReturned",
     "ObjectDoesNotExist",
@@ -68,6 +73,7 @@ __all__ = [
     "Request",
     "ServiceError",
     "SingletonModel",
+    "Sum",
     "Table",
     "TableDifference",
     "TableMismatchError",

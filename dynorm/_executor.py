@@ -181,6 +181,8 @@ def pages(
     start_key: dict[str, Any] | None = None,
 ) -> Iterator[tuple[list[T], dict[str, Any] | None]]:
     """Every page of a plan's requests: one request followed, or scan segments in threads."""
+    if not requests:  # `none()`
+        return
     if len(requests) > 1:
         yield from in_segments(conn, requests, fetch)
         return

@@ -46,7 +46,17 @@ _RESERVED_FIELD = re.compile(r"^(pk|sk|gsi\d+pk|gsi\d+sk)$")
 #: Attribute names dynorm writes in items (besides the fields' own).
 _DYNORM_ATTRS = frozenset({PK, SK, TYPE_ATTR, VERSION_ATTR, TTL_ATTR, WRITE_TOKEN_ATTR})
 META_KEYS = frozenset(
-    {"abstract", "type_name", "pk", "sk", "indexes", "max_versions", "compress", "table"}
+    {
+        "abstract",
+        "type_name",
+        "pk",
+        "sk",
+        "indexes",
+        "max_versions",
+        "compress",
+        "table",
+        "ordering",
+    }
 )
 
 
@@ -288,6 +298,7 @@ def build_options(
             )
     meta.indexes = bound
     meta.key_fields = frozenset(meta.pk.fields + meta.sk.fields)
+    meta.ordering = _ordering(name, raw.get("ordering"), [meta.sk, *(i.sk for i in bound.values())])
     templates = [meta.pk, meta.sk, *(t for i in bound.values() for t in (i.pk, i.sk))]
     for template in templates:
         for field_name in template.fields:
@@ -301,6 +312,29 @@ def build_options(
                 )
         template.check_specs(lambda f: unwrap_optional(fields[f].annotation)[0] in (int, Decimal))
     return meta
+
+
+def _ordering(model: str, raw: Any, sort_keys: list[KeyTemplate]) -> tuple[str, bool] | None:
+    """`Meta.ordering` (`"-created_at"` or `["-created_at"]`) as (field, descending)."""
+    if raw is None:
+        return None
+    entries = [raw] if isinstance(raw, str) else list(raw)
+    if len(entries) != 1 or not isinstance(entries[0], str):
+        raise ConfigurationError(
+            f"Cannot use Meta.ordering of {model} with {len(entries)} entries: DynamoDB sorts "
+            "by one sort key, so give one sort-key field, e.g. ordering = ['-created_at'].",
+            code="model-definition",
+        )
+    name = entries[0].removeprefix("-")
+    if not any(name in tpl.fields for tpl in sort_keys):
+        fields = sorted({f for tpl in sort_keys for f in tpl.fields})
+        raise ConfigurationError(
+            f"Cannot order {model} by {name!r} in Meta.ordering: DynamoDB sorts by a sort key "
+            f"only, and no sort key of the table or its indexes holds {name!r} (sort-key "
+            f"fields: {', '.join(fields) or 'none'}). Name one of those.",
+            code="model-definition",
+        )
+    return name, entries[0].startswith("-")
 
 
 def _check_utf8(model: str, name: str) -> int:

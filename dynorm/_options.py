@@ -120,6 +120,8 @@ class Options:
     key_fields: frozenset[str] = frozenset()
     #: `Meta.table`: the Table (or table name) this model lives in; None: the default.
     table: Any = None
+    #: `Meta.ordering`: (sort-key field, descending) for queries with no `order_by()`.
+    ordering: tuple[str, bool] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ----------------------------------------------------------------- keys

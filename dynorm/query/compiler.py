@@ -50,6 +50,8 @@ class QueryState:
     bounds: tuple[int, int | None] | None = None
     #: `qs.using(table)`: the Table (or name) to send to; never read by the compiler.
     table: Any = None
+    #: `qs.none()`: compiles to no request at all.
+    empty: bool = False
 
     def option(self, name: str, default: Any = None) -> Any:
         """Return an extension option (used by versioned models)."""
@@ -206,6 +208,8 @@ def compile_query(state: QueryState, table_name: str) -> Plan:
 
 def _compile_query(state: QueryState, table_name: str) -> Plan:
     meta = state.model._meta
+    if state.empty:  # `none()`: nothing to ask DynamoDB
+        return Plan([], models=(state.model, *state.include))
     if state.index is not None and state.index not in meta.indexes:
         raise QueryError(
             f"Cannot use index {state.index!r} on {meta.model_name}: no such index."
@@ -268,13 +272,26 @@ def _compile_query(state: QueryState, table_name: str) -> Plan:
     projection = _projection(state, ph, key_attrs)
     if projection:
         params["ProjectionExpression"] = projection
-    if state.descending:
+    if state.descending != _default_descending(state, sk_tpl):
         params["ScanIndexForward"] = False
     if state.consistent:
         params["ConsistentRead"] = True
     ph.apply(params)
     check_expressions(params, meta.model_name)
     return Plan([Request("Query", params)], get_key, has_filter, key_attrs, models)
+
+
+def _default_descending(state: QueryState, sk_tpl: KeyTemplate) -> bool:
+    """Whether `Meta.ordering` reads this query newest first (no `order_by()` given).
+
+    The direction applies to a query whose sort key holds the ordering field; `order_by()`
+    replaces it and `reverse()` flips it.
+    """
+    ordering = state.model._meta.ordering
+    if ordering is None or state.order_field is not None:
+        return False
+    name, descending = ordering
+    return descending and name in sk_tpl.fields
 
 
 def _type_filter(models: tuple[type[Model], ...], ph: Placeholders) -> str:

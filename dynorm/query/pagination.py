@@ -93,6 +93,8 @@ def read_page(qs: QuerySet[M], size: int, cursor: str | None) -> Page[M]:
         raise QueryError("Cannot fetch a page of fewer than 1 item.", code="bad-query")
     qs._refuse_sliced("page")
     plan = qs._plan()
+    if not plan.requests:  # `none()`: an empty last page, nothing sent
+        return Page([], None)
     if len(plan.requests) != 1:
         raise QueryError("Cannot page a parallel scan; scan with one segment.", code="bad-query")
     secret = get_settings().cursor_secret

@@ -15,6 +15,7 @@ from .._exactly_once import bind, bind_all
 from ..exceptions import QueryError
 from . import _bulk, _create, _update_delete
 from ._decoding import decode, get_item, model_page
+from ._terminals import DjangoTerminals
 from .collection import Collection
 from .compiler import Plan, QueryState, Request, _validate, compile_query
 from .expressions import Q
@@ -32,7 +33,9 @@ M = TypeVar("M", bound="Model")
 QS = TypeVar("QS", bound="QuerySet[Any]", default="QuerySet[Any]")
 
 #: QuerySet changes that keep a slice meaningful (they change how items load, not which).
-_SLICE_SAFE = frozenset({"bounds", "projection", "consistent", "explicit_all", "table"})
+_SLICE_SAFE = frozenset(
+    {"bounds", "projection", "consistent", "explicit_all", "table", "empty"}
+)
 
 
 class Manager(Generic[QS]):
@@ -76,11 +79,12 @@ class _Pristine:
 _PRISTINE = _Pristine()
 
 
-class QuerySet(Generic[M]):
+class QuerySet(DjangoTerminals[M]):
     """A lazy, immutable query over one model; every method returns a new QuerySet.
 
     Evaluated by iteration, `len()`, `list()`, slicing, `count()`, `first()`, `get()`, ...;
-    the results are cached on the QuerySet. `iterator()` streams without caching.
+    the results are cached on the QuerySet. `iterator()` streams without caching. The
+    terminals that return plain values (`values()`, `aggregate()`, ...) are `DjangoTerminals`.
     """
 
     def __init__(self, model: type[M], state: QueryState | None = None) -> None:

@@ -123,6 +123,8 @@ class HistoryQuerySet(QuerySet[M]):
     """The versions of one versioned object, newest first (`obj.history()`)."""
 
     def _plan(self, state: Any = None) -> Plan:
+        if self._state.empty:  # `none()`
+            return Plan([], models=(self.model,))
         pk, sk = self._state.option("history")
         params = _history_query(
             self.model,
