@@ -38,6 +38,7 @@ __all__ = [
     "ConditionFailedError",
     "ConfigurationError",
     "DynormError",
+    "ImportLineError",
     "InvalidCursorError",
     "InvalidValueError",
     "ItemExistsError",
@@ -139,9 +140,7 @@ class TableMismatchError(ConfigurationError):
         differences: Every difference found, in a stable order.
     """
 
-    def __init__(
-        self, message: str, *, table: str, differences: Sequence[TableDifference]
-    ) -> None:
+    def __init__(self, message: str, *, table: str, differences: Sequence[TableDifference]) -> None:
         super().__init__(message, code="table-mismatch")
         self.table = table
         self.differences = list(differences)
@@ -305,6 +304,24 @@ class ThrottledError(DynormError):
         super().__init__(message, aws_code=aws_code, response=response)
         self.operation = operation
         self.attempts = attempts
+
+
+class ImportLineError(DynormError):
+    """Raised by a strict import (`import_items(strict=True)`) at the first bad line.
+
+    Every line before it is written. Once the line is fixed (the file changed: delete the
+    checkpoint), run the import again: the items already stored are skipped, not
+    overwritten. The message names the line, its model and what is wrong, never a value.
+
+    Attributes:
+        line: The line number (1-based) in the input file.
+        model: The model the line names ("" when it names none).
+    """
+
+    def __init__(self, message: str, *, line: int, model: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.model = model
 
 
 class InvalidCursorError(DynormError):
