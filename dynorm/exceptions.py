@@ -140,7 +140,9 @@ class TableMismatchError(ConfigurationError):
         differences: Every difference found, in a stable order.
     """
 
-    def __init__(self, message: str, *, table: str, differences: Sequence[TableDifference]) -> None:
+    def __init__(
+        self, message: str, *, table: str, differences: Sequence[TableDifference]
+    ) -> None:
         super().__init__(message, code="table-mismatch")
         self.table = table
         self.differences = list(differences)
