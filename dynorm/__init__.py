@@ -25,6 +25,7 @@ from .exceptions import (
     TableMismatchError,
     ThrottledError,
     TransactionCanceledError,
+    UniqueViolationError,
     VersionConflictError,
     WriteOutcomeUnknownError,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "transaction",
     "transaction_get",
     "TransactionCanceledError",
+    "UniqueViolationError",
     "using",
     "VersionConflictError",
     "VersionedModel",

@@ -31,6 +31,11 @@ VERSION_ATTR = "version"
 TTL_ATTR = "_ttl"
 #: A random token written with every save, to recognise a retried write that already applied.
 WRITE_TOKEN_ATTR = "_wtok"
+#: A companion item's owner: the primary key of the object it belongs to (unique guards).
+OWNER_PK_ATTR = "_opk"
+OWNER_SK_ATTR = "_osk"
+#: The sort key of every unique guard item (its partition key renders the values).
+GUARD_SK = "_UNIQUE"
 
 
 def gsi_name(slot: int) -> str:

@@ -384,7 +384,7 @@ def remember(instance: Model, op: WriteOp, group: str | None = None, size: int =
         deletes=bool(op.call and op.call[0] == "delete"),
         group=group or uuid.uuid4().hex,
         size=size,
-        key=_written_key(op),
+        key=written_key(op),
         owner=instance,
     )
     attempts = [*live_attempts(instance), attempt][-_MAX_REMEMBERED:]
@@ -406,7 +406,7 @@ def _copied(value: Any) -> Any:
         return copy.copy(value)
 
 
-def _written_key(op: WriteOp) -> tuple[str, str] | None:
+def written_key(op: WriteOp) -> tuple[str, str] | None:
     """The primary key of the item a write of an instance stores (or deletes).
 
     A transaction of an instance holds its item's Put (a move puts the new key after

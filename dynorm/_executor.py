@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._batch import backoff
 from ._capture import captured
+from ._companions import attach, is_companion_write
 from ._config import connection_for
 from ._connection import Connection, logger
 from ._constants import PK, SK, WRITE_TOKEN_ATTR
@@ -220,8 +223,11 @@ def _find_token(op: WriteOp) -> str | None:
 
 
 def prepare(instance: Model, call: tuple[Any, ...], build: Callable[[], WriteOp]) -> WriteOp:
-    """Build an instance's write and tag it with the instance, the call and how to rebuild."""
-    op = build()
+    """Build an instance's write and tag it with the instance, the call and how to rebuild.
+
+    The write takes its companion writes (unique guards, ...) here: see `_companions`.
+    """
+    op = attach(build(), instance, call)
     op.instance, op.call = instance, call
     op.rebuild = lambda: prepare(instance, call, build)
     if op.table is None:  # back to the table it was read from or saved to
@@ -346,7 +352,7 @@ def execute(op: WriteOp) -> dict[str, Any]:
         return _execute_instance(op, op.instance, conn, params)
     with tracking(conn):
         try:
-            response = conn.send(op.operation, params)
+            response = _send(conn, op, params)
         except (ConditionFailedError, TransactionCanceledError) as exc:
             if not _refusal(exc):
                 raise
@@ -362,7 +368,7 @@ def _execute_instance(
     live = live_attempts(instance)
     with tracking(conn) as box:
         try:
-            response = conn.send(op.operation, params)
+            response = _send(conn, op, params)
         except (ConditionFailedError, TransactionCanceledError) as exc:
             if not _refusal(exc):
                 if box.uncertain:
@@ -396,4 +402,28 @@ def _execute_instance(
     op.on_success(response)
     forget(instance)
     bind(instance, written_to(op))
+    if op.extra.get("refresh") and is_companion_write(op):
+        refresh(instance)  # F() values: a transaction returns no item, read what is stored
     return response
+
+
+#: How many times a write with companions is sent when DynamoDB cancels it for conflicts.
+_CONFLICT_ATTEMPTS = 4
+
+
+def _send(conn: Connection, op: WriteOp, params: dict[str, Any]) -> dict[str, Any]:
+    """Send a write; a write with companions is sent again after a pure-conflict cancel.
+
+    A transaction cancelled only for conflicting transactions (`TransactionConflict`) wrote
+    nothing, so sending it again is safe; a plain write is sent once (botocore retries).
+    """
+    attempt = 1
+    while True:
+        try:
+            return conn.send(op.operation, params)
+        except TransactionCanceledError as exc:
+            retry = is_companion_write(op) and attempt < _CONFLICT_ATTEMPTS
+            if not retry or any(r not in (None, "TransactionConflict") for r in exc.reasons):
+                raise
+            time.sleep(backoff(attempt))
+            attempt += 1

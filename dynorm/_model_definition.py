@@ -27,7 +27,7 @@ from ._constants import (
     WRITE_TOKEN_ATTR,
 )
 from ._keys import KeyTemplate
-from ._options import BoundIndex, Options, assign_slots
+from ._options import BoundIndex, Options, UniqueConstraint, assign_slots
 from ._pydantic_internals import is_classvar_annotation
 from .exceptions import AbstractModelError, ConfigurationError
 from .fields import DynormField, FieldKind
@@ -56,6 +56,7 @@ META_KEYS = frozenset(
         "compress",
         "table",
         "ordering",
+        "unique",
     }
 )
 
@@ -299,7 +300,9 @@ def build_options(
     meta.indexes = bound
     meta.key_fields = frozenset(meta.pk.fields + meta.sk.fields)
     meta.ordering = _ordering(name, raw.get("ordering"), [meta.sk, *(i.sk for i in bound.values())])
+    meta.unique = _unique_constraints(name, type_name, raw.get("unique"), fields, known)
     templates = [meta.pk, meta.sk, *(t for i in bound.values() for t in (i.pk, i.sk))]
+    templates += [c.template for c in meta.unique]
     for template in templates:
         for field_name in template.fields:
             base, _ = unwrap_optional(fields[field_name].annotation)
@@ -335,6 +338,51 @@ def _ordering(model: str, raw: Any, sort_keys: list[KeyTemplate]) -> tuple[str, 
             code="model-definition",
         )
     return name, entries[0].startswith("-")
+
+
+def _unique_constraints(
+    model: str, type_name: str, raw: Any, fields: Mapping[str, Any], known: list[str]
+) -> tuple[UniqueConstraint, ...]:
+    """Parse `Meta.unique`: a list of field-name tuples (`[("email",), ("tenant", "slug")]`)."""
+    if raw is None:
+        return ()
+    fix = 'list tuples of field names, e.g. unique = [("email",), ("tenant", "slug")]'
+    if isinstance(raw, (str, bytes)) or not isinstance(raw, Iterable):
+        raise ConfigurationError(
+            f"Cannot use Meta.unique on {model}: {fix}.", code="model-definition"
+        )
+    out: list[UniqueConstraint] = []
+    seen: set[frozenset[str]] = set()
+    for entry in raw:
+        names = (entry,) if isinstance(entry, str) else entry
+        if not isinstance(names, (tuple, list)) or not names:
+            raise ConfigurationError(
+                f"Cannot use Meta.unique on {model}: {fix}.", code="model-definition"
+            )
+        for name in names:
+            if not isinstance(name, str) or name not in fields:
+                raise ConfigurationError(
+                    f"Cannot declare a unique constraint on {model}.{name!r}: no such field.",
+                    code="model-definition",
+                )
+            if name not in known:
+                raise ConfigurationError(
+                    f"Cannot declare a unique constraint on the compressed field "
+                    f"{model}.{name}: its value is stored as compressed bytes; use a plain "
+                    "field.",
+                    code="model-definition",
+                )
+        if len(set(names)) != len(names) or frozenset(names) in seen:
+            raise ConfigurationError(
+                f"Cannot declare the unique constraint ({', '.join(names)}) on {model} "
+                "twice, or with a field twice; name each constraint and field once.",
+                code="model-definition",
+            )
+        seen.add(frozenset(names))
+        source = f"_UNIQUE#{type_name}#{'+'.join(names)}#" + "#".join(f"{{{n}}}" for n in names)
+        template = KeyTemplate(source, model, known, f"unique guard ({', '.join(names)})")
+        out.append(UniqueConstraint(tuple(names), template))
+    return tuple(out)
 
 
 def _check_utf8(model: str, name: str) -> int:

@@ -102,6 +102,22 @@ def assign_slots(indexes: Sequence[Index], model: str) -> list[tuple[Index, int]
     return out
 
 
+@dataclass(frozen=True)
+class UniqueConstraint:
+    """One `Meta.unique` constraint: its fields and the template of its guard items' key.
+
+    The guard of an object holding values `v` is the item under
+    `(template.render(v), GUARD_SK)`; it names its owner's primary key.
+    """
+
+    fields: tuple[str, ...]
+    template: KeyTemplate
+
+    def describe(self) -> str:
+        """The constraint as messages name it (`email`, `tenant, slug`)."""
+        return ", ".join(self.fields)
+
+
 @dataclass
 class Options:
     """Everything dynorm knows about a model, built once at class creation (`Model._meta`)."""
@@ -122,7 +138,14 @@ class Options:
     table: Any = None
     #: `Meta.ordering`: (sort-key field, descending) for queries with no `order_by()`.
     ordering: tuple[str, bool] | None = None
+    #: `Meta.unique`: constraints on non-key fields, enforced by guard items.
+    unique: tuple[UniqueConstraint, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_companions(self) -> bool:
+        """Whether the model's writes carry companion items (unique guards, ...)."""
+        return bool(self.unique)
 
     # ----------------------------------------------------------------- keys
 

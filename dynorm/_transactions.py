@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from ._batch import backoff, batch_get
 from ._capture import captured
 from ._codec import item_size, value_size
+from ._companions import explain, is_companion_write
 from ._config import TableChoice, binding, connection_for, table_name_for
 from ._connection import logger
 from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT, TYPE_ATTR
@@ -191,6 +192,9 @@ class Transaction:
                         time.sleep(backoff(attempt))
                         params["ClientRequestToken"] = uuid.uuid4().hex
                         continue
+                    typed = self._companion_error(exc, owner)
+                    if typed is not None:
+                        raise typed from exc
                     failed = [
                         f"#{i} {self.ops[i].model.__name__} {self.ops[i].operation}: {r}"
                         for i, r in enumerate(per_op)
@@ -217,6 +221,21 @@ class Transaction:
                 forget(op.instance)
                 bind(op.instance, written_to(op))
         self._reload(conn)
+
+    def _companion_error(
+        self, exc: TransactionCanceledError, owner: list[int]
+    ) -> Exception | None:
+        """The typed error of a refused companion (a taken unique value), if that is why."""
+        own: dict[int, list[str | None]] = {}
+        for index, reason in zip(owner, exc.reasons):
+            own.setdefault(index, []).append(reason)
+        for index, reasons in own.items():
+            op = self.ops[index]
+            if is_companion_write(op) and CCF not in reasons[: op.extra["companions"]]:
+                found = explain(op, reasons, exc)
+                if found is not None:
+                    return found
+        return None
 
     def _writes(self) -> list[WriteOp]:
         return [op for op in self.ops if op.operation != "ConditionCheck"]

@@ -12,7 +12,8 @@ DynormError
 ├── MultipleObjectsReturned     get() found more than one (per model)
 ├── ConditionFailedError        a conditional write was refused by DynamoDB
 │   ├── VersionConflictError    optimistic locking: the stored version is not the loaded one
-│   └── ItemExistsError         a create found an item with the same key (create, bulk_create)
+│   ├── ItemExistsError         a create found an item with the same key (create, bulk_create)
+│   └── UniqueViolationError    another object holds the value of a `Meta.unique` constraint
 ├── TransactionCanceledError    DynamoDB cancelled a transaction (`.reasons` per operation)
 ├── BatchIncompleteError        a batch still had unprocessed items after every retry
 ├── ThrottledError              DynamoDB kept throttling after every retry
@@ -50,6 +51,7 @@ __all__ = [
     "TableMismatchError",
     "ThrottledError",
     "TransactionCanceledError",
+    "UniqueViolationError",
     "VersionConflictError",
     "WriteOutcomeUnknownError",
 ]
@@ -227,6 +229,31 @@ class ItemExistsError(ConditionFailedError):
         self.model = model
         self.keys = list(keys)
         self.objects = list(objects)
+
+
+class UniqueViolationError(ConditionFailedError):
+    """Raised when a write would give two objects the same value of a `Meta.unique` constraint.
+
+    Nothing was written (the object and its guard items are written in one transaction).
+    The message names the model and the fields, never the value.
+
+    Attributes:
+        model: The model's name.
+        fields: The fields of the constraint, in declaration order.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        fields: Sequence[str],
+        aws_code: str | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, aws_code=aws_code, response=response)
+        self.model = model
+        self.fields = tuple(fields)
 
 
 class VersionConflictError(ConditionFailedError):

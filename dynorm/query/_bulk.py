@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._batch import batch_get, batch_write, in_parallel
 from .._config import Table
-from .._constants import PK, SK, TYPE_ATTR
+from .._constants import TYPE_ATTR
 from .._decode import wire_decoder
-from .._exactly_once import bind, bind_all, new_write_token, set_stored_token
+from .._exactly_once import bind, bind_all, new_write_token, set_stored_token, written_key
 from .._executor import execute, prepare
 from .._instance_writes import timestamps
 from .._transaction_context import current_transaction
@@ -83,14 +83,15 @@ def _create_ops(qs: QuerySet[M], objs: list[M], overwrite: bool) -> list[WriteOp
             ops.append(prepare(obj, ("save", None), partial(obj._save_op, None)))
     seen: set[tuple[str, str]] = set()
     for op in ops:
-        key = (op.params["Item"][PK]["S"], op.params["Item"][SK]["S"])
-        if key in seen:
+        written = written_key(op)  # the object's item (with companions: a transaction's)
+        assert written is not None
+        if written in seen:
             raise QueryError(
                 f"Cannot bulk_create two {meta.model_name} objects with the same key "
                 f"(key fields: {', '.join(sorted(meta.key_fields))}).",
                 code="bad-query",
             )
-        seen.add(key)
+        seen.add(written)
         op.table = qs._state.table
     return ops
 
@@ -100,6 +101,13 @@ def bulk_create(qs: QuerySet[M], objs: Iterable[M], *, overwrite: bool = False) 
     meta = qs.model._meta
     objs = list(objs)
     _check_new(qs, objs)
+    if overwrite and meta.unique:
+        raise QueryError(
+            f"Cannot bulk_create {meta.model_name} with overwrite=True: a replaced item's "
+            "Meta.unique guards would not be released or taken (BatchWriteItem writes single "
+            "items). Create new objects without overwrite, or save() each replaced object.",
+            code="bad-query",
+        )
     ops = _create_ops(qs, objs, overwrite)
     tx = current_transaction()
     if tx is not None:

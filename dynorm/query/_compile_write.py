@@ -25,10 +25,14 @@ and the expectation on the stored item, one of
 - `Matches(lookups)`: `filter()`-style lookups hold (`tx.check`); none: the item exists;
 - `StillMatches(state, version)`: the item a QuerySet read at `version` still matches its
   filters (the per-item writes of `qs.update()` / `qs.delete()`);
-- `Unconditional()`: no condition (`bulk_create(overwrite=True)`, history pruning).
+- `Unconditional()`: no condition (`bulk_create(overwrite=True)`, history pruning);
+- `Owned(owners)`: a companion item is absent or belongs to one of these objects (the
+  guard items of `Meta.unique`).
 
 `compile_transaction` joins several requests into one TransactWriteItems (a key move is
 `Delete` of the old key at `Loaded` + `Put` of the new one at `Absent`).
+`compile_with_companions` is the one way a write takes companion items (unique guards, ...)
+that must be written in the same transaction: the write's own actions first, then theirs.
 
 Every name goes through `#n` placeholders and every value through `:v` placeholders; the
 expression text never depends on the values.
@@ -41,7 +45,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._codec import Item, ValueProblem, check_item_size, invalid_value
-from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
+from .._constants import (
+    OWNER_PK_ATTR,
+    OWNER_SK_ATTR,
+    PK,
+    SK,
+    TYPE_ATTR,
+    VERSION_ATTR,
+    WRITE_TOKEN_ATTR,
+)
 from .._request import Request
 from .compiler import QueryState, compile_condition
 from .lookups import parse_lookup, render_condition
@@ -60,6 +72,7 @@ __all__ = [
     "Expectation",
     "Loaded",
     "Matches",
+    "Owned",
     "Put",
     "PutItem",
     "SetFields",
@@ -69,6 +82,7 @@ __all__ = [
     "Write",
     "compile_transaction",
     "compile_update",
+    "compile_with_companions",
     "compile_write",
     "key_of",
     "model_item",
@@ -185,7 +199,14 @@ class Unconditional:
     """No condition: the write replaces (or deletes) whatever is stored."""
 
 
-Expectation: TypeAlias = "Absent | Loaded | Matches | StillMatches | Unconditional"
+@dataclass(frozen=True)
+class Owned:
+    """A companion item is absent, or its owner (`_opk`, `_osk`) is one of `owners`."""
+
+    owners: tuple[Key, ...]
+
+
+Expectation: TypeAlias = "Absent | Loaded | Matches | StillMatches | Unconditional | Owned"
 
 # --------------------------------------------------------------------------- items
 
@@ -249,6 +270,12 @@ def _condition(meta: Options, expect: Expectation, ph: Placeholders) -> str | No
         condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(expect.version)})}"
         extra = compile_condition(expect.state, ph)
         return f"{condition} AND {extra}" if extra else condition
+    if isinstance(expect, Owned):
+        parts = [f"attribute_not_exists({ph.name(PK)})"]
+        for pk, sk in expect.owners:
+            owner_pk = f"{ph.name(OWNER_PK_ATTR)} = {ph.value({'S': pk})}"
+            parts.append(f"({owner_pk} AND {ph.name(OWNER_SK_ATTR)} = {ph.value({'S': sk})})")
+        return " OR ".join(parts)
     return None
 
 
@@ -399,3 +426,15 @@ def compile_transaction(requests: Sequence[Request]) -> Request:
         "TransactWriteItems",
         {"TransactItems": [action for r in requests for action in transact_actions(r)]},
     )
+
+
+def compile_with_companions(write: Request, companions: Sequence[Request]) -> Request:
+    """A write and its companion writes as one TransactWriteItems (without TableName).
+
+    The write's own actions come first (a single write is action 0), then the companions',
+    in order; with no companions the write is returned as it is. A refusal's
+    `CancellationReasons` line up with that order.
+    """
+    if not companions:
+        return write
+    return compile_transaction([write, *companions])

@@ -110,6 +110,14 @@ def update_matching(qs: QuerySet[Any], values: Mapping[str, Any]) -> int:
     qs._refuse_sliced("update")
     if not values:
         raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
+    guarded = sorted({n for c in meta.unique for n in c.fields} & set(values))
+    if guarded:
+        raise QueryError(
+            f"Cannot update {meta.model_name}.{', '.join(guarded)} with qs.update(): a "
+            "Meta.unique field's guard item must be written with each object. Load the "
+            "objects and save() (or update()) each one.",
+            code="bad-query",
+        )
     tx = current_transaction()
     # Check field names, F() references and values before anything is sent.
     current = dict.fromkeys(meta.field_names)
@@ -183,6 +191,13 @@ def delete_matching(qs: QuerySet[Any]) -> int:
         raise QueryError(
             f"Cannot delete every {meta.model_name} without saying so: call "
             f".all().delete() (or filter first).",
+            code="bad-query",
+        )
+    if meta.unique:
+        raise QueryError(
+            f"Cannot delete {meta.model_name} objects with qs.delete(): their Meta.unique "
+            "guard items must be released with each object. Iterate and call delete() on "
+            "each object.",
             code="bad-query",
         )
     plan = qs._plan(dataclasses.replace(qs._state, projection=()))
