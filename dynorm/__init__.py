@@ -3,6 +3,7 @@
 from . import fields
 from ._capture import capture
 from ._config import Table, configure, using
+from ._counters import Stats
 from ._options import Index
 from ._request import Request
 from ._table import TableDifference, check_table, create_table, delete_table
@@ -76,6 +77,7 @@ __all__ = [
     "Request",
     "ServiceError",
     "SingletonModel",
+    "Stats",
     "Sum",
     "Table",
     "TableDifference",

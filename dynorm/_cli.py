@@ -172,6 +172,30 @@ for _command in DATA_COMMANDS:
     cli.add_command(_command)
 
 
+@cli.command(short_help="Show the count of every counted model (Meta.counted).")
+@models_option()
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable: {type: count}.")
+def stats(models: tuple[str, ...], as_json: bool) -> None:
+    """Show the count of every model with Meta.counted = True (one BatchGetItem each)."""
+    import_models(models)
+    counted = sorted(
+        (m for m in _registry.all_models() if m._meta.counted), key=lambda m: m._meta.type_name
+    )
+    if not counted:
+        raise CommandError(
+            "no model of these modules keeps a count; set Meta.counted = True on a model."
+        )
+    with _friendly():
+        counts = {m._meta.type_name: m.objects.stats().count for m in counted}
+    if as_json:
+        click.echo(json.dumps(counts, indent=2))
+        return
+    width = max(len(name) for name in counts)
+    for name, count in counts.items():
+        click.echo(f"{name.ljust(width)}  {count}")
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (never raises for a user mistake)."""
     try:

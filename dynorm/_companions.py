@@ -1,6 +1,7 @@
 """Companion items: the writes that ride in the same transaction as an object's write.
 
-A model whose writes carry companions (today: the guard items of `Meta.unique`) has each of
+A model whose writes carry companions (the guard items of `Meta.unique`, the counter
+shards of `Meta.counted`) has each of
 its instance writes (create, save, update, delete, a key move, a versioned save) turned
 into one TransactWriteItems by `attach`, called by the executor's `prepare()` on the write
 its model built: the write's own actions first, then the companions'
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import connection_for
 from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TYPE_ATTR
+from ._counters import count_write
 from ._exactly_once import CCF, carrying, instance_table, refused_items
 from ._options import UniqueConstraint
 from ._request import Request
@@ -127,7 +129,8 @@ def attach(op: WriteOp, instance: Model, call: tuple[Any, ...]) -> WriteOp:
         return op
     creating = call[0] == "save" and instance.version == 0
     stored_key = instance._loaded_key or meta.primary_key(instance.__dict__)
-    item = None if creating else _stored(instance, stored_key)
+    # The guards to release are those of the stored item: read it (counters need nothing).
+    item = None if creating or not meta.unique else _stored(instance, stored_key)
     assert meta.codec is not None
     old = meta.codec.decode(item) if item is not None else None
     new = _new_values(instance, call, old)
@@ -142,6 +145,11 @@ def attach(op: WriteOp, instance: Model, call: tuple[Any, ...]) -> WriteOp:
     ):
         companions.append(request)
         explainers.append(_explainer(meta, constraint))
+    if meta.counted and (creating or call[0] == "delete"):
+        counted_key = new_key if creating else stored_key
+        assert counted_key is not None
+        companions.append(count_write(meta, counted_key, 1 if creating else -1))
+        explainers.append(None)
     if not companions:
         return op
     own = len(transact_actions(op.request))

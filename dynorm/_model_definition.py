@@ -57,6 +57,7 @@ META_KEYS = frozenset(
         "table",
         "ordering",
         "unique",
+        "counted",
     }
 )
 
@@ -301,6 +302,13 @@ def build_options(
     meta.key_fields = frozenset(meta.pk.fields + meta.sk.fields)
     meta.ordering = _ordering(name, raw.get("ordering"), [meta.sk, *(i.sk for i in bound.values())])
     meta.unique = _unique_constraints(name, type_name, raw.get("unique"), fields, known)
+    counted = raw.get("counted", False)
+    if not isinstance(counted, bool):
+        raise ConfigurationError(
+            f"Cannot use Meta.counted on {name}: it must be True or False.",
+            code="model-definition",
+        )
+    meta.counted = counted
     templates = [meta.pk, meta.sk, *(t for i in bound.values() for t in (i.pk, i.sk))]
     templates += [c.template for c in meta.unique]
     for template in templates:

@@ -140,12 +140,14 @@ class Options:
     ordering: tuple[str, bool] | None = None
     #: `Meta.unique`: constraints on non-key fields, enforced by guard items.
     unique: tuple[UniqueConstraint, ...] = ()
+    #: `Meta.counted`: a per-type count kept in sharded counter items with every write.
+    counted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_companions(self) -> bool:
-        """Whether the model's writes carry companion items (unique guards, ...)."""
-        return bool(self.unique)
+        """Whether the model's writes carry companion items (unique guards, counters)."""
+        return bool(self.unique) or self.counted
 
     # ----------------------------------------------------------------- keys
 

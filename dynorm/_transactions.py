@@ -21,6 +21,7 @@ from ._companions import explain, is_companion_write
 from ._config import TableChoice, binding, connection_for, table_name_for
 from ._connection import logger
 from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT, TYPE_ATTR
+from ._counters import merge_counts
 from ._exactly_once import (
     CCF,
     bind,
@@ -135,6 +136,7 @@ class Transaction:
                 check_expressions(body, op.model.__name__)
                 items.append({kind: {**body, "TableName": table}})
                 owner.append(index)
+        merge_counts(items, owner)  # counted writes of one shard: one action
         if len(items) > TRANSACT_ITEMS_LIMIT:
             raise QueryError(
                 f"Cannot commit a transaction of {len(items)} actions: DynamoDB allows "

@@ -101,11 +101,12 @@ def bulk_create(qs: QuerySet[M], objs: Iterable[M], *, overwrite: bool = False) 
     meta = qs.model._meta
     objs = list(objs)
     _check_new(qs, objs)
-    if overwrite and meta.unique:
+    if overwrite and (meta.unique or meta.counted):
         raise QueryError(
-            f"Cannot bulk_create {meta.model_name} with overwrite=True: a replaced item's "
-            "Meta.unique guards would not be released or taken (BatchWriteItem writes single "
-            "items). Create new objects without overwrite, or save() each replaced object.",
+            f"Cannot bulk_create {meta.model_name} with overwrite=True: BatchWriteItem "
+            "writes single items, so a replaced item's Meta.unique guards and Meta.counted "
+            "count would not follow. Create new objects without overwrite, or save() each "
+            "replaced object.",
             code="bad-query",
         )
     ops = _create_ops(qs, objs, overwrite)

@@ -14,7 +14,9 @@ A write is one of
 - `Update(key, changes, current, version)`: UpdateItem of values and `F` expressions
   (`obj.update(...)`, `qs.update(...)`);
 - `Delete(key)`: DeleteItem;
-- `Check(key)`: a transaction's ConditionCheck,
+- `Check(key)`: a transaction's ConditionCheck;
+- `Add(key, deltas, sets)`: UpdateItem adding numbers to attributes of a companion item
+  (the shards of `Meta.counted`),
 
 and the expectation on the stored item, one of
 
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Absent",
+    "Add",
     "Check",
     "Delete",
     "Expectation",
@@ -161,7 +164,19 @@ class Check:
     key: Key
 
 
-Write: TypeAlias = "Put | PutItem | SetFields | Update | Delete | Check"
+@dataclass(frozen=True)
+class Add:
+    """UpdateItem of a companion item: `ADD` each of `deltas`, `SET` each of `sets`.
+
+    Attribute names are dynorm's own (not fields); values are DynamoDB JSON for `sets`.
+    """
+
+    key: Key
+    deltas: Mapping[str, int]
+    sets: Mapping[str, Any] = field(default_factory=dict)
+
+
+Write: TypeAlias = "Put | PutItem | SetFields | Update | Delete | Check | Add"
 
 # --------------------------------------------------------------------------- expectations
 
@@ -384,6 +399,11 @@ def _compile(
         plain = plan.plain
     elif isinstance(write, Delete):
         operation, params = "DeleteItem", {"Key": _key(write.key)}
+    elif isinstance(write, Add):
+        sets = [f"{ph.name(a)} = {ph.value(dict(v))}" for a, v in write.sets.items()]
+        adds = [f"{ph.name(a)} {ph.value({'N': str(d)})}" for a, d in write.deltas.items()]
+        text = (f"SET {', '.join(sets)} " if sets else "") + f"ADD {', '.join(adds)}"
+        operation, params = "UpdateItem", {"Key": _key(write.key), "UpdateExpression": text}
     else:
         operation, params = "ConditionCheck", {"Key": _key(write.key)}
     if condition is not None:

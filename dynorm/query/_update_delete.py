@@ -7,24 +7,28 @@ since it was read is re-read from the refusal and written again if it still matc
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .._batch import in_parallel
+from .._batch import backoff, in_parallel
 from .._constants import PK, SK, VERSION_ATTR
-from .._exactly_once import already_applied, disproves, new_write_token, tracking
+from .._counters import count_write
+from .._exactly_once import CCF, already_applied, disproves, new_write_token, old_item, tracking
+from .._request import Request
 from .._transaction_context import current_transaction
 from .._write_op import WriteOp
 from ..exceptions import (
     ConditionFailedError,
     QueryError,
+    TransactionCanceledError,
     VersionConflictError,
     WriteOutcomeUnknownError,
 )
 from ..fields import utcnow
 from ._bulk import same_error
-from ._compile_write import Delete, StillMatches, Update, compile_write
+from ._compile_write import Delete, StillMatches, Update, compile_with_companions, compile_write
 from .placeholders import Placeholders, check_expressions
 from .updates import plan_update
 
@@ -146,40 +150,64 @@ def update_matching(qs: QuerySet[Any], values: Mapping[str, Any]) -> int:
     return sum(1 for r in results if r is True)
 
 
-def _delete_params(qs: QuerySet[Any], item: dict[str, Any]) -> dict[str, Any]:
-    """The conditional DeleteItem of one read item (without TableName)."""
+def _delete_request(qs: QuerySet[Any], item: dict[str, Any]) -> Request:
+    """The conditional DeleteItem of one read item (without TableName).
+
+    A counted model's delete also takes 1 from its count, in one TransactWriteItems.
+    """
+    meta = qs.model._meta
     key = (item[PK]["S"], item[SK]["S"])
     expect = StillMatches(qs._state, _read_version(item))
-    request = compile_write(qs.model._meta, Delete(key), expect)
-    check_expressions(request.params, qs.model._meta.model_name)
-    return request.params
+    request = compile_write(meta, Delete(key), expect)
+    check_expressions(request.params, meta.model_name)
+    if meta.counted:
+        request = compile_with_companions(request, [count_write(meta, key, -1)])
+    return request
+
+
+def _in_table(request: Request, table: str) -> dict[str, Any]:
+    if request.operation != "TransactWriteItems":
+        return {**request.params, "TableName": table}
+    actions = request.params["TransactItems"]
+    items = [{k: {**b, "TableName": table} for k, b in a.items()} for a in actions]
+    return {"TransactItems": items}
 
 
 def _delete_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any]) -> bool:
     """Delete one read item if it still matches; True if this call deleted it."""
     meta = qs.model._meta
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        params = {**_delete_params(qs, item), "TableName": conn.table_name}
+        request = _delete_request(qs, item)
+        params = _in_table(request, conn.table_name)
         version = _read_version(item)
         with tracking(conn) as box:
             try:
-                conn.send("DeleteItem", params)
+                conn.send(request.operation, params)
                 return True
+            except TransactionCanceledError as exc:
+                if CCF not in exc.reasons[:1]:  # a conflict with another transaction
+                    if attempt == MAX_ATTEMPTS:
+                        raise
+                    time.sleep(backoff(attempt))
+                    continue
+                refused: ConditionFailedError | TransactionCanceledError = exc
+                old = old_item(exc)
             except ConditionFailedError as exc:
+                refused = exc
                 old = (exc.response or {}).get("Item")
-                if not old:
-                    # Gone: by our own attempt whose response was lost, or by another.
-                    return box.uncertain
-                if int(old.get(VERSION_ATTR, {}).get("N", "0")) == version:
-                    return False  # no longer matches the filters
-                if attempt == MAX_ATTEMPTS:
-                    raise VersionConflictError(
-                        f"Cannot delete {meta.model_name}: an item kept changing during "
-                        f"{attempt} attempts; try again.",
-                        model=meta.model_name,
-                        expected_version=version,
-                    ) from exc
-                item = old  # changed since it was read: delete it if it still matches
+            if not old:
+                # Gone: by our own attempt whose response was lost, or by another.
+                return box.uncertain
+            if int(old.get(VERSION_ATTR, {}).get("N", "0")) == version:
+                return False  # no longer matches the filters
+            if attempt == MAX_ATTEMPTS:
+                raise VersionConflictError(
+                    f"Cannot delete {meta.model_name}: an item kept changing during "
+                    f"{attempt} attempts; try again.",
+                    model=meta.model_name,
+                    expected_version=version,
+                ) from refused
+            item = old  # changed since it was read: delete it if it still matches
     return False
 
 
@@ -205,10 +233,11 @@ def delete_matching(qs: QuerySet[Any]) -> int:
     tx = current_transaction()
     if tx is not None:  # join the transaction: one conditional Delete action per item
         for item in items:
+            request = _delete_request(qs, item)
             tx.add(
                 WriteOp(
-                    "DeleteItem",
-                    _delete_params(qs, item),
+                    request.operation,
+                    request.params,
                     qs.model,
                     same_error,
                     _no_op,

@@ -11,10 +11,10 @@ from typing_extensions import Self, TypeVar
 
 from .. import _executor, _registry
 from .._config import Table, as_table, binding, connection_for, table_name_for
+from .._counters import Stats
 from .._exactly_once import bind, bind_all
-from .._unique import guard_owner
 from ..exceptions import QueryError
-from . import _bulk, _create, _update_delete
+from . import _bulk, _companion_reads, _create, _update_delete
 from ._decoding import decode, get_item, model_page
 from ._terminals import DjangoTerminals
 from .collection import Collection
@@ -432,31 +432,19 @@ class QuerySet(DjangoTerminals[M]):
         return found[0]
 
     def get_by_unique(self, /, **values: Any) -> M:
-        """Return the object holding these values of a `Meta.unique` constraint.
+        """The object holding these values of a `Meta.unique` constraint (see its docs page).
 
-        `User.objects.get_by_unique(email="a@example.com")`; name every field of one
-        constraint. DynamoDB: a consistent GetItem of the constraint's guard item, then a
-        consistent GetItem of the object it names (never a query or a scan).
-
-        Raises:
-            DoesNotExist: No object holds these values.
-            QueryError: No `Meta.unique` constraint has exactly these fields.
+        Two consistent GetItems (the guard, then the object). Raises DoesNotExist, or
+        QueryError if no constraint has exactly these fields.
         """
-        meta = self.model._meta
-        constraint, wanted, owner = guard_owner(self._connection(), meta, values, consistent=True)
-        fields = constraint.describe()
-        found = None
-        if owner is not None:
-            try:
-                found = self.consistent()._get_item(owner, fields)
-            except self.model.DoesNotExist:
-                found = None
-        if found is None or any(found.__dict__.get(n) != v for n, v in wanted.items()):
-            raise self.model.DoesNotExist(
-                f"Cannot get {meta.model_name} by its unique field(s) {fields}: no object "
-                "holds these values."
-            )
-        return found
+        return _companion_reads.get_by_unique(self, values)
+
+    def stats(self) -> Stats:
+        """The model's count (`Meta.counted`): one consistent BatchGetItem of its shards.
+
+        Filters do not apply. Raises QueryError if the model is not counted.
+        """
+        return _companion_reads.stats(self)
 
     def _get_item(self, key: tuple[str, str], fields: str) -> M:
         # No projection here: only() disables the GetItem plan (compiler), so get() queries.

@@ -776,3 +776,34 @@ def test_an_update_inside_a_transaction_takes_the_values_it_compiled() -> None:
     op.on_success({})  # as after a transaction's commit: no Attributes returned
     assert (customer.name, customer.updated_at, customer.version) == ("m", NOW, 2)
     assert op.extra == {"refresh": False}
+
+
+# --------------------------------------------------------------------------- companions
+
+
+def test_a_write_with_companions_is_one_transaction_its_own_actions_first() -> None:
+    from dynorm.query._compile_write import Add, Owned, compile_with_companions
+
+    meta = Order._meta
+    main = compile_write(meta, Delete(("P", "S")), Loaded(3, "tok"))
+    assert compile_with_companions(main, []) is main  # no companion: the write as it is
+    release = compile_write(meta, Delete(("G", "_UNIQUE")), Owned((("P", "S"),)), return_old=False)
+    count = compile_write(
+        meta, Add(("C", "_COUNT"), {"_count": -1}, {"_type": {"S": "T#count"}}), Unconditional()
+    )
+    joined = compile_with_companions(main, [release, count])
+    assert joined.operation == "TransactWriteItems"
+    assert [next(iter(a)) for a in joined.params["TransactItems"]] == ["Delete", "Delete", "Update"]
+    assert joined.params["TransactItems"][0] == {"Delete": main.params}
+    assert release.params == {
+        "Key": {"pk": {"S": "G"}, "sk": {"S": "_UNIQUE"}},
+        "ConditionExpression": "attribute_not_exists(#n0) OR (#n1 = :v0 AND #n2 = :v1)",
+        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "_opk", "#n2": "_osk"},
+        "ExpressionAttributeValues": {":v0": {"S": "P"}, ":v1": {"S": "S"}},
+    }
+    assert count.params == {
+        "Key": {"pk": {"S": "C"}, "sk": {"S": "_COUNT"}},
+        "UpdateExpression": "SET #n0 = :v0 ADD #n1 :v1",
+        "ExpressionAttributeNames": {"#n0": "_type", "#n1": "_count"},
+        "ExpressionAttributeValues": {":v0": {"S": "T#count"}, ":v1": {"N": "-1"}},
+    }
