@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, _registry
 from ._cli_base import (
     CommandError,
     connection_options,
@@ -186,7 +186,7 @@ def stats(models: tuple[str, ...], as_json: bool) -> None:
         raise CommandError(
             "no model of these modules keeps a count; set Meta.counted = True on a model."
         )
-    with _friendly():
+    with friendly():
         counts = {m._meta.type_name: m.objects.stats().count for m in counted}
     if as_json:
         click.echo(json.dumps(counts, indent=2))
