@@ -1,6 +1,7 @@
 """dynorm: a Django-style ORM for DynamoDB single-table design, on pydantic v2 and boto3."""
 
 from . import fields
+from ._async_transactions import atransaction, atransaction_get
 from ._capture import capture
 from ._config import Table, configure, using
 from ._counters import Stats
@@ -44,6 +45,8 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "AbstractModelError",
+    "atransaction",
+    "atransaction_get",
     "Avg",
     "BatchIncompleteError",
     "capture",

@@ -38,6 +38,10 @@ class Settings:
     cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     cursor_secret_is_random: bool = True
     max_attempts: int = 3
+    transport: str = "boto3"
+    max_pool_connections: int = 50
+    connect_timeout: float = 60.0
+    read_timeout: float = 60.0
 
 
 _lock = threading.Lock()
@@ -65,6 +69,37 @@ def check_table_name(name: object, source: str = "table_name") -> str:
     )
 
 
+_TRANSPORTS = ("boto3", "http")
+
+
+def check_option(name: str, value: Any) -> Any:
+    """Return a client option's value if it is valid, else raise ConfigurationError."""
+    if name == "transport":
+        if value not in _TRANSPORTS:
+            raise ConfigurationError(
+                f"Cannot use transport={value!r}; choose 'boto3' or 'http'.", code="config"
+            )
+        return value
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if name in ("max_attempts", "max_pool_connections"):
+        if not (number and value == int(value) and value >= 1):
+            raise ConfigurationError(f"{name} must be a whole number of at least 1.", code="config")
+        return int(value)
+    if not (number and value > 0):
+        raise ConfigurationError(f"{name} must be a number of seconds above 0.", code="config")
+    return float(value)
+
+
+def _env_transport() -> str:
+    value = os.environ.get("DYNORM_TRANSPORT") or "boto3"
+    if value not in _TRANSPORTS:
+        raise ConfigurationError(
+            f"Cannot use $DYNORM_TRANSPORT={value!r}; set it to 'boto3' or 'http'.",
+            code="config",
+        )
+    return value
+
+
 def _env_table() -> str:
     name = os.environ.get("DYNORM_TABLE") or "dynorm"
     return check_table_name(name, "$DYNORM_TABLE")
@@ -74,6 +109,7 @@ def _from_env() -> Settings:
     return Settings(
         table_name=_env_table(),
         endpoint_url=os.environ.get("DYNORM_ENDPOINT_URL") or None,
+        transport=_env_transport(),
     )
 
 
@@ -84,6 +120,10 @@ def configure(
     client: Any = NOT_GIVEN,
     cursor_secret: str | bytes | None | _NotGiven = NOT_GIVEN,
     max_attempts: int | _NotGiven = NOT_GIVEN,
+    transport: str | _NotGiven = NOT_GIVEN,
+    max_pool_connections: int | _NotGiven = NOT_GIVEN,
+    connect_timeout: float | _NotGiven = NOT_GIVEN,
+    read_timeout: float | _NotGiven = NOT_GIVEN,
 ) -> None:
     """Configure the table and client dynorm uses; call again to change them.
 
@@ -101,6 +141,15 @@ def configure(
             per-process secret is used, so cursors do not survive a restart or cross processes.
         max_attempts: Attempts per request for clients dynorm creates (botocore "standard"
             retry mode, which backs off with jitter).
+        transport: How dynorm's item requests travel: `"boto3"` (the boto3 client's own
+            pipeline, the default) or `"http"` (the lean path: the same endpoint, SigV4
+            signer, credentials and standard retries, without botocore's per-request
+            pipeline; see the Performance page). Also `$DYNORM_TRANSPORT`. A `client` of
+            your own always uses `"boto3"`.
+        max_pool_connections: Keep-alive connections per client (default 50): at least the
+            number of threads (or async tasks) that send at once.
+        connect_timeout: Seconds to wait for a connection (default 60, as botocore).
+        read_timeout: Seconds to wait for an answer (default 60, as botocore).
 
     Raises:
         ConfigurationError: An invalid argument: a table name DynamoDB would refuse (3 to
@@ -134,10 +183,16 @@ def configure(
                     )
                 current.cursor_secret = raw
                 current.cursor_secret_is_random = False
-        if not isinstance(max_attempts, _NotGiven):
-            if max_attempts < 1:
-                raise ConfigurationError("max_attempts must be at least 1.", code="config")
-            current.max_attempts = max_attempts
+        options = {
+            "max_attempts": max_attempts,
+            "transport": transport,
+            "max_pool_connections": max_pool_connections,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+        }
+        for name, value in options.items():
+            if not isinstance(value, _NotGiven):
+                setattr(current, name, check_option(name, value))
         _settings = current
         _connection = None
 
@@ -185,6 +240,10 @@ class Table:
         region_name: Another region for this table.
         client: A boto3 DynamoDB client of your own for this table.
         max_attempts: Attempts per request for the client dynorm creates for this table.
+        transport: `"boto3"` or `"http"` for this table's client (see `configure()`).
+        max_pool_connections: Keep-alive connections of this table's client.
+        connect_timeout: Seconds to wait for a connection.
+        read_timeout: Seconds to wait for an answer.
 
     Raises:
         ConfigurationError: A table name DynamoDB would refuse.
@@ -198,6 +257,10 @@ class Table:
         region_name: str | None | _NotGiven = NOT_GIVEN,
         client: Any = NOT_GIVEN,
         max_attempts: int | _NotGiven = NOT_GIVEN,
+        transport: str | _NotGiven = NOT_GIVEN,
+        max_pool_connections: int | _NotGiven = NOT_GIVEN,
+        connect_timeout: float | _NotGiven = NOT_GIVEN,
+        read_timeout: float | _NotGiven = NOT_GIVEN,
     ) -> None:
         self.name = check_table_name(name, "Table(name)")
         self._own: dict[str, Any] = {
@@ -206,10 +269,18 @@ class Table:
                 ("endpoint_url", endpoint_url),
                 ("region_name", region_name),
                 ("client", client),
-                ("max_attempts", max_attempts),
             )
             if not isinstance(value, _NotGiven)
         }
+        for key, option in (
+            ("max_attempts", max_attempts),
+            ("transport", transport),
+            ("max_pool_connections", max_pool_connections),
+            ("connect_timeout", connect_timeout),
+            ("read_timeout", read_timeout),
+        ):
+            if not isinstance(option, _NotGiven):
+                self._own[key] = check_option(key, option)
         self._lock = threading.Lock()
         self._built: tuple[object, Connection] | None = None
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -23,6 +24,7 @@ from botocore.exceptions import (
 
 from . import _json
 from ._capture import record
+from ._http import LEAN_OPERATIONS, HttpTransport
 from .exceptions import (
     ConditionFailedError,
     ConfigurationError,
@@ -154,6 +156,11 @@ def _record_attempt(caught_exception: BaseException | None = None, **_: Any) -> 
             box.sent = True
 
 
+def _count_attempt(response: object, caught: BaseException | None) -> None:
+    """The lean transport's attempt counter (what `_record_attempt` is for botocore)."""
+    _record_attempt(caught_exception=caught)
+
+
 def install_request_hooks(client: Any) -> None:
     """Register the attempt counter on a client (idempotent; inert for other callers)."""
     client.meta.events.register(
@@ -273,9 +280,17 @@ class Connection:
         table_name: The single table every model is stored in.
     """
 
-    def __init__(self, client: Any, table_name: str, *, direct: bool = False) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        *,
+        direct: bool = False,
+        transport: HttpTransport | None = None,
+    ) -> None:
         self.client = client
         self.table_name = table_name
+        self.transport = transport
         self._bound: dict[str, Callable[..., Any]] = {}
         # Only for clients dynorm created: a user's client keeps botocore's serializer.
         self._direct = direct and install_direct_serializer(client)
@@ -287,6 +302,7 @@ class Connection:
         other = object.__new__(Connection)
         other.client = self.client
         other.table_name = table_name
+        other.transport = self.transport
         other._bound = self._bound
         other._direct = self._direct
         return other
@@ -314,6 +330,9 @@ class Connection:
             # dynorm builds every request itself and checks DynamoDB's limits first;
             # botocore's parameter validation would walk each request again (~80 µs).
             parameter_validation=False,
+            max_pool_connections=settings.max_pool_connections,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
         )
         kwargs: dict[str, Any] = {}
         if settings.endpoint_url is not None and session.get_credentials() is None:
@@ -326,7 +345,23 @@ class Connection:
             config=config,
             **kwargs,
         )
-        return cls(client, settings.table_name, direct=True)
+        transport = None
+        if settings.transport == "http":
+            credentials = (
+                Credentials(kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"])
+                if kwargs
+                else session.get_credentials()
+            )
+            transport = HttpTransport(
+                client,
+                credentials,
+                max_attempts=settings.max_attempts,
+                pool_size=settings.max_pool_connections,
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+            )
+            transport.listeners.append(_count_attempt)
+        return cls(client, settings.table_name, direct=True, transport=transport)
 
     def send(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Send one DynamoDB request and return botocore's parsed response.
@@ -343,7 +378,7 @@ class Connection:
             return empty  # inside dynorm.capture(): recorded, not sent
         method = self._bound.get(operation)
         if method is None:
-            method = getattr(self.client, _METHODS[operation])
+            method = self._method(operation)
             self._bound[operation] = method
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug and operation in _CAPACITY_OPERATIONS and "ReturnConsumedCapacity" not in params:
@@ -372,6 +407,20 @@ class Connection:
             )
             _request_log(operation, self.table_name, started, box, capacity=capacity)
         return response
+
+    def _method(self, operation: str) -> Callable[..., Any]:
+        """What sends `operation`: the lean transport for item requests, else boto3."""
+        transport = self.transport
+        if transport is None or operation not in LEAN_OPERATIONS:
+            method: Callable[..., Any] = getattr(self.client, _METHODS[operation])
+            return method
+
+        def lean(**params: Any) -> dict[str, Any]:
+            return transport.call(
+                operation, params, raw_key=_RAW_BODY if _raw_wanted.get() else None
+            )
+
+        return lean
 
     def _send(
         self,

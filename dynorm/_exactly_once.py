@@ -200,6 +200,30 @@ def instance_table(instance: Model) -> Table | _OwnTable | None:
     return OWN_TABLE if instance._loaded_key is not None else None
 
 
+# --------------------------------------------------------------------------- one writer at a time
+
+_locks: dict[int, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+def instance_lock(instance: Model) -> threading.RLock:
+    """The lock that makes one object's writes and reloads run one at a time.
+
+    Threads (or async tasks) sharing one object then save it one after another, each at
+    the version the previous one stored, instead of racing with the same loaded version
+    and write token. Distinct objects, even of the same item, never wait for each other.
+    """
+    key = id(instance)
+    lock = _locks.get(key)
+    if lock is None:
+        with _locks_guard:
+            lock = _locks.get(key)
+            if lock is None:
+                lock = _locks[key] = threading.RLock()
+                weakref.finalize(instance, _locks.pop, key, None)
+    return lock
+
+
 # --------------------------------------------------------------------------- attempts
 
 
@@ -233,6 +257,11 @@ def _on_attempt(response: Any = None, caught_exception: Any = None, **_: Any) ->
     return None
 
 
+def _on_lean_attempt(response: Any, caught: BaseException | None) -> None:
+    """`_on_attempt` for the lean transport's attempts."""
+    _on_attempt(response=None if response is None else (response, None), caught_exception=caught)
+
+
 def _track(conn: Connection) -> None:
     client = conn.client
     if client in _tracked:
@@ -243,6 +272,8 @@ def _track(conn: Connection) -> None:
         events = getattr(getattr(client, "meta", None), "events", None)
         if events is not None:
             events.register("needs-retry.dynamodb", _on_attempt, unique_id="dynorm-write-attempts")
+        if conn.transport is not None:
+            conn.transport.listeners.append(_on_lean_attempt)
         _tracked.add(client)
 
 

@@ -32,6 +32,7 @@ from ._exactly_once import (
     earlier_attempt,
     first_gone,
     forget,
+    instance_lock,
     instance_table,
     live_attempts,
     refused_items,
@@ -239,9 +240,14 @@ def prepare(instance: Model, call: tuple[Any, ...], build: Callable[[], WriteOp]
 
 def write(instance: Model, call: tuple[Any, ...], build: Callable[[], WriteOp]) -> None:
     """Send `instance`'s write (`save`, `update`, `delete`), or add it to the transaction."""
-    if instance.version == 0 and live_attempts(instance) and not _repeats_create(instance, call):
-        _settle_by_reading(instance)  # a create of unknown outcome: was it stored?
-    execute(prepare(instance, call, build))
+    with instance_lock(instance):
+        if (
+            instance.version == 0
+            and live_attempts(instance)
+            and not _repeats_create(instance, call)
+        ):
+            _settle_by_reading(instance)  # a create of unknown outcome: was it stored?
+        execute(prepare(instance, call, build))
 
 
 def _repeats_create(instance: Model, call: tuple[Any, ...]) -> bool:
@@ -293,6 +299,11 @@ def refresh(instance: Model) -> None:
     It also forgets the instance's writes of unknown outcome: the caller now sees what is
     stored.
     """
+    with instance_lock(instance):
+        _refresh(instance)
+
+
+def _refresh(instance: Model) -> None:
     meta = instance._meta
     key = instance._loaded_key or meta.primary_key(instance.__dict__)
     item = _get_consistent(instance, key)

@@ -383,22 +383,46 @@ def transaction() -> Iterator[Transaction]:
         TransactionCanceledError: DynamoDB cancelled it; `.reasons` has one entry per
             operation in the order written.
     """
-    outer = active.get()
-    if outer is not None:
-        mark = len(outer.ops)
-        try:
-            yield outer
-        except BaseException:
-            del outer.ops[mark:]  # savepoint: the inner block contributes nothing
-            raise
-        return
-    tx = Transaction()
-    token = active.set(tx)
+    block = Block()
     try:
-        yield tx
-    finally:
-        active.reset(token)
-    tx.commit()
+        yield block.tx
+    except BaseException:
+        block.failed()
+        raise
+    tx = block.finished()
+    if tx is not None:
+        tx.commit()
+
+
+class Block:
+    """One `transaction()` block (sync or async): a transaction, or a savepoint of one.
+
+    Entering sets the context's transaction (a nested block joins the outer one);
+    `failed()` or `finished()` ends it. Only an outermost block that finished has a
+    transaction to commit.
+    """
+
+    def __init__(self) -> None:
+        self.outer = active.get()
+        if self.outer is not None:
+            self.tx, self.mark, self.token = self.outer, len(self.outer.ops), None
+        else:
+            self.tx, self.mark = Transaction(), 0
+            self.token = active.set(self.tx)
+
+    def failed(self) -> None:
+        """The block raised: a savepoint drops the writes it added; a transaction sends none."""
+        if self.token is None:
+            del self.tx.ops[self.mark :]  # savepoint: the inner block contributes nothing
+        else:
+            active.reset(self.token)
+
+    def finished(self) -> Transaction | None:
+        """The block ended normally: the transaction to commit now (None: a savepoint)."""
+        if self.token is None:
+            return None
+        active.reset(self.token)
+        return self.tx
 
 
 @overload

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 from typing_extensions import Self, dataclass_transform
 
 from . import _registry
+from ._async import run
 from ._config import binding
 from ._exactly_once import WriteState, bind, stored_token
 from ._executor import refresh, write
@@ -294,6 +295,24 @@ class Model(BaseModel, metaclass=ModelMeta):
         """
         call = ("update", call_values(values))
         write(self, call, lambda: self._update_op(values))
+
+    # ------------------------------------------------------------------ async (Django's names)
+
+    async def asave(self, *, update_fields: Iterable[str] | None = None) -> None:
+        """`save()`, awaited (the same request, sent from a dynorm worker thread)."""
+        await run(self.save, update_fields=update_fields)
+
+    async def adelete(self) -> None:
+        """`delete()`, awaited."""
+        await run(self.delete)
+
+    async def aupdate(self, /, **values: Any) -> None:
+        """`update()`, awaited: the object holds the stored item afterwards."""
+        await run(self.update, **values)
+
+    async def arefresh_from_db(self) -> None:
+        """`refresh_from_db()`, awaited."""
+        await run(self.refresh_from_db)
 
     # ------------------------------------------------------------------ hooks
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from typing_extensions import Self
 
+from ._async import run
 from ._config import binding
 from ._exactly_once import bind
 from .models import Model
@@ -36,3 +37,8 @@ class SingletonModel(Model):
             fresh = cls()
             bind(fresh, binding(cls, None))  # saved where it was looked for
             return fresh
+
+    @classmethod
+    async def aload(cls) -> Self:
+        """`load()`, awaited."""
+        return await run(cls.load)

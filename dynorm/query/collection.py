@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from typing_extensions import Self
+
 from .. import _executor
+from .._async import run
 from .._config import binding
 from .._decode import collection_decoder
 from .._exactly_once import bind_all
@@ -56,6 +59,15 @@ class Collection:
 
     def __iter__(self) -> Iterator[Model]:
         return iter(self._load())
+
+    async def aload(self) -> Self:
+        """Send the Query now, from a dynorm worker thread, and return the collection.
+
+        `group = await Customer.objects.filter(id=cid).include(Order).aload()`; then
+        `group.one(Customer)` and `group.of(Order)` read what was fetched.
+        """
+        await run(self._load)
+        return self
 
     def of(self, model: type[N]) -> list[N]:
         """Every item of one type, in sort-key order."""

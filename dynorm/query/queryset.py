@@ -15,6 +15,7 @@ from .._counters import Stats
 from .._exactly_once import bind, bind_all
 from ..exceptions import QueryError
 from . import _bulk, _companion_reads, _create, _update_delete
+from ._async_queries import AsyncTerminals
 from ._decoding import decode, get_item, model_page
 from ._terminals import DjangoTerminals
 from .collection import Collection
@@ -80,7 +81,7 @@ class _Pristine:
 _PRISTINE = _Pristine()
 
 
-class QuerySet(DjangoTerminals[M]):
+class QuerySet(AsyncTerminals, DjangoTerminals[M]):
     """A lazy, immutable query over one model; every method returns a new QuerySet.
 
     Evaluated by iteration, `len()`, `list()`, slicing, `count()`, `first()`, `get()`, ...;
@@ -260,8 +261,23 @@ class QuerySet(DjangoTerminals[M]):
         return self._state.projection is None and type(self)._decode is QuerySet._decode
 
     def _fetch(self, limit: int | None = None) -> Iterator[M]:
+        pages = self._fetch_pages(limit)
+        try:
+            for page in pages:
+                yield from page
+        finally:
+            pages.close()
+
+    def _fetch_pages(self, limit: int | None = None) -> Generator[list[M], None, None]:
+        """The results as lists, one per page read (a slice's in lists of up to 100)."""
         if self._state.bounds is not None:
-            yield from self._fetch_slice(limit)
+            items = self._fetch_slice(limit)
+            try:
+                while chunk := list(itertools.islice(items, 100)):
+                    yield chunk
+            finally:
+                if isinstance(items, Generator):
+                    items.close()
             return
         plan = self._plan()
         count = 0
@@ -281,7 +297,8 @@ class QuerySet(DjangoTerminals[M]):
                 if limit is not None:
                     decoded = decoded[: limit - count]
                 bind_all(decoded, table)
-                yield from decoded
+                if decoded:
+                    yield decoded
                 count += len(decoded)
                 if limit is not None and count >= limit:
                     return

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, PrivateAttr
 from typing_extensions import Self, dataclass_transform
 
+from .._async import run
 from .._config import binding
 from .._constants import PK, SK
 from .._exactly_once import instance_table
@@ -192,6 +193,17 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
         qs: HistoryQuerySet[Self] = HistoryQuerySet(type(self))
         table = instance_table(self)  # the table the object was read from or saved to
         return qs._clone(extra=(("history", (pk, sk)),), descending=True, table=table)
+
+    async def ahistory(self) -> list[Self]:
+        """Every stored version of this object, newest first (`history()`, awaited).
+
+        `async for old in o.history()` streams them instead.
+        """
+        return await run(list, self.history())
+
+    async def arevert(self, version: int) -> None:
+        """`revert()`, awaited."""
+        await run(self.revert, version)
 
     def _version(self, version: int) -> Self:
         pk, sk = self._loaded_key or self._meta.primary_key(self.__dict__)

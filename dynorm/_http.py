@@ -1,0 +1,314 @@
+"""The lean request path: dynorm's item requests over a pooled urllib3 connection.
+
+botocore's request pipeline (endpoint rules, event hooks, serializer, signer setup, its
+HTTP adapter) is most of a single GetItem's client time. For the item operations dynorm
+compiles itself, this transport sends the compiler's body straight to the endpoint the
+boto3 client resolved once, signed with botocore's own SigV4 signer and credentials (so
+profiles, SSO, assumed roles and refreshing credentials keep working), retried with
+botocore's "standard" retry components (throttling backoff, the retry quota,
+`total_max_attempts`, the CRC32 check of DynamoDB responses), through one urllib3 pool of
+`max_pool_connections` keep-alive connections.
+
+It answers as the boto3 method would: the parsed response (binary values as bytes), or a
+botocore exception (`ClientError` built by botocore's own error parser, a botocore
+connection error), so `Connection` maps errors and counts attempts exactly as on the boto3
+path. User hooks on the boto3 client's events (and botocore's Stubber) do not see these
+requests: a client given to `configure(client=...)` always uses the boto3 path.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import threading
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, AWSResponse
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+    SSLError,
+)
+from botocore.parsers import create_parser
+from botocore.retries import quota, standard
+from urllib3.exceptions import (
+    ConnectTimeoutError as Urllib3ConnectTimeout,
+    HTTPError as Urllib3Error,
+    NewConnectionError,
+    ReadTimeoutError as Urllib3ReadTimeout,
+    SSLError as Urllib3SSLError,
+)
+
+from . import _json
+
+#: The operations sent on the lean path; everything else goes through the boto3 client.
+LEAN_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "TransactGetItems",
+    }
+)
+
+_TARGET = "DynamoDB_20120810."
+_CONTENT_TYPE = "application/x-amz-json-1.0"
+
+#: botocore's standard mode: at most 20 s between attempts.
+_MAX_BACKOFF = 20.0
+
+
+class _Retrying:
+    """botocore's standard retry decision, backoff and retry quota for one transport."""
+
+    def __init__(self, max_attempts: int) -> None:
+        self.conditions = standard.StandardRetryConditions(max_attempts=max_attempts)
+        self.backoff = standard.ExponentialBackoff(
+            max_backoff=int(_MAX_BACKOFF), random=random.random
+        )
+        self.quota = standard.RetryQuotaChecker(quota.RetryQuota())
+        self._lock = threading.Lock()  # the quota is shared by every thread's requests
+
+    def delay(self, context: standard.RetryContext) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up."""
+        if not self.conditions.is_retryable(context):
+            return None
+        with self._lock:
+            if not self.quota.acquire_retry_quota(context):
+                return None
+        return float(self.backoff.delay_amount(context))
+
+    def succeeded(self, context: Mapping[str, Any], response: AWSResponse) -> None:
+        with self._lock:  # botocore passes the request context dict here (stubs say otherwise)
+            self.quota.release_retry_quota(cast(Any, context), response)
+
+
+class _Body:
+    """A read body, as botocore's AWSResponse reads it (`raw.stream()`)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self) -> list[bytes]:
+        return [self.data]
+
+
+def _bytes_values(node: Any) -> Any:
+    """Turn the base64 text of B and BS attribute values into bytes, as botocore does."""
+    if isinstance(node, dict):
+        if len(node) == 1:
+            if isinstance(b := node.get("B"), str):
+                return {"B": base64.b64decode(b)}
+            if isinstance(bs := node.get("BS"), list) and all(isinstance(v, str) for v in bs):
+                return {"BS": [base64.b64decode(v) for v in bs]}
+        return {k: _bytes_values(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_bytes_values(v) for v in node]
+    return node
+
+
+class HttpTransport:
+    """Send dynorm's item requests to one DynamoDB endpoint over a urllib3 pool.
+
+    Built from the boto3 client dynorm created for a table: its resolved endpoint, region,
+    credentials and service model. Thread-safe; no lock is held while a request is on the
+    wire (the pool hands each thread its own connection).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        credentials: Any,
+        *,
+        max_attempts: int,
+        pool_size: int,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> None:
+        meta = client.meta
+        self.endpoint_url = str(meta.endpoint_url).rstrip("/") + "/"
+        self.region = str(meta.region_name)
+        self._credentials_source = credentials
+        self._service = meta.service_model
+        self._operations: dict[str, Any] = {}
+        self._parser = create_parser("json")
+        self._retrying = _Retrying(max_attempts)
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self.pool = urllib3.PoolManager(
+            num_pools=4, maxsize=pool_size, block=False, retries=False, timeout=self._timeout
+        )
+        #: Called after each attempt with (the HTTP answer or None, the exception it ended
+        #: in or None), as botocore's `needs-retry` event: the request log and the
+        #: exactly-once bookkeeping learn of every attempt through it.
+        self.listeners: list[Callable[[AWSResponse | None, BaseException | None], None]] = []
+
+    # ------------------------------------------------------------------ signing
+
+    def _credentials(self) -> Any:
+        # The session's credentials object, as the boto3 client uses it: refreshable
+        # credentials (SSO, assumed roles, instance/container roles) refresh themselves.
+        creds = self._credentials_source
+        if creds is None:
+            raise NoCredentialsError()
+        return creds.get_frozen_credentials()
+
+    def _signed_headers(self, operation: str, body: bytes) -> dict[str, str]:
+        request = AWSRequest(
+            method="POST",
+            url=self.endpoint_url,
+            data=body,
+            headers={"Content-Type": _CONTENT_TYPE, "X-Amz-Target": _TARGET + operation},
+        )
+        SigV4Auth(self._credentials(), "dynamodb", self.region).add_auth(request)
+        return dict(request.headers.items())
+
+    def _operation_model(self, operation: str) -> Any:
+        model = self._operations.get(operation)
+        if model is None:
+            model = self._operations[operation] = self._service.operation_model(operation)
+        return model
+
+    # ------------------------------------------------------------------ sending
+
+    def call(
+        self, operation: str, params: Mapping[str, Any], *, raw_key: str | None = None
+    ) -> dict[str, Any]:
+        """Send one request and return the parsed response (binary values as bytes).
+
+        With `raw_key`, a successful body is not parsed: it is returned under that key (with
+        `ResponseMetadata`) for dynorm's own decoder.
+
+        Raises:
+            ClientError: DynamoDB answered with an error (after the retries it allows).
+            EndpointConnectionError: Nothing answered at the endpoint.
+            ReadTimeoutError, ConnectionClosedError: A request was sent and no answer came.
+        """
+        body = _json.dumps(params)
+        attempt = 0
+        request_context: dict[str, Any] = {"retries": {}}
+        while True:
+            attempt += 1
+            headers = self._signed_headers(operation, body)
+            response: AWSResponse | None = None
+            parsed: dict[str, Any] | None = None
+            caught: Exception | None = None
+            try:
+                got = self.pool.urlopen(
+                    "POST",
+                    self.endpoint_url,
+                    body=body,
+                    headers=headers,
+                    retries=False,
+                    redirect=False,
+                    timeout=self._timeout,
+                    preload_content=True,
+                )
+                answer: Any = dict(got.headers)  # HeadersDict takes any mapping
+                response = AWSResponse(self.endpoint_url, got.status, answer, _Body(got.data))
+                if got.status != 200 or not self._crc_ok(response):
+                    parsed = self._parse_error(operation, response)
+            except Urllib3Error as exc:
+                caught = self._botocore_error(exc)
+            for listener in self.listeners:
+                listener(response, caught)
+            if response is not None and parsed is None:
+                self._retrying.succeeded(request_context, response)
+                return self._success(response, attempt, raw_key)
+            context = standard.RetryContext(
+                attempt_number=attempt,
+                operation_model=self._operation_model(operation),
+                parsed_response=parsed,
+                http_response=response,
+                caught_exception=caught,
+                request_context=request_context,
+            )
+            delay = self._retrying.delay(context)
+            if delay is None:
+                if caught is not None:
+                    raise caught
+                assert parsed is not None
+                parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempt - 1
+                raise ClientError(cast(Any, parsed), operation)
+            time.sleep(delay)
+
+    @staticmethod
+    def _crc_ok(response: AWSResponse) -> bool:
+        expected = response.headers.get("x-amz-crc32")
+        return expected is None or (zlib.crc32(response.content) & 0xFFFFFFFF) == int(expected)
+
+    def _metadata(self, response: AWSResponse, attempt: int) -> dict[str, Any]:
+        return {
+            "RequestId": response.headers.get("x-amzn-RequestId", ""),
+            "HTTPStatusCode": response.status_code,
+            "HTTPHeaders": dict(response.headers.items()),
+            "RetryAttempts": attempt - 1,
+        }
+
+    def _success(self, response: AWSResponse, attempt: int, raw_key: str | None) -> dict[str, Any]:
+        content = response.content
+        metadata = self._metadata(response, attempt)
+        if raw_key is not None:
+            return {raw_key: content, "ResponseMetadata": metadata}
+        data: dict[str, Any] = _json.loads(content) if content else {}
+        if b'"B' in content:
+            data = _bytes_values(data)
+        data["ResponseMetadata"] = metadata
+        return data
+
+    def _parse_error(self, operation: str, response: AWSResponse) -> dict[str, Any]:
+        """The error answer as botocore parses it (or a checksum mismatch)."""
+        if response.status_code == 200:  # a body whose CRC32 does not match
+            return {
+                "Error": {"Code": "CRC32CheckFailed", "Message": "CRC32 mismatch"},
+                "ResponseMetadata": {"HTTPStatusCode": 200},
+            }
+        answer = {
+            "status_code": response.status_code,
+            "headers": dict(response.headers.items()),
+            "body": response.content,
+        }
+        parsed: dict[str, Any] = self._parser.parse(
+            answer, self._operation_model(operation).output_shape
+        )
+        # The modeled error's fields (CancellationReasons, the Item of a failed condition),
+        # as botocore's endpoint adds them.
+        code = parsed.get("Error", {}).get("Code")
+        shape = self._service.shape_for_error_code(code) if code else None
+        if shape is not None:
+            parsed.update(self._parser.parse(answer, shape))
+        parsed.setdefault("ResponseMetadata", {})["HTTPStatusCode"] = response.status_code
+        return parsed
+
+    def _botocore_error(self, exc: Exception) -> Exception:
+        """The botocore exception the boto3 client raises for this urllib3 failure."""
+        url = self.endpoint_url
+        if isinstance(exc, NewConnectionError):  # nothing listens there: nothing was sent
+            return EndpointConnectionError(endpoint_url=url, error=exc)
+        if isinstance(exc, Urllib3ConnectTimeout):
+            return ConnectTimeoutError(endpoint_url=url, error=exc)
+        if isinstance(exc, Urllib3SSLError):
+            return SSLError(endpoint_url=url, error=exc)
+        if isinstance(exc, Urllib3ReadTimeout):
+            return ReadTimeoutError(endpoint_url=url, error=exc)
+        return ConnectionClosedError(endpoint_url=url, error=exc)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.pool.clear()
