@@ -1,0 +1,220 @@
+"""The lean request path (`transport="http"`) against DynamoDB Local.
+
+Invariants: whatever path wrote an item, the other reads it identically; errors map to
+the same dynorm exceptions; throttling is retried with backoff up to `max_attempts`; a
+write whose answer was lost is applied once; nothing listening is "not sent"; a body
+whose CRC32 does not match is never used; credentials are read for every request.
+Faults are injected at the transport (urllib3's `urlopen`), where this path sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import urllib3
+from hypothesis import HealthCheck, given, settings, strategies as st
+from urllib3.exceptions import ReadTimeoutError
+
+import dynorm
+from dynorm import F, _config
+from dynorm._http import HttpTransport
+from dynorm.exceptions import (
+    ServiceError,
+    ThrottledError,
+    TransactionCanceledError,
+    VersionConflictError,
+)
+from tests.models import Everything, Order
+from tests.reliability.helpers import raw_get
+
+
+@pytest.fixture
+def lean(dynorm_table: str) -> HttpTransport:
+    """dynorm configured with the lean transport; returns it."""
+    _config.configure(transport="http")
+    transport = _config.get_connection().transport
+    assert isinstance(transport, HttpTransport)
+    return transport
+
+
+@pytest.fixture
+def urlopen(lean: HttpTransport, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Route the transport's requests through `faults` (callables run in order)."""
+    real = lean.pool.urlopen
+    faults: list[Any] = []
+
+    def patched(method: str, url: str, **kw: Any) -> Any:
+        if faults:
+            return faults.pop(0)(real, method, url, kw)
+        return real(method, url, **kw)
+
+    monkeypatch.setattr(lean.pool, "urlopen", patched)
+    yield faults
+
+
+def _answer(status: int, body: bytes, crc: int | None = None) -> urllib3.HTTPResponse:
+    checksum = zlib.crc32(body) & 0xFFFFFFFF if crc is None else crc
+    return urllib3.HTTPResponse(
+        body=body,
+        status=status,
+        headers={"x-amz-crc32": str(checksum), "content-type": "application/x-amz-json-1.0"},
+        preload_content=True,
+    )
+
+
+def _error(code: str) -> Callable[..., urllib3.HTTPResponse]:
+    body = f'{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"injected"}}'
+    return lambda *_: _answer(400, body.encode())
+
+
+values = st.fixed_dictionaries(
+    {
+        "s": st.text(max_size=30),
+        "i": st.integers(-(2**63), 2**63),
+        "d": st.decimals(allow_nan=False, allow_infinity=False, places=4, max_value=10**9),
+        "raw": st.binary(max_size=40),
+        "ss": st.sets(st.text(min_size=1, max_size=8), max_size=4),
+        "bs": st.sets(st.binary(min_size=1, max_size=8), max_size=4),
+        "mapping": st.dictionaries(st.text(min_size=1, max_size=8), st.integers(), max_size=4),
+    }
+)
+
+
+def _stored(obj: Everything, names: Any) -> dict[str, Any]:
+    item = raw_get(obj.dynamo_key["pk"], obj.dynamo_key["sk"])
+    assert item is not None
+    return {k: v for k, v in item.items() if k in names}
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=values)
+def test_either_path_reads_what_the_other_wrote(
+    lean: HttpTransport, values: dict[str, Any]
+) -> None:
+    by_lean = Everything.objects.create(**values)
+    _config.configure(transport="boto3")
+    try:
+        assert Everything.objects.get(id=by_lean.id) == by_lean
+        by_boto3 = Everything.objects.create(**values)
+    finally:
+        _config.configure(transport="http")
+    assert Everything.objects.get(id=by_boto3.id) == by_boto3
+    assert _stored(by_lean, values) == _stored(by_boto3, values)
+
+
+def test_errors_map_to_the_same_exceptions(lean: HttpTransport) -> None:
+    o = Order.objects.create(customer_id="c1", total=Decimal(1))
+    stale = Order.objects.get(customer_id="c1", id=o.id)
+    o.save()
+    with pytest.raises(VersionConflictError, match="stored version is 2"):
+        stale.save()  # the refusal's Item (ALL_OLD) came through botocore's error parser
+    with pytest.raises(TransactionCanceledError) as caught:
+        with dynorm.transaction():
+            Order(customer_id="c1", total=Decimal(2)).save()
+            stale.save()
+    assert caught.value.reasons == [None, "ConditionalCheckFailed"]
+
+
+def test_throttling_is_retried_then_raised_after_max_attempts(
+    lean: HttpTransport, urlopen: list[Any]
+) -> None:
+    o = Order.objects.create(customer_id="c1", total=Decimal(1))
+    urlopen.extend([_error("ProvisionedThroughputExceededException")] * 2)
+    assert Order.objects.get(customer_id="c1", id=o.id) == o  # third attempt answered
+    assert urlopen == []
+    urlopen.extend([_error("ProvisionedThroughputExceededException")] * 5)
+    with pytest.raises(ThrottledError) as caught:
+        Order.objects.get(customer_id="c1", id=o.id)
+    assert caught.value.attempts == 3  # configure(max_attempts=3), the default
+    assert len(urlopen) == 2
+
+
+def test_a_write_whose_answer_was_lost_is_applied_once(
+    lean: HttpTransport, urlopen: list[Any]
+) -> None:
+    o = Order.objects.create(customer_id="c1", total=Decimal(1))
+
+    def lose(real: Any, method: str, url: str, kw: dict[str, Any]) -> Any:
+        real(method, url, **kw)  # DynamoDB applies it ...
+        raise ReadTimeoutError(None, url, "injected: the answer was lost")  # type: ignore[arg-type]
+
+    urlopen.append(lose)
+    o.update(total=F("total") + 1)
+    assert urlopen == []
+    stored = Order.objects.get(customer_id="c1", id=o.id)
+    assert (stored.total, stored.version) == (Decimal(2), 2) == (o.total, o.version)
+    urlopen.append(lose)
+    o.total = Decimal(10)
+    o.save()  # retried by the transport; the retry's refusal shows the write token: applied
+    assert Order.objects.get(customer_id="c1", id=o.id).version == o.version == 3
+
+
+def test_a_body_with_a_bad_checksum_is_never_used(lean: HttpTransport, urlopen: list[Any]) -> None:
+    o = Order.objects.create(customer_id="c1", total=Decimal(1))
+
+    def corrupt(real: Any, method: str, url: str, kw: dict[str, Any]) -> Any:
+        good = real(method, url, **kw)
+        return _answer(200, good.data.replace(b'"1"', b'"9"'), crc=zlib.crc32(good.data))
+
+    urlopen.append(corrupt)
+    assert Order.objects.get(customer_id="c1", id=o.id).total == Decimal(1)  # retried
+
+
+def test_nothing_listening_is_a_not_sent_error(dynorm_table: str) -> None:
+    nowhere = dynorm.Table(
+        dynorm_table, endpoint_url="http://127.0.0.1:9", transport="http", max_attempts=2
+    )
+    with dynorm.using(nowhere), pytest.raises(ServiceError) as caught:
+        Order.objects.create(customer_id="c1", total=Decimal(1))
+    assert caught.value.maybe_applied is False
+    assert "nothing was sent" in str(caught.value)
+
+
+def test_credentials_are_read_for_every_request(
+    lean: HttpTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = lean._credentials_source
+    reads: list[int] = []
+
+    class Counting:
+        def get_frozen_credentials(self) -> Any:
+            reads.append(1)
+            return source.get_frozen_credentials()
+
+    monkeypatch.setattr(lean, "_credentials_source", Counting())
+    o = Order.objects.create(customer_id="c1", total=Decimal(1))
+    Order.objects.get(customer_id="c1", id=o.id)
+    assert len(reads) == 2  # refreshable credentials refresh themselves on each read
+
+
+def test_a_client_of_your_own_keeps_the_boto3_path(dynorm_table: str) -> None:
+    client = _config.get_connection().client
+    _config.configure(client=client, transport="http")
+    assert _config.get_connection().transport is None
+
+
+def test_bad_transport_options_are_refused() -> None:
+    with pytest.raises(dynorm.ConfigurationError, match="transport"):
+        dynorm.Table("t-x", transport="curl")
+    with pytest.raises(dynorm.ConfigurationError, match="max_pool_connections"):
+        dynorm.Table("t-x", max_pool_connections=0)
+    with pytest.raises(dynorm.ConfigurationError, match="read_timeout"):
+        dynorm.Table("t-x", read_timeout=-1)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_calls_on_the_lean_path(lean: HttpTransport, anyio_backend: str) -> None:
+    made = await asyncio.gather(
+        *(Order.objects.acreate(customer_id="c1", total=Decimal(i)) for i in range(40))
+    )
+    got = await asyncio.gather(*(Order.objects.aget(customer_id="c1", id=o.id) for o in made))
+    assert got == list(made)
+    assert await Order.objects.filter(customer_id="c1").acount() == 40
