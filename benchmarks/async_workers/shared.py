@@ -1,0 +1,50 @@
+"""What both async benchmark workers share: the work, the timing, the report line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--work", choices=["get", "put", "query"], required=True)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--inflight", type=int, default=32)
+    parser.add_argument("--mode", default="")
+    return parser.parse_args()
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def in_flight(n: int, limit: int, one: Callable[[int], Awaitable[Any]]) -> None:
+    """Run one(0..n-1) with at most `limit` awaiting at once."""
+    gate = asyncio.Semaphore(limit)
+
+    async def bounded(i: int) -> None:
+        async with gate:
+            await one(i)
+
+    await asyncio.gather(*(bounded(i) for i in range(n)))
+
+
+async def timed(units: int, body: Callable[[], Awaitable[Any]]) -> dict[str, float]:
+    await body()  # warm: connections, credentials, first-use caches
+    started, cpu0 = time.perf_counter(), cpu()
+    await body()
+    wall, used = time.perf_counter() - started, cpu() - cpu0
+    return {"per_s": units / wall, "cpu_us": used / units * 1e6}
+
+
+def report(result: dict[str, float]) -> None:
+    print(json.dumps(result), flush=True)
