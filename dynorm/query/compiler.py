@@ -478,3 +478,12 @@ def compile_condition(state: QueryState, ph: Placeholders) -> str | None:
     parts += [text for q in residual if (text := _render_q(meta, q, ph))]
     parts.append(f"{ph.name(TYPE_ATTR)} = {ph.value({'S': meta.type_name})}")
     return " AND ".join(parts) if parts else None
+
+
+def consistent_gsi_error(model: str) -> QueryError:
+    """The refusal of a consistent read from a GSI (DynamoDB has none)."""
+    return QueryError(
+        f"Cannot read {model} consistently from a global secondary index: DynamoDB only "
+        "offers eventually consistent GSI reads. Query the table's key instead.",
+        code="consistent-gsi",
+    )

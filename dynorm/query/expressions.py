@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -142,3 +143,12 @@ class F:
 
     def __repr__(self) -> str:
         return f"F({self.name!r})"
+
+
+def lookup_names(q: Q) -> Iterator[str]:
+    """The lookup names (`field__lookup`) of a Q tree, depth first."""
+    for child in q.children:
+        if isinstance(child, Q):
+            yield from lookup_names(child)
+        else:
+            yield child[0]

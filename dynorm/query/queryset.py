@@ -19,8 +19,8 @@ from ._async_queries import AsyncTerminals
 from ._decoding import decode, get_item, model_page
 from ._terminals import DjangoTerminals
 from .collection import Collection
-from .compiler import Plan, QueryState, Request, _validate, compile_query
-from .expressions import Q
+from .compiler import Plan, QueryState, Request, _validate, compile_query, consistent_gsi_error
+from .expressions import Q, lookup_names
 from .lookups import _coerce
 from .pagination import Page, read_page
 
@@ -35,9 +35,7 @@ M = TypeVar("M", bound="Model")
 QS = TypeVar("QS", bound="QuerySet[Any]", default="QuerySet[Any]")
 
 #: QuerySet changes that keep a slice meaningful (they change how items load, not which).
-_SLICE_SAFE = frozenset(
-    {"bounds", "projection", "consistent", "explicit_all", "table", "empty"}
-)
+_SLICE_SAFE = frozenset({"bounds", "projection", "consistent", "explicit_all", "table", "empty"})
 
 
 class Manager(Generic[QS]):
@@ -156,7 +154,7 @@ class QuerySet(AsyncTerminals, DjangoTerminals[M]):
                 code="unknown-index",
             )
         if self._state.consistent:
-            raise _consistent_gsi(meta.model_name)
+            raise consistent_gsi_error(meta.model_name)
         return self._clone(index=name)
 
     def order_by(self, field: str) -> Self:
@@ -179,7 +177,7 @@ class QuerySet(AsyncTerminals, DjangoTerminals[M]):
     def consistent(self) -> Self:
         """Use strongly consistent reads (the table only; GSIs cannot)."""
         if self._state.index is not None:
-            raise _consistent_gsi(self.model._meta.model_name)
+            raise consistent_gsi_error(self.model._meta.model_name)
         return self._clone(consistent=True)
 
     def scan(self, *, segments: int = 1) -> Self:
@@ -433,7 +431,9 @@ class QuerySet(AsyncTerminals, DjangoTerminals[M]):
             return self._get_item(meta.primary_key(values), ", ".join(sorted(lookups)))
         qs = self.filter(*args, **lookups) if args or lookups else self
         plan = qs._plan()
-        fields = ", ".join(sorted({k.split("__")[0] for q in qs._state.where for k in _keys(q)}))
+        fields = ", ".join(
+            sorted({k.split("__")[0] for q in qs._state.where for k in lookup_names(q)})
+        )
         if plan.get_key is not None and qs._state.bounds is None:
             return qs._get_item(plan.get_key, fields)
         found = list(qs._fetch(2))
@@ -588,19 +588,3 @@ class QuerySet(AsyncTerminals, DjangoTerminals[M]):
         counted. An unfiltered QuerySet must say so with `.all()` first.
         """
         return _update_delete.delete_matching(self)
-
-
-def _keys(q: Q) -> Iterator[str]:
-    for child in q.children:
-        if isinstance(child, Q):
-            yield from _keys(child)
-        else:
-            yield child[0]
-
-
-def _consistent_gsi(model: str) -> QueryError:
-    return QueryError(
-        f"Cannot read {model} consistently from a global secondary index: DynamoDB only "
-        "offers eventually consistent GSI reads. Query the table's key instead.",
-        code="consistent-gsi",
-    )
