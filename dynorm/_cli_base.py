@@ -141,6 +141,29 @@ def connection_options(func: F) -> F:
             metavar="N",
             help="Attempts per request (default 3).",
         ),
+        click.option(
+            "--transport",
+            type=click.Choice(["boto3", "http"]),
+            help="How item requests travel (default: $DYNORM_TRANSPORT, else boto3).",
+        ),
+        click.option(
+            "--max-pool-connections",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Keep-alive connections per client (default 50).",
+        ),
+        click.option(
+            "--connect-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help="Seconds to wait for a connection (default 60).",
+        ),
+        click.option(
+            "--read-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help="Seconds to wait for an answer (default 60).",
+        ),
     ]
 
     @functools.wraps(func)
@@ -150,6 +173,10 @@ def connection_options(func: F) -> F:
         endpoint_url: str | None,
         region_name: str | None,
         max_attempts: int | None,
+        transport: str | None,
+        max_pool_connections: int | None,
+        connect_timeout: float | None,
+        read_timeout: float | None,
         **kwargs: Any,
     ) -> Any:
         given: dict[str, Any] = {
@@ -157,6 +184,10 @@ def connection_options(func: F) -> F:
             "endpoint_url": endpoint_url,
             "region_name": region_name,
             "max_attempts": max_attempts,
+            "transport": transport,
+            "max_pool_connections": max_pool_connections,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
         }
         with friendly():
             configure(**{k: v for k, v in given.items() if v is not None})

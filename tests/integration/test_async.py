@@ -49,6 +49,13 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     return calls
 
 
+@pytest.fixture(params=["boto3", "http"])
+def transport(dynorm_table: str, request: pytest.FixtureRequest) -> str:
+    """Run the test on each transport (the lean `http` path and the boto3 client)."""
+    dynorm.configure(transport=request.param)
+    return str(request.param)
+
+
 class AsyncDoc(VersionedModel):
     id: str = fields.ULID()
     title: str
@@ -103,7 +110,7 @@ async def test_crud_awaited_sends_what_the_sync_api_sends(
     assert [op for op, _ in sent][:6] == ops[:6]
 
 
-async def test_queryset_terminals_awaited(dynorm_table: str) -> None:
+async def test_queryset_terminals_awaited(transport: str) -> None:
     made = orders(12)
     qs = Order.objects.filter(customer_id="c1")
     assert await qs.acount() == 12
@@ -140,7 +147,7 @@ async def test_queryset_terminals_awaited(dynorm_table: str) -> None:
     assert await Order.objects.filter(customer_id="c3").acount() == len(bulk) == 3
 
 
-async def test_versioned_singleton_and_collection_awaited(dynorm_table: str) -> None:
+async def test_versioned_singleton_and_collection_awaited(transport: str) -> None:
     doc = await AsyncDoc.objects.acreate(title="v1")
     doc.title = "v2"
     await doc.asave()
@@ -162,7 +169,7 @@ async def test_versioned_singleton_and_collection_awaited(dynorm_table: str) -> 
     assert group.one(Customer) == customer
 
 
-async def test_transactions_awaited(dynorm_table: str) -> None:
+async def test_transactions_awaited(transport: str) -> None:
     a = Order(customer_id="c1", total=Decimal(1))
     b = Order(customer_id="c1", total=Decimal(2))
     async with dynorm.atransaction():
@@ -265,7 +272,7 @@ async def test_breaking_or_cancelling_an_iteration_closes_its_page_source(
 
 
 async def test_fifty_tasks_saving_copies_of_one_version_exactly_one_wins(
-    dynorm_table: str,
+    transport: str,
 ) -> None:
     o = await Order.objects.acreate(customer_id="c1", total=Decimal(0))
     copies = [await Order.objects.aget(customer_id="c1", id=o.id) for _ in range(50)]
@@ -281,14 +288,14 @@ async def test_fifty_tasks_saving_copies_of_one_version_exactly_one_wins(
     assert (stored.version, stored.total) == (2, Decimal(won[0]))
 
 
-async def test_fifty_tasks_saving_one_shared_object_take_turns(dynorm_table: str) -> None:
+async def test_fifty_tasks_saving_one_shared_object_take_turns(transport: str) -> None:
     o = await Order.objects.acreate(customer_id="c1", total=Decimal(0))
     await asyncio.gather(*(o.asave() for _ in range(50)))
     stored = await Order.objects.aget(customer_id="c1", id=o.id)
     assert o.version == stored.version == 51  # each save at the version the one before stored
 
 
-async def test_concurrent_increments_lose_nothing(dynorm_table: str) -> None:
+async def test_concurrent_increments_lose_nothing(transport: str) -> None:
     counter = await Counter.objects.acreate(name="hits")
     # One shared object: its writes take turns, so every increment applies.
     await asyncio.gather(*(counter.aupdate(value=F("value") + 1) for _ in range(30)))
