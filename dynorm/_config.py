@@ -38,6 +38,9 @@ class Settings:
     cursor_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     cursor_secret_is_random: bool = True
     max_attempts: int = 3
+    blob_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_client: Any = None
 
 
 _lock = threading.Lock()
@@ -74,6 +77,8 @@ def _from_env() -> Settings:
     return Settings(
         table_name=_env_table(),
         endpoint_url=os.environ.get("DYNORM_ENDPOINT_URL") or None,
+        blob_bucket=os.environ.get("DYNORM_BLOB_BUCKET") or None,
+        s3_endpoint_url=os.environ.get("DYNORM_S3_ENDPOINT_URL") or None,
     )
 
 
@@ -84,6 +89,9 @@ def configure(
     client: Any = NOT_GIVEN,
     cursor_secret: str | bytes | None | _NotGiven = NOT_GIVEN,
     max_attempts: int | _NotGiven = NOT_GIVEN,
+    blob_bucket: str | None | _NotGiven = NOT_GIVEN,
+    s3_endpoint_url: str | None | _NotGiven = NOT_GIVEN,
+    s3_client: Any = NOT_GIVEN,
 ) -> None:
     """Configure the table and client dynorm uses; call again to change them.
 
@@ -101,6 +109,11 @@ def configure(
             per-process secret is used, so cursors do not survive a restart or cross processes.
         max_attempts: Attempts per request for clients dynorm creates (botocore "standard"
             retry mode, which backs off with jitter).
+        blob_bucket: The S3 bucket of blob fields (`fields.Blob()`) whose model has no
+            `Meta.blob_bucket` ($DYNORM_BLOB_BUCKET).
+        s3_endpoint_url: An S3-compatible endpoint for blobs ($DYNORM_S3_ENDPOINT_URL);
+            None for AWS.
+        s3_client: Your own boto3 S3 client for blobs; `s3_endpoint_url` is then ignored.
 
     Raises:
         ConfigurationError: An invalid argument: a table name DynamoDB would refuse (3 to
@@ -138,6 +151,12 @@ def configure(
             if max_attempts < 1:
                 raise ConfigurationError("max_attempts must be at least 1.", code="config")
             current.max_attempts = max_attempts
+        if not isinstance(blob_bucket, _NotGiven):
+            current.blob_bucket = blob_bucket
+        if not isinstance(s3_endpoint_url, _NotGiven):
+            current.s3_endpoint_url = s3_endpoint_url
+        if not isinstance(s3_client, _NotGiven):
+            current.s3_client = s3_client
         _settings = current
         _connection = None
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, cast, overload
 from typing_extensions import Self, TypeVar
 
 from .. import _executor, _registry
+from .._blobs import load_blobs
 from .._config import Table, as_table, binding, connection_for, table_name_for
 from .._counters import Stats
 from .._exactly_once import bind, bind_all
@@ -187,6 +188,19 @@ class QuerySet(DjangoTerminals[M]):
             raise QueryError("Cannot scan with fewer than 1 segment.", code="bad-query")
         return self._clone(scan=True, segments=segments)
 
+    def with_blobs(self) -> Self:
+        """Load the blob fields (`fields.Blob()`) of every result at once, concurrently.
+
+        Without it blobs load lazily, one GetObject on first access of each.
+
+        S3: one GetObject per blob, in a bounded thread pool (`dynorm._blobs.LOAD_WORKERS`).
+        """
+        return self._clone(extra=(*self._state.extra, ("with_blobs", True)))
+
+    def _load_blobs(self, objs: list[M]) -> None:
+        if objs and self._state.option("with_blobs"):
+            load_blobs(objs)
+
     def include(self, *models: type[Model]) -> Collection:
         """Fetch other entity types from the same partition in one Query (see `Collection`)."""
         for model in models:
@@ -281,6 +295,7 @@ class QuerySet(DjangoTerminals[M]):
                 if limit is not None:
                     decoded = decoded[: limit - count]
                 bind_all(decoded, table)
+                self._load_blobs(decoded)
                 yield from decoded
                 count += len(decoded)
                 if limit is not None and count >= limit:
@@ -462,6 +477,7 @@ class QuerySet(DjangoTerminals[M]):
                 f"(fields: {fields})."
             )
         bind(found, self._binding())
+        self._load_blobs([found])
         return found
 
     def page(self, size: int, cursor: str | None = None) -> Page[M]:
