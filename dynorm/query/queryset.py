@@ -189,17 +189,8 @@ class QuerySet(DjangoTerminals[M]):
         return self._clone(scan=True, segments=segments)
 
     def with_blobs(self) -> Self:
-        """Load the blob fields (`fields.Blob()`) of every result at once, concurrently.
-
-        Without it blobs load lazily, one GetObject on first access of each.
-
-        S3: one GetObject per blob, in a bounded thread pool (`dynorm._blobs.LOAD_WORKERS`).
-        """
+        """Load every result's blob fields at once, concurrently (S3: GetObject each)."""
         return self._clone(extra=(*self._state.extra, ("with_blobs", True)))
-
-    def _load_blobs(self, objs: list[M]) -> None:
-        if objs and self._state.option("with_blobs"):
-            load_blobs(objs)
 
     def include(self, *models: type[Model]) -> Collection:
         """Fetch other entity types from the same partition in one Query (see `Collection`)."""
@@ -295,7 +286,8 @@ class QuerySet(DjangoTerminals[M]):
                 if limit is not None:
                     decoded = decoded[: limit - count]
                 bind_all(decoded, table)
-                self._load_blobs(decoded)
+                if self._state.option("with_blobs"):
+                    load_blobs(decoded)
                 yield from decoded
                 count += len(decoded)
                 if limit is not None and count >= limit:
@@ -477,7 +469,8 @@ class QuerySet(DjangoTerminals[M]):
                 f"(fields: {fields})."
             )
         bind(found, self._binding())
-        self._load_blobs([found])
+        if self._state.option("with_blobs"):
+            load_blobs([found])
         return found
 
     def page(self, size: int, cursor: str | None = None) -> Page[M]:
