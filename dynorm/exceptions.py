@@ -18,6 +18,7 @@ DynormError
 ├── BatchIncompleteError        a batch still had unprocessed items after every retry
 ├── ThrottledError              DynamoDB kept throttling after every retry
 ├── InvalidCursorError          a pagination cursor was tampered with or belongs to another query
+├── ReadOnlyError               a write through a read-only manager, repository or object
 ├── BlobError                   a blob field (fields.Blob(), stored in S3) cannot be read or written
 │   ├── BlobNotLoadedError      an unloaded blob was read where it cannot be loaded
 │   ├── BlobIntegrityError      a stored object is corrupted, missing or not this item's
@@ -55,6 +56,7 @@ __all__ = [
     "MultipleObjectsReturned",
     "ObjectDoesNotExist",
     "QueryError",
+    "ReadOnlyError",
     "ServiceError",
     "TableMismatchError",
     "ThrottledError",
@@ -363,6 +365,20 @@ class ImportLineError(DynormError):
 
 class InvalidCursorError(DynormError):
     """Raised when a pagination cursor was tampered with or belongs to another query."""
+
+
+class ReadOnlyError(DynormError):
+    """Raised before anything is sent by a write through a read-only manager or repository.
+
+    `objects.read_only()`, a read-only `Repository`, and the objects read through either.
+
+    Attributes:
+        model: The model's name.
+    """
+
+    def __init__(self, message: str, *, model: str) -> None:
+        super().__init__(message)
+        self.model = model
 
 
 class BlobError(DynormError):

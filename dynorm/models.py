@@ -48,6 +48,7 @@ from .exceptions import (
     ObjectDoesNotExist,
 )
 from .fields import Blob, BlobSpec, Compressed, DynormField, FieldKind
+from .query._read_only import read_only_error
 from .query.queryset import Manager
 
 __all__ = ["Model", "ModelMeta", "reserved_names"]
@@ -264,6 +265,8 @@ class Model(BaseModel, metaclass=ModelMeta):
     _writes: WriteState | None = PrivateAttr(default=None)
     # The blob pointers of the stored item (fields.Blob()), by field; None without blobs.
     _blobs: dict[str, BlobPointer] | None = PrivateAttr(default=None)
+    # Read through objects.read_only() (or a read-only Repository): its writes raise.
+    _read_only: bool = PrivateAttr(default=False)
     if TYPE_CHECKING:
         # Inferred, not declared: a model's own `objects = MyQuerySet.as_manager()` then types
         # as its QuerySet class without pyright's invariant-override error on a declared one.
@@ -340,6 +343,7 @@ class Model(BaseModel, metaclass=ModelMeta):
                 item now holds another writer's change; reload and check.
         """
         fields = None if update_fields is None else tuple(update_fields)
+        self._writable("save")
         with saving(self):  # blobs: uploaded before the write, cleaned up after it
             write(self, ("save", fields), lambda: self._save_op(fields))
 
@@ -356,6 +360,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             WriteOutcomeUnknownError: An earlier attempt may have been applied and the stored
                 item now holds another writer's change; reload and check.
         """
+        self._writable("delete")
         write(self, ("delete",), self._delete_op)
 
     def refresh_from_db(self) -> None:
@@ -389,6 +394,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             WriteOutcomeUnknownError: An earlier attempt may have been applied and the stored
                 item now holds another writer's change; reload and check.
         """
+        self._writable("update")
         call = ("update", call_values(values))
         write(self, call, lambda: self._update_op(values))
 
@@ -424,6 +430,10 @@ class Model(BaseModel, metaclass=ModelMeta):
         load_blobs([self], fields or None)
 
     # ------------------------------------------------------------------ hooks
+
+    def _writable(self, action: str) -> None:
+        if self._read_only:
+            raise read_only_error(self._meta.model_name, action)
 
     def _save_op(self, update_fields: Iterable[str] | None) -> WriteOp:
         return save_op(self, update_fields)

@@ -17,6 +17,7 @@ from .._exactly_once import bind, bind_all
 from ..exceptions import QueryError
 from . import _bulk, _companion_reads, _create, _update_delete
 from ._decoding import decode, get_item, model_page
+from ._read_only import ReadOnlyMethods
 from ._terminals import DjangoTerminals
 from .collection import Collection
 from .compiler import Plan, QueryState, Request, _validate, compile_query
@@ -81,7 +82,7 @@ class _Pristine:
 _PRISTINE = _Pristine()
 
 
-class QuerySet(DjangoTerminals[M]):
+class QuerySet(DjangoTerminals[M], ReadOnlyMethods[M]):
     """A lazy, immutable query over one model; every method returns a new QuerySet.
 
     Evaluated by iteration, `len()`, `list()`, slicing, `count()`, `first()`, `get()`, ...;
@@ -187,10 +188,6 @@ class QuerySet(DjangoTerminals[M]):
         if segments < 1:
             raise QueryError("Cannot scan with fewer than 1 segment.", code="bad-query")
         return self._clone(scan=True, segments=segments)
-
-    def with_blobs(self) -> Self:
-        """Load every result's blob fields at once, concurrently (S3: GetObject each)."""
-        return self._clone(extra=(*self._state.extra, ("with_blobs", True)))
 
     def include(self, *models: type[Model]) -> Collection:
         """Fetch other entity types from the same partition in one Query (see `Collection`)."""

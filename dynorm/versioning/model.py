@@ -103,6 +103,7 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
                 for a long history the message says how many oldest versions were deleted.
             QueryError: Inside a transaction, the history is too long for one.
         """
+        self._writable("delete")
         done = 0
         ops = self._delete_ops(done)
         while len(ops) > 1:
