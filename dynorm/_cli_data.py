@@ -21,6 +21,7 @@ from .tooling import (
     IAC_FORMATS,
     STREAM_VIEW_TYPES,
     IacFormat,
+    backfill_index,
     export_items,
     import_items,
     table_as_code,
@@ -308,5 +309,57 @@ def import_command(
         raise click.exceptions.Exit(1)
 
 
+@click.command("backfill", short_help="(Re)write one index's key attributes on every item.")
+@models_option()
+@connection_options
+@click.option("--index", "index", required=True, metavar="NAME", help="The index name.")
+@click.option(
+    "--segments",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Parallel scan segments.",
+)
+@click.option(
+    "--max-rate",
+    type=click.FloatRange(min=1),
+    metavar="ITEMS/S",
+    help="At most this many updates per second.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    help="Checkpoint file: a killed backfill started again with it resumes.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def backfill_command(
+    models: tuple[str, ...],
+    index: str,
+    segments: int,
+    max_rate: float | None,
+    checkpoint: str | None,
+    no_progress: bool,
+) -> None:
+    """Write the index keys of every item of the models declaring --index NAME.
+
+    After an index was added or its template changed. Scans those models' items (a Scan,
+    asked for) and updates only the two index key attributes of the items whose stored keys
+    differ, each conditional on the stored version: concurrent writers are never
+    overwritten. Idempotent: running it again skips every item already right.
+    """
+    import_models(models)
+    with friendly(), ItemProgress("backfilling", None, not no_progress) as bar:
+        result = backfill_index(
+            index, segments=segments, max_rate=max_rate, checkpoint=checkpoint, progress=bar
+        )
+    invalid = sum(result.invalid.values())
+    click.echo(
+        f"dynorm: index {index!r}: {result.changed} items changed, {result.skipped} skipped "
+        f"(already right), {result.retried} read again after a concurrent write, "
+        f"{invalid} refused by their model",
+        err=True,
+    )
+
+
 #: The commands `dynorm._cli` adds to the `dynorm` group.
-DATA_COMMANDS = [check, iac, export_command, import_command]
+DATA_COMMANDS = [check, iac, export_command, import_command, backfill_command]

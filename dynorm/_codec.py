@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter
 
 from . import _json
+from ._blob_pointer import BlobValue, decode_pointer, encode_pointer
 from ._constants import (
     ITEM_SIZE_LIMIT,
     NESTING_DEPTH_LIMIT,
@@ -511,6 +512,22 @@ def _encode_str(v: Any) -> AttributeValue | None:
     return None if v is None else {"S": v}
 
 
+def _blob_encode(v: Any) -> AttributeValue | None:
+    if v is None:
+        return None
+    if isinstance(v, BlobValue):
+        return encode_pointer(v)
+    raise ValueProblem(
+        "is a blob field (fields.Blob()): its value is uploaded to S3 by save() on the "
+        "instance; this write cannot upload it (use obj.save())"
+    )
+
+
+def _blob_decode(av: Mapping[str, Any]) -> Any:
+    value = decode_pointer(av)
+    return value if value is not None else from_wire(av)
+
+
 def compile_field(name: str, attr: str, annotation: Any, kind: str | None) -> FieldCodec:
     """Build the codec of one field from its annotation and dynorm kind."""
     base, nullable = unwrap_optional(annotation)
@@ -520,6 +537,8 @@ def compile_field(name: str, attr: str, annotation: Any, kind: str | None) -> Fi
         encode, decode = _ttl_encode, _ttl_decode
     elif kind == "compressed":
         encode, decode = _compressed_codec(annotation)
+    elif kind == "blob":
+        encode, decode = _blob_encode, _blob_decode
     elif base is str:
         encode = _encode_str
 

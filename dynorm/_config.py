@@ -42,6 +42,9 @@ class Settings:
     max_pool_connections: int = 50
     connect_timeout: float = 60.0
     read_timeout: float = 60.0
+    blob_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_client: Any = None
 
 
 _lock = threading.Lock()
@@ -110,6 +113,8 @@ def _from_env() -> Settings:
         table_name=_env_table(),
         endpoint_url=os.environ.get("DYNORM_ENDPOINT_URL") or None,
         transport=_env_transport(),
+        blob_bucket=os.environ.get("DYNORM_BLOB_BUCKET") or None,
+        s3_endpoint_url=os.environ.get("DYNORM_S3_ENDPOINT_URL") or None,
     )
 
 
@@ -124,6 +129,9 @@ def configure(
     max_pool_connections: int | _NotGiven = NOT_GIVEN,
     connect_timeout: float | _NotGiven = NOT_GIVEN,
     read_timeout: float | _NotGiven = NOT_GIVEN,
+    blob_bucket: str | None | _NotGiven = NOT_GIVEN,
+    s3_endpoint_url: str | None | _NotGiven = NOT_GIVEN,
+    s3_client: Any = NOT_GIVEN,
 ) -> None:
     """Configure the table and client dynorm uses; call again to change them.
 
@@ -150,6 +158,11 @@ def configure(
             number of threads (or async tasks) that send at once.
         connect_timeout: Seconds to wait for a connection (default 60, as botocore).
         read_timeout: Seconds to wait for an answer (default 60, as botocore).
+        blob_bucket: The S3 bucket of blob fields (`fields.Blob()`) whose model has no
+            `Meta.blob_bucket` ($DYNORM_BLOB_BUCKET).
+        s3_endpoint_url: An S3-compatible endpoint for blobs ($DYNORM_S3_ENDPOINT_URL);
+            None for AWS.
+        s3_client: Your own boto3 S3 client for blobs; `s3_endpoint_url` is then ignored.
 
     Raises:
         ConfigurationError: An invalid argument: a table name DynamoDB would refuse (3 to
@@ -193,6 +206,12 @@ def configure(
         for name, value in options.items():
             if not isinstance(value, _NotGiven):
                 setattr(current, name, check_option(name, value))
+        if not isinstance(blob_bucket, _NotGiven):
+            current.blob_bucket = blob_bucket
+        if not isinstance(s3_endpoint_url, _NotGiven):
+            current.s3_endpoint_url = s3_endpoint_url
+        if not isinstance(s3_client, _NotGiven):
+            current.s3_client = s3_client
         _settings = current
         _connection = None
 

@@ -63,6 +63,8 @@ class WireDecoder:
         model = self.model
         codec = model._meta.codec
         assert codec is not None
+        if "blob" in model._meta.field_kinds.values():
+            return  # blob pointers become BlobValues in from_item (the general decoder)
         root = cast(Schema, copy.copy(model.__pydantic_core_schema__))
         definitions: list[Schema] = []
         if root.get("type") == "definitions":

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._blobs import after_save, blob_fields, blob_overrides, delete_objects_of, deleted_blobs
 from ._codec import Item
 from ._constants import PK, SK
 from ._exactly_once import (
@@ -185,6 +186,7 @@ def take(instance: Model, item: dict[str, Any]) -> None:
     fresh = type(instance).from_item(item)
     vars(instance).update(fresh.__dict__)
     instance._loaded_key = fresh._loaded_key
+    instance._blobs = fresh._blobs
     set_stored_token(instance, stored_token(item))
 
 
@@ -207,14 +209,20 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
     token = new_write_token()
     overrides = timestamps(instance, creating, utcnow())
     overrides["version"] = instance.version + 1
+    if blob_fields(meta):  # uploaded now, before the write (see dynorm._blobs)
+        target = instance._loaded_key if instance._partial is not None else None
+        target = target or meta.primary_key(instance.__dict__)
+        overrides.update(blob_overrides(instance, update_fields, instance.version + 1, target))
     if instance._partial is not None and update_fields is not None:
         return _partial_update_op(instance, list(dict.fromkeys(update_fields)), overrides, token)
     values = {**instance.__dict__, **overrides}
     item = model_item(meta, values, token=token)
     new_key = (item[PK]["S"], item[SK]["S"])
+    written = None if update_fields is None else tuple(update_fields)
 
     def on_success(_: dict[str, Any]) -> None:
         _apply(instance, overrides, new_key, token)
+        after_save(instance, written)
 
     if creating:
         request = compile_write(meta, PutItem(item), Absent())
@@ -287,6 +295,7 @@ def _update_fields_op(
 
     def on_success(_: dict[str, Any]) -> None:
         _apply(instance, overrides, key, token)
+        after_save(instance, names)
 
     conflict = _conflict(instance, "save", token)
     return WriteOp.of(request, type(instance), conflict, on_success, token=token)
@@ -303,9 +312,12 @@ def delete_op(instance: Model) -> WriteOp:
             f"Cannot delete {meta.model_name}: it was never saved (version 0)."
         )
     request = compile_write(meta, Delete(_stored_key(instance)), _loaded(instance))
+    blobs = deleted_blobs(instance)
 
     def on_success(_: dict[str, Any]) -> None:
         _apply(instance, {"version": 0}, None)
+        if blobs or instance._blobs:
+            delete_objects_of(instance, blobs)  # after the item: at worst an orphan object
 
     return WriteOp.of(request, type(instance), _conflict(instance, "delete"), on_success)
 
@@ -366,6 +378,13 @@ def update_instance_op(instance: Model, values: Mapping[str, Any]) -> WriteOp:
     if not values:
         raise QueryError(
             f"Cannot update {meta.model_name} with no values; pass field=value pairs.",
+            code="bad-query",
+        )
+    blobs = sorted(set(values) & set(blob_fields(meta)))
+    if blobs:
+        raise QueryError(
+            f"Cannot update() the blob field(s) {', '.join(blobs)} of {meta.model_name}: a "
+            "blob is uploaded to S3 by save(). Assign it and call save().",
             code="bad-query",
         )
     key = _stored_key(instance)

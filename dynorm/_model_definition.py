@@ -58,6 +58,7 @@ META_KEYS = frozenset(
         "ordering",
         "unique",
         "counted",
+        "blob_bucket",
     }
 )
 
@@ -279,7 +280,7 @@ def build_options(
             f'`class Meta: pk = "{type_name.upper()}#{{id}}"` (or `abstract = True`).',
             code="model-definition",
         )
-    known = [f for f in fields if kinds.get(f) != "compressed"]
+    known = [f for f in fields if kinds.get(f) not in ("compressed", "blob")]
     meta.pk = KeyTemplate(str(raw["pk"]), name, known, "partition key")
     meta.sk = KeyTemplate(str(raw.get("sk") or type_name), name, known, "sort key")
     bound: dict[str, BoundIndex] = {}

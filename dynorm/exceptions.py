@@ -18,6 +18,11 @@ DynormError
 ├── BatchIncompleteError        a batch still had unprocessed items after every retry
 ├── ThrottledError              DynamoDB kept throttling after every retry
 ├── InvalidCursorError          a pagination cursor was tampered with or belongs to another query
+├── ReadOnlyError               a write through a read-only manager, repository or object
+├── BlobError                   a blob field (fields.Blob(), stored in S3) cannot be read or written
+│   ├── BlobNotLoadedError      an unloaded blob was read where it cannot be loaded
+│   ├── BlobIntegrityError      a stored object is corrupted, missing or not this item's
+│   └── BlobTooLargeError       a blob value is over its field's max_size
 └── ServiceError                any other error DynamoDB or the network reported
     └── WriteOutcomeUnknownError  a write may have been applied, and retrying cannot tell
 ```
@@ -36,6 +41,10 @@ if TYPE_CHECKING:
 __all__ = [
     "AbstractModelError",
     "BatchIncompleteError",
+    "BlobError",
+    "BlobIntegrityError",
+    "BlobNotLoadedError",
+    "BlobTooLargeError",
     "ConditionFailedError",
     "ConfigurationError",
     "DynormError",
@@ -47,6 +56,7 @@ __all__ = [
     "MultipleObjectsReturned",
     "ObjectDoesNotExist",
     "QueryError",
+    "ReadOnlyError",
     "ServiceError",
     "TableMismatchError",
     "ThrottledError",
@@ -355,6 +365,72 @@ class ImportLineError(DynormError):
 
 class InvalidCursorError(DynormError):
     """Raised when a pagination cursor was tampered with or belongs to another query."""
+
+
+class ReadOnlyError(DynormError):
+    """Raised before anything is sent by a write through a read-only manager or repository.
+
+    `objects.read_only()`, a read-only `Repository`, and the objects read through either.
+
+    Attributes:
+        model: The model's name.
+    """
+
+    def __init__(self, message: str, *, model: str) -> None:
+        super().__init__(message)
+        self.model = model
+
+
+class BlobError(DynormError):
+    """Raised when a blob field (`fields.Blob()`) cannot be read from or written to S3.
+
+    Attributes:
+        model: The model's name.
+        field: The blob field's name.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        field: str | None = None,
+        aws_code: str | None = None,
+    ) -> None:
+        DynormError.__init__(self, message, aws_code=aws_code)
+        self.model = model
+        self.field = field
+
+
+class BlobNotLoadedError(BlobError):
+    """Raised when an unloaded blob is read and cannot be loaded here.
+
+    A blob loads lazily on first access when its model's blob bucket is configured (and the
+    field is not `Blob(lazy=False)`); otherwise load it with `qs.with_blobs()` or
+    `obj.load_blobs()`. dynorm never returns an empty value in its place.
+    """
+
+
+class BlobIntegrityError(BlobError):
+    """Raised when a blob's stored object is missing, corrupted or not the item's own.
+
+    Corrupted: its size or SHA-256 differ from the pointer's. Not its own: the pointer names
+    another item's key or another bucket (an item written outside dynorm, or tampered with).
+    """
+
+
+class BlobTooLargeError(BlobError, InvalidValueError):
+    """Raised before anything is sent when a blob value is over its field's `max_size`.
+
+    Attributes:
+        size: The value's size in bytes (as stored, after compression).
+        limit: The field's `max_size` in bytes.
+    """
+
+    def __init__(self, message: str, *, model: str, field: str, size: int, limit: int) -> None:
+        BlobError.__init__(self, message, model=model, field=field)
+        self.size = size
+        self.limit = limit
 
 
 class ServiceError(DynormError):

@@ -6,11 +6,25 @@ import typing
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from typing_extensions import Self, dataclass_transform
 
 from . import _registry
 from ._async import run
+from ._blob_pointer import BlobPointer, BlobValue
+from ._blobs import blob_fields, blob_url, load_blobs, read_blob, saving
 from ._config import binding
 from ._exactly_once import WriteState, bind, stored_token
 from ._executor import refresh, write
@@ -34,7 +48,8 @@ from .exceptions import (
     MultipleObjectsReturned,
     ObjectDoesNotExist,
 )
-from .fields import Compressed, DynormField, FieldKind
+from .fields import Blob, BlobSpec, Compressed, DynormField, FieldKind
+from .query._read_only import read_only_error
 from .query.queryset import Manager
 
 __all__ = ["Model", "ModelMeta", "reserved_names"]
@@ -48,6 +63,64 @@ class _AbstractManager(Manager):
 
     def __get__(self, instance: object, owner: type[Any]) -> Any:
         raise abstract_error(owner, "query")
+
+
+class _BlobAttribute:
+    """The class attribute of a blob field: loads an unloaded blob on first access.
+
+    A data descriptor, so it is asked before the instance's `__dict__` (where pydantic keeps
+    the value: the user's value, or a `BlobValue` for a stored blob). Assignment stays
+    pydantic's (validated); reading it on the class raises AttributeError as for any field.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type[Any] | None = None) -> Any:
+        if instance is None:
+            raise AttributeError(self.name)
+        value = instance.__dict__[self.name]
+        if isinstance(value, BlobValue):
+            return value.value if value.loaded else read_blob(instance, self.name, value)
+        return value
+
+    def __set__(self, instance: Any, value: Any) -> None:  # pragma: no cover - pydantic sets
+        BaseModel.__setattr__(instance, self.name, value)
+
+
+def _blob_hooks(name: str) -> tuple[Any, Any]:
+    """A blob field's validator (a BlobValue passes on loads only) and serializer (loads)."""
+
+    def validate(
+        cls: type[Any], value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        if isinstance(value, BlobValue):
+            context = info.context
+            if isinstance(context, dict) and context.get(_TRUSTED):
+                return value
+        return handler(value)
+
+    def serialize(
+        self: Any, value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> Any:
+        if isinstance(value, BlobValue):
+            value = getattr(self, name)  # loads it, or raises BlobNotLoadedError
+        return handler(value)
+
+    return (
+        field_validator(name, mode="wrap")(validate),
+        field_serializer(name, mode="wrap")(serialize),
+    )
+
+
+def _resolve_blobs(instance: Any) -> None:
+    """Load the unloaded blobs a dump is about to read (or raise BlobNotLoadedError)."""
+    names = blob_fields(instance._meta)
+    if names:
+        for name in names:
+            value = instance.__dict__.get(name)
+            if isinstance(value, BlobValue) and not value.loaded:
+                read_blob(instance, name, value)
 
 
 def _subclass_exception(
@@ -64,7 +137,9 @@ def _subclass_exception(
 # without this (and the same on every subclass of ModelMeta) constructors are `(**data: Any)`.
 # fields.ULID() & co. always have a default, so they are plain defaults to a checker; only
 # Compressed(default=...) may lack one, so it is a field specifier.
-@dataclass_transform(kw_only_default=True, field_specifiers=(Field, PrivateAttr, Compressed))
+@dataclass_transform(
+    kw_only_default=True, field_specifiers=(Field, PrivateAttr, Compressed, Blob)
+)
 class ModelMeta(ModelMetaclass):
     """Metaclass of dynorm models: parses `Meta`, compiles keys and codec, registers the model."""
 
@@ -98,10 +173,16 @@ class ModelMeta(ModelMetaclass):
                 code="model-definition",
             )
         kinds: dict[str, FieldKind] = {}
+        blobs: dict[str, BlobSpec] = {}
         for key, value in list(namespace.items()):
             if isinstance(value, DynormField):
                 kinds[key] = value.kind
                 namespace[key] = value.to_field_info()
+                if value.blob is not None:
+                    blobs[key] = value.blob
+                    check, dump = _blob_hooks(key)
+                    namespace[f"dynorm_blob_check_{key}"] = check
+                    namespace[f"dynorm_blob_dump_{key}"] = dump
         cls = super().__new__(mcs, cls_name, bases, namespace, **kwargs)
         post_init = cls.__dict__.get("model_post_init")
         if getattr(post_init, "__wrapped__", None) is init_private_attributes:
@@ -124,6 +205,12 @@ class ModelMeta(ModelMetaclass):
                 kinds.setdefault(name, kind)
         raw.update(own_raw)
         meta = build_options(cls, raw, kinds)
+        if parent_meta is not None:
+            blobs = {**parent_meta.extra.get("blobs", {}), **blobs}
+        if blobs:
+            meta.extra["blobs"] = blobs
+            for key in blobs:
+                type.__setattr__(cls, key, _BlobAttribute(key))
         type.__setattr__(cls, "_meta", meta)
         exc_parents: dict[str, tuple[type[Exception], ...]] = {}
         for exc_name, root in (
@@ -177,6 +264,10 @@ class Model(BaseModel, metaclass=ModelMeta):
     # dynorm's bookkeeping of this instance's writes (never part of equality): the stored
     # item's write token and the writes of unknown outcome (see dynorm._exactly_once).
     _writes: WriteState | None = PrivateAttr(default=None)
+    # The blob pointers of the stored item (fields.Blob()), by field; None without blobs.
+    _blobs: dict[str, BlobPointer] | None = PrivateAttr(default=None)
+    # Read through objects.read_only() (or a read-only Repository): its writes raise.
+    _read_only: bool = PrivateAttr(default=False)
     if TYPE_CHECKING:
         # Inferred, not declared: a model's own `objects = MyQuerySet.as_manager()` then types
         # as its QuerySet class without pyright's invariant-override error on a declared one.
@@ -218,6 +309,14 @@ class Model(BaseModel, metaclass=ModelMeta):
         if token is not None:
             obj._writes = WriteState(token)
         bind(obj, binding(cls, None))  # read in a using() block: it belongs to that table
+        if obj._loaded_key is not None and blob_fields(cls._meta):
+            pointers: dict[str, BlobPointer] = {}
+            for name in blob_fields(cls._meta):
+                value = obj.__dict__.get(name)
+                if isinstance(value, BlobValue):
+                    value.owner = obj._loaded_key  # usable for this item only
+                    pointers[name] = value.pointer
+            obj._blobs = pointers or None
         return obj
 
     # ------------------------------------------------------------------ writes
@@ -245,7 +344,9 @@ class Model(BaseModel, metaclass=ModelMeta):
                 item now holds another writer's change; reload and check.
         """
         fields = None if update_fields is None else tuple(update_fields)
-        write(self, ("save", fields), lambda: self._save_op(fields))
+        self._writable("save")
+        with saving(self):  # blobs: uploaded before the write, cleaned up after it
+            write(self, ("save", fields), lambda: self._save_op(fields))
 
     def delete(self) -> None:
         """Delete the item, conditional on the stored version being the loaded one.
@@ -260,6 +361,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             WriteOutcomeUnknownError: An earlier attempt may have been applied and the stored
                 item now holds another writer's change; reload and check.
         """
+        self._writable("delete")
         write(self, ("delete",), self._delete_op)
 
     def refresh_from_db(self) -> None:
@@ -293,6 +395,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             WriteOutcomeUnknownError: An earlier attempt may have been applied and the stored
                 item now holds another writer's change; reload and check.
         """
+        self._writable("update")
         call = ("update", call_values(values))
         write(self, call, lambda: self._update_op(values))
 
@@ -314,7 +417,42 @@ class Model(BaseModel, metaclass=ModelMeta):
         """`refresh_from_db()`, awaited."""
         await run(self.refresh_from_db)
 
+    # ------------------------------------------------------------------ blobs
+
+    if not TYPE_CHECKING:  # the signatures stay pydantic's for type checkers
+
+        def model_dump(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            """Pydantic's `model_dump`, loading unloaded blobs first (or raising)."""
+            _resolve_blobs(self)
+            return super().model_dump(*args, **kwargs)
+
+        def model_dump_json(self, *args: Any, **kwargs: Any) -> str:
+            """Pydantic's `model_dump_json`, loading unloaded blobs first (or raising)."""
+            _resolve_blobs(self)
+            return super().model_dump_json(*args, **kwargs)
+
+    def blob_url(self, field: str, expires: int = 3600) -> str:
+        """A presigned GET URL of a stored blob field's S3 object, valid `expires` seconds.
+
+        Raises:
+            BlobNotLoadedError: The field's value is not stored yet (save() first).
+            BlobIntegrityError: The stored pointer does not belong to this item.
+        """
+        return blob_url(self, field, expires)
+
+    def load_blobs(self, *fields: str) -> None:
+        """Load the object's unloaded blob fields (those named, or all) concurrently.
+
+        Raises:
+            BlobIntegrityError: An object is missing, corrupted or not this item's.
+        """
+        load_blobs([self], fields or None)
+
     # ------------------------------------------------------------------ hooks
+
+    def _writable(self, action: str) -> None:
+        if self._read_only:
+            raise read_only_error(self._meta.model_name, action)
 
     def _save_op(self, update_fields: Iterable[str] | None) -> WriteOp:
         return save_op(self, update_fields)

@@ -18,6 +18,8 @@ Conventions for code blocks in `docs/**/*.md`:
   show configuration code in ```py blocks. `configure(cursor_secret=...)` is fine; the fixture
   restores the configuration afterwards.
 - `assert` statements in examples are welcome: they are checked here.
+- A page with the HTML comment `<!-- dynorm: s3 -->` also gets the `blob_bucket` fixture (an
+  S3 server and a fresh bucket, configured as the blob bucket); its name is `BUCKET` there.
 
 One pytest test per page that has executable blocks; a failure names the page and the Markdown
 line of the block (tracebacks point into the `.md` file).
@@ -41,6 +43,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\n]*)$")
 _SKIP = "<!-- skip -->"
+_S3 = "<!-- dynorm: s3 -->"
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,11 @@ def test_docs_exist_and_have_examples() -> None:
 
 
 @pytest.mark.parametrize("page", RUNNABLE, ids=_page_id)
-def test_page_examples_run(page: Path, dynorm_table: str) -> None:
+def test_page_examples_run(page: Path, dynorm_table: str, request: pytest.FixtureRequest) -> None:
     slug = re.sub(r"\W", "_", _page_id(page).removesuffix(".md"))
     module = types.ModuleType(f"docs_{slug}")
+    if _S3 in page.read_text(encoding="utf-8"):
+        module.BUCKET = request.getfixturevalue("blob_bucket")  # type: ignore[attr-defined]
     module.__file__ = str(page)
     sys.modules[module.__name__] = module  # pydantic resolves annotations through it
     try:

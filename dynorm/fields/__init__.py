@@ -1,4 +1,4 @@
-"""Special fields: generated ids, timestamps, TTL and compressed values.
+"""Special fields: generated ids, timestamps, TTL, compressed values and S3 blobs.
 
 Use them as defaults in a model body; each returns a pydantic field that dynorm recognises::
 
@@ -20,9 +20,22 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from ulid import ULID as _ULID
 
-__all__ = ["TTL", "ULID", "Compressed", "CreatedAt", "DynormField", "UpdatedAt", "new_ulid"]
+__all__ = [
+    "TTL",
+    "ULID",
+    "Blob",
+    "BlobSpec",
+    "Compressed",
+    "CreatedAt",
+    "DynormField",
+    "UpdatedAt",
+    "new_ulid",
+]
 
-FieldKind = Literal["ulid", "created_at", "updated_at", "ttl", "compressed"]
+FieldKind = Literal["ulid", "created_at", "updated_at", "ttl", "compressed", "blob"]
+
+#: The default `max_size` of a blob field: 64 MiB (one PutObject takes up to 5 GB).
+DEFAULT_BLOB_MAX_SIZE = 64 * 1024 * 1024
 
 
 def new_ulid() -> str:
@@ -36,6 +49,16 @@ def utcnow() -> datetime:
 
 
 @dataclass(frozen=True)
+class BlobSpec:
+    """The options of one blob field (see `Blob`)."""
+
+    compress: bool = False
+    max_size: int = DEFAULT_BLOB_MAX_SIZE
+    content_type: str | None = None
+    lazy: bool = True
+
+
+@dataclass(frozen=True)
 class DynormField:
     """A field marker the model metaclass turns into a pydantic field and remembers by kind."""
 
@@ -43,6 +66,7 @@ class DynormField:
     default: Any = PydanticUndefined
     default_factory: Callable[[], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    blob: BlobSpec | None = None
 
     def to_field_info(self) -> FieldInfo:
         """Return the pydantic FieldInfo this marker stands for."""
@@ -83,3 +107,36 @@ def Compressed(default: Any = PydanticUndefined, **kwargs: Any) -> Any:  # noqa:
     Compressed fields cannot be used in key templates or filters (DynamoDB sees only bytes).
     """
     return DynormField("compressed", default=default, extra=kwargs)
+
+
+def Blob(  # noqa: N802
+    default: Any = PydanticUndefined,
+    *,
+    compress: bool = False,
+    max_size: int = DEFAULT_BLOB_MAX_SIZE,
+    content_type: str | None = None,
+    lazy: bool = True,
+    **kwargs: Any,
+) -> Any:
+    """Declare a `bytes`, `str` or JSON-able value stored as an S3 object, not in the item.
+
+    The item holds a small pointer (bucket, key, size, SHA-256, content type). The object is
+    uploaded before the item is written and removed after the item is deleted; loads are lazy
+    (on first access) unless the queryset asks for `.with_blobs()`. The bucket comes from
+    `Meta.blob_bucket` or `dynorm.configure(blob_bucket=...)`.
+
+    Args:
+        default: The value of a new object that was not given one (none: the field is required).
+        compress: Store the object gzip-compressed (served with `Content-Encoding: gzip`).
+        max_size: The largest object (in bytes, after compression) a save uploads; larger
+            values raise `BlobTooLargeError` before anything is sent.
+        content_type: The object's Content-Type (default: `application/octet-stream` for
+            bytes, `text/plain; charset=utf-8` for str, `application/json` otherwise).
+        lazy: Load on first access (default). `False`: reading an unloaded value raises
+            `BlobNotLoadedError`; load it with `.with_blobs()` or `obj.load_blobs()`.
+        **kwargs: Passed to pydantic's `Field`.
+    """
+    if max_size < 1:
+        raise ValueError("Blob(max_size=...) must be at least 1 byte")
+    spec = BlobSpec(compress=compress, max_size=max_size, content_type=content_type, lazy=lazy)
+    return DynormField("blob", default=default, extra=kwargs, blob=spec)

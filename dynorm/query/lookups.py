@@ -158,6 +158,12 @@ def parse_lookup(meta: Options, key: str, value: Any) -> Lookup:
             f"{meta.suggest_field(name)}",
             code="unknown-field",
         )
+    if meta.field_kinds.get(name) == "blob":
+        raise QueryError(
+            f"Cannot filter {meta.model_name} on {name}: it is a blob field (fields.Blob()) "
+            "stored in S3; DynamoDB only holds its pointer.",
+            code="bad-query",
+        )
     if meta.field_kinds.get(name) == "compressed":
         raise QueryError(
             f"Cannot filter {meta.model_name} on {name}: it is stored compressed "

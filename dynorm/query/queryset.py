@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, cast, overload
 from typing_extensions import Self, TypeVar
 
 from .. import _executor, _registry
+from .._blobs import load_blobs
 from .._config import Table, as_table, binding, connection_for, table_name_for
 from .._counters import Stats
 from .._exactly_once import bind, bind_all
@@ -17,6 +18,7 @@ from ..exceptions import QueryError
 from . import _bulk, _companion_reads, _create, _update_delete
 from ._async_queries import AsyncTerminals
 from ._decoding import decode, get_item, model_page
+from ._read_only import ReadOnlyMethods
 from ._terminals import DjangoTerminals
 from .collection import Collection
 from .compiler import Plan, QueryState, Request, _validate, compile_query, consistent_gsi_error
@@ -79,7 +81,7 @@ class _Pristine:
 _PRISTINE = _Pristine()
 
 
-class QuerySet(AsyncTerminals, DjangoTerminals[M]):
+class QuerySet(AsyncTerminals, DjangoTerminals[M], ReadOnlyMethods[M]):
     """A lazy, immutable query over one model; every method returns a new QuerySet.
 
     Evaluated by iteration, `len()`, `list()`, slicing, `count()`, `first()`, `get()`, ...;
@@ -295,6 +297,8 @@ class QuerySet(AsyncTerminals, DjangoTerminals[M]):
                 if limit is not None:
                     decoded = decoded[: limit - count]
                 bind_all(decoded, table)
+                if self._state.option("with_blobs"):
+                    load_blobs(decoded)
                 if decoded:
                     yield decoded
                 count += len(decoded)
@@ -479,6 +483,8 @@ class QuerySet(AsyncTerminals, DjangoTerminals[M]):
                 f"(fields: {fields})."
             )
         bind(found, self._binding())
+        if self._state.option("with_blobs"):
+            load_blobs([found])
         return found
 
     def page(self, size: int, cursor: str | None = None) -> Page[M]:

@@ -5,6 +5,10 @@ Fixtures:
         pytest-xdist workers).
     dynorm_table: a fresh, uniquely named table on it with dynorm configured to use it; the table
         is deleted and the previous configuration restored afterwards.
+    s3_endpoint: session-scoped endpoint URL of an S3 server for blob fields:
+        `$DYNORM_TEST_S3_ENDPOINT`, else moto's server (one per run, like DynamoDB Local).
+    blob_bucket: a fresh bucket on it, with dynorm configured to store blobs there (use with
+        `dynorm_table`); emptied and removed afterwards.
 
 The plugin is loaded by every pytest run once dynorm is installed, so it imports nothing
 optional (testcontainers, the Docker SDK, `fcntl`) until a test asks for DynamoDB, and it never
@@ -32,14 +36,15 @@ from typing import Any
 
 import pytest
 
-from .. import _config
+from .. import _blob_store, _config
 from .._table import create_table, delete_table
-from . import _local
+from . import _local, _s3
 
 _RUN_DIR = "DYNORM_RUN_DIR"
 _STOPPING = "stopping"
 _counter = itertools.count()
 _detached: list[_local.LocalServer] = []
+_s3_started: list[_s3.S3Server] = []
 _notes: list[str] = []  # notes of a server this process started without a run directory
 _owner_key = pytest.StashKey[str]()
 _signals_key = pytest.StashKey[list[tuple[int, Any]]]()
@@ -80,7 +85,9 @@ def _install_signal_handlers(config: pytest.Config, run_dir: str) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """On the controlling process, make a run directory the workers share."""
     config.addinivalue_line("markers", "integration: needs DynamoDB (Local)")
-    if hasattr(config, "workerinput") or os.environ.get("DYNORM_TEST_ENDPOINT"):
+    if hasattr(config, "workerinput"):
+        return
+    if os.environ.get("DYNORM_TEST_ENDPOINT") and os.environ.get("DYNORM_TEST_S3_ENDPOINT"):
         return
     if not os.environ.get(_RUN_DIR):
         run_dir = tempfile.mkdtemp(prefix="dynorm-run-")
@@ -131,6 +138,8 @@ def _stop_shared(run_dir: str, remove: bool = True) -> None:
     for pid in pids - stopped:  # started by a worker: Java runs in its own process group
         if isinstance(pid, int) and pid > 0:
             _local.stop_pid(pid)
+    with contextlib.suppress(OSError):
+        _s3.stop_shared_s3(Path(run_dir), _s3_started)
     if info.get("container"):
         with contextlib.suppress(Exception):
             import docker  # type: ignore[import-untyped, unused-ignore]
@@ -232,3 +241,37 @@ def dynorm_table(dynamodb_local: str, request: pytest.FixtureRequest) -> Iterato
             delete_table(wait=False)
         finally:
             _config.restore(saved)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The endpoint URL of the S3 server this test run uses for blob fields."""
+    env = os.environ.get("DYNORM_TEST_S3_ENDPOINT")
+    if env:
+        yield env
+        return
+    run_dir = os.environ.get(_RUN_DIR)
+    if run_dir:
+        yield _s3.shared_s3(Path(run_dir), _s3_started)
+        return
+    server = _s3.start_s3()
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def blob_bucket(dynorm_table: str, s3_endpoint: str) -> Iterator[str]:
+    """A fresh bucket that blob fields of every model use (for this test); yields its name."""
+    name = f"dynorm-test-{uuid.uuid4().hex[:20]}"
+    _config.configure(s3_endpoint_url=s3_endpoint, blob_bucket=name, s3_client=None)
+    client = _blob_store.s3_client()
+    client.create_bucket(Bucket=name)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(Exception):
+            keys = [key for key, _ in _blob_store.list_objects(name, "")]
+            _blob_store.delete_objects(name, keys)
+            client.delete_bucket(Bucket=name)

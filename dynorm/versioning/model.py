@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, PrivateAttr
 from typing_extensions import Self, dataclass_transform
@@ -22,7 +22,7 @@ from ..exceptions import (
     TransactionCanceledError,
     VersionConflictError,
 )
-from ..fields import Compressed
+from ..fields import Blob, Compressed
 from ..models import Model, ModelMeta
 from ._compile_writes import compile_save
 from ._history_codec import history_item
@@ -31,7 +31,9 @@ from ._querysets import _VersionedManager
 from ._writes import _after_partial, _delete_writes, _prune_after_commit, _send_older, prune_plan
 
 
-@dataclass_transform(kw_only_default=True, field_specifiers=(Field, PrivateAttr, Compressed))
+@dataclass_transform(
+    kw_only_default=True, field_specifiers=(Field, PrivateAttr, Compressed, Blob)
+)
 class VersionedModelMeta(ModelMeta):  # decorated again: checkers do not inherit it (see ModelMeta)
     """Metaclass of versioned models: also checks the versioning options of `Meta`."""
 
@@ -78,6 +80,8 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
 
     # Unannotated, as on Model: a subclass's own `objects = MyQuerySet.as_manager()` types.
     objects = _VersionedManager()
+    # Read by dynorm._blobs: each version keeps its own blob objects (history points at them).
+    __dynorm_versioned__: ClassVar[bool] = True
 
     if not TYPE_CHECKING:  # hidden from type checkers, as on Model (see there)
 
@@ -100,6 +104,7 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
                 for a long history the message says how many oldest versions were deleted.
             QueryError: Inside a transaction, the history is too long for one.
         """
+        self._writable("delete")
         done = 0
         ops = self._delete_ops(done)
         while len(ops) > 1:

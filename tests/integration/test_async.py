@@ -23,7 +23,7 @@ from botocore.exceptions import ReadTimeoutError
 import dynorm
 from dynorm import F, SingletonModel, Table, VersionedModel, fields
 from dynorm._connection import Connection
-from dynorm.exceptions import VersionConflictError
+from dynorm.exceptions import ReadOnlyError, VersionConflictError
 from tests.models import Counter, Customer, Order
 from tests.reliability.helpers import aws_error
 
@@ -473,3 +473,19 @@ async def test_the_sync_api_works_in_worker_threads_and_never_makes_a_loop(
 
     assert await asyncio.to_thread(sync_work) == 2
     assert await Order.objects.filter(customer_id="c1").acount() == 2
+
+
+async def test_a_read_only_manager_refuses_async_writes(dynorm_table: str) -> None:
+    await Order.objects.acreate(customer_id="c1", total=Decimal(1))
+    ro = Order.objects.read_only()
+    with pytest.raises(ReadOnlyError):
+        await ro.acreate(customer_id="c1", total=Decimal(2))
+    with pytest.raises(ReadOnlyError):
+        await ro.filter(customer_id="c1").aupdate(status="paid")
+    async for o in ro.filter(customer_id="c1"):  # objects read page by page are read-only too
+        with pytest.raises(ReadOnlyError):
+            await o.asave()
+    streamed = [o async for o in ro.filter(customer_id="c1").aiterator()]
+    with pytest.raises(ReadOnlyError):
+        await streamed[0].adelete()
+    assert (await Order.objects.filter(customer_id="c1").afirst()) is not None

@@ -1,0 +1,288 @@
+"""`dynorm backfill --index NAME`: (re)write one index's key attributes on every item.
+
+After an index is added, or its key template changed, the items stored before have no (or
+stale) index keys: DynamoDB indexes only what is stored. Backfill scans the items of the
+models that declare the index (an explicit Scan, filtered on their entity types), computes
+each item's index keys from its fields with today's templates, and for each item whose
+stored keys differ sends one UpdateItem of only those two attributes, conditional on the
+stored version (and write token): a concurrent writer is never overwritten. An item changed
+meanwhile is read again and reconsidered; one deleted meanwhile is left deleted.
+
+Writing nothing the item already has makes a run idempotent: run again (or resumed from a
+checkpoint, which records each scan segment's position after every page) it skips every
+item already right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .._config import get_connection
+from .._connection import Connection
+from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
+from .._table import _chosen
+from ..exceptions import ConditionFailedError, ConfigurationError, ThrottledError
+from ..models import Model
+from ..query.placeholders import Placeholders
+from ._import import _Rate
+
+__all__ = ["BackfillResult", "backfill_index"]
+
+
+@dataclass
+class BackfillResult:
+    """What `backfill_index()` did (counts include an interrupted run's, when resumed).
+
+    Attributes:
+        changed: Items whose index keys were written.
+        skipped: Items whose index keys were already right.
+        retried: Items changed (or deleted) by another writer between the read and the
+            write, read again and reconsidered.
+        invalid: Items their model refuses (left unchanged), by model name.
+    """
+
+    changed: int = 0
+    skipped: int = 0
+    retried: int = 0
+    invalid: dict[str, int] = field(default_factory=dict)
+
+
+def _affected(index: str, models: Iterable[type[Model]] | None) -> list[type[Model]]:
+    chosen = _chosen(models)
+    affected = [m for m in chosen if index in m._meta.indexes]
+    if not affected:
+        known = sorted({name for m in chosen for name in m._meta.indexes})
+        raise ConfigurationError(
+            f"Cannot backfill index {index!r}: no model declares it; the models' indexes "
+            f"are: {', '.join(known) or 'none'}.",
+            code="unknown-index",
+        )
+    return affected
+
+
+class _Backfill:
+    def __init__(
+        self,
+        conn: Connection,
+        index: str,
+        models: list[type[Model]],
+        rate: _Rate,
+        checkpoint: Path | None,
+        segments: int,
+    ) -> None:
+        self.conn = conn
+        self.index = index
+        self.by_type = {m._meta.type_name: m for m in models}
+        self.rate = rate
+        self.lock = threading.Lock()
+        self.result = BackfillResult()
+        self.checkpoint = checkpoint
+        self.positions: dict[str, Any] = {}
+        if checkpoint is not None and checkpoint.exists():
+            saved = json.loads(checkpoint.read_text(encoding="utf-8"))
+            if saved.get("index") != index or saved.get("segments") != segments:
+                raise ConfigurationError(
+                    f"Cannot resume the backfill from checkpoint {str(checkpoint)!r}: it "
+                    f"belongs to another index or segment count; delete it to start over.",
+                    code="config",
+                )
+            self.positions = dict(saved["positions"])
+            for name in ("changed", "skipped", "retried"):
+                setattr(self.result, name, int(saved["counts"][name]))
+            self.result.invalid = dict(saved["counts"]["invalid"])
+        self.segments = segments
+
+    def save(self) -> None:
+        if self.checkpoint is None:
+            return
+        r = self.result
+        state = {
+            "index": self.index,
+            "segments": self.segments,
+            "positions": self.positions,
+            "counts": {
+                "changed": r.changed,
+                "skipped": r.skipped,
+                "retried": r.retried,
+                "invalid": r.invalid,
+            },
+        }
+        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
+        tmp.write_text(json.dumps(state), encoding="utf-8")
+        os.replace(tmp, self.checkpoint)
+
+    def commit(self, page: BackfillResult) -> None:
+        """Add one page's counts (under the lock, with the segment's new position)."""
+        r = self.result
+        r.changed += page.changed
+        r.skipped += page.skipped
+        r.retried += page.retried
+        for model, n in page.invalid.items():
+            r.invalid[model] = r.invalid.get(model, 0) + n
+
+    def item(self, item: dict[str, Any], page: BackfillResult) -> None:
+        """Bring one stored item's index keys up to date (reading it again on a conflict)."""
+        current: dict[str, Any] | None = item
+        while current is not None:
+            model = self.by_type.get(current.get(TYPE_ATTR, {}).get("S", ""))
+            if model is None:
+                return
+            meta = model._meta
+            try:
+                obj = model.from_item(current)
+                keys = meta.index_keys(obj.__dict__)
+            except (ValidationError, ValueError):
+                page.invalid[meta.model_name] = page.invalid.get(meta.model_name, 0) + 1
+                return
+            spec = meta.indexes[self.index]
+            wanted = {a: keys[a] for a in (spec.pk_attr, spec.sk_attr)}
+            stored = {a: current.get(a, {}).get("S") for a in wanted}
+            if stored == wanted:
+                page.skipped += 1
+                return
+            self.rate.wait(1)
+            try:
+                self.conn.send("UpdateItem", self._update(current, wanted))
+            except ConditionFailedError:
+                page.retried += 1
+                current = self._reread(current)
+                continue
+            page.changed += 1
+            return
+
+    def _update(self, item: dict[str, Any], wanted: dict[str, str | None]) -> dict[str, Any]:
+        ph = Placeholders()
+        sets = [f"{ph.name(a)} = {ph.value({'S': v})}" for a, v in wanted.items() if v]
+        removes = [ph.name(a) for a, v in wanted.items() if not v]
+        update = " ".join(
+            part
+            for part in (
+                "SET " + ", ".join(sets) if sets else "",
+                "REMOVE " + ", ".join(removes) if removes else "",
+            )
+            if part
+        )
+        condition = f"{ph.name(VERSION_ATTR)} = {ph.value(item[VERSION_ATTR])}"
+        token = item.get(WRITE_TOKEN_ATTR)
+        w = ph.name(WRITE_TOKEN_ATTR)
+        condition += f" AND {w} = {ph.value(token)}" if token else f" AND attribute_not_exists({w})"
+        return ph.apply(
+            {
+                "TableName": self.conn.table_name,
+                "Key": {PK: item[PK], SK: item[SK]},
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+            }
+        )
+
+    def _reread(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        response = self.conn.send(
+            "GetItem",
+            {
+                "TableName": self.conn.table_name,
+                "Key": {PK: item[PK], SK: item[SK]},
+                "ConsistentRead": True,
+            },
+        )
+        found: dict[str, Any] | None = response.get("Item")
+        return found
+
+    def segment(self, number: int, params: dict[str, Any], progress: Any) -> None:
+        position = self.positions.get(str(number))
+        if position == "done":
+            return
+        request = {**params, "Segment": number, "TotalSegments": self.segments}
+        if position is not None:
+            request["ExclusiveStartKey"] = position
+        delay = 0.05
+        while True:
+            try:
+                page = self.conn.send("Scan", request)
+            except ThrottledError:
+                self.rate.throttled(1.0)
+                threading.Event().wait(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            items = page.get("Items", [])
+            counts = BackfillResult()
+            for item in items:
+                self.item(item, counts)
+            self.rate.settled()
+            last = page.get("LastEvaluatedKey")
+            with self.lock:  # a page's counts and the position after it, saved together
+                self.commit(counts)
+                self.positions[str(number)] = last if last else "done"
+                self.save()
+            if progress is not None and items:
+                progress(len(items))
+            if not last:
+                return
+            request["ExclusiveStartKey"] = last
+
+
+def backfill_index(
+    index: str,
+    models: Iterable[type[Model]] | None = None,
+    *,
+    segments: int = 4,
+    max_rate: float | None = None,
+    checkpoint: str | Path | None = None,
+    page_size: int = 100,
+    progress: Any = None,
+) -> BackfillResult:
+    """Write the index `index`'s key attributes on every item of the models declaring it.
+
+    Args:
+        index: The index name (`Index("by_status", ...)`).
+        models: The models to consider (default every registered one); those declaring
+            `index` are backfilled.
+        segments: Parallel scan segments (threads), 1 to 64.
+        max_rate: At most this many UpdateItems per second (None: unlimited; throttling
+            lowers the rate either way).
+        checkpoint: A file recording each segment's scan position after every page: a run
+            killed midway, started again with the same file, resumes there. Removed when
+            the backfill completes.
+        page_size: Items read per Scan page (the checkpoint's step).
+        progress: Called with the number of items of each page considered.
+
+    Returns:
+        Counts of items changed, skipped (already right), retried (changed by another
+        writer meanwhile) and invalid (refused by their model; left unchanged).
+
+    DynamoDB: Scan (filtered on `_type`, consistent), UpdateItem of the two index key
+    attributes (conditional on `version` and `_wtok`), GetItem after a refused condition.
+    """
+    if not 1 <= segments <= 64:
+        raise ConfigurationError(
+            f"Cannot backfill with {segments} scan segments: use 1 to 64.", code="config"
+        )
+    affected = _affected(index, models)
+    conn = get_connection()  # here: worker threads do not see a using() block
+    path = None if checkpoint is None else Path(checkpoint)
+    run = _Backfill(conn, index, affected, _Rate(max_rate), path, segments)
+    ph = Placeholders()
+    values = ", ".join(ph.value({"S": m._meta.type_name}) for m in affected)
+    params = ph.apply(
+        {
+            "TableName": conn.table_name,
+            "ConsistentRead": True,
+            "Limit": page_size,
+            "FilterExpression": f"{ph.name(TYPE_ATTR)} IN ({values})",
+        }
+    )
+    with ThreadPoolExecutor(segments) as pool:
+        futures = [pool.submit(run.segment, n, params, progress) for n in range(segments)]
+        for future in futures:
+            future.result()
+    if path is not None and path.exists():
+        path.unlink()
+    return run.result
