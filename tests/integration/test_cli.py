@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: configure() arguments a command line cannot take, and why.
 NOT_ON_THE_COMMAND_LINE = {
     "client": "a Python object",
+    "s3_client": "a Python object",
     "cursor_secret": "no command reads pages across processes",
 }
 
