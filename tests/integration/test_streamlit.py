@@ -14,7 +14,7 @@ from dynorm._config import get_settings
 from tests.reliability.helpers import Faults
 
 
-class Note(Model):
+class BoardNote(Model):
     board: str
     id: str
     text: str = ""
@@ -28,15 +28,15 @@ def app() -> None:  # the script AppTest runs (its source, as a fresh module)
     import streamlit as st
 
     from dynorm.contrib.streamlit import DynormConnection
-    from tests.integration.test_streamlit import Note
+    from tests.integration.test_streamlit import BoardNote
 
     conn = st.connection("dynorm", type=DynormConnection, ttl=600)
     if st.button("add"):
-        count = len(conn.query(Note.objects.filter(board="b")))
-        conn.save(Note(board="b", id=f"n{count}"))
-    notes = conn.query(Note.objects.filter(board="b"))
+        count = len(conn.query(BoardNote.objects.filter(board="b")))
+        conn.save(BoardNote(board="b", id=f"n{count}"))
+    notes = conn.query(BoardNote.objects.filter(board="b"))
     st.write(f"{len(notes)} notes")
-    st.write(f"first: {conn.get(Note, board='b', id='n0').text}")
+    st.write(f"first: {conn.get(BoardNote, board='b', id='n0').text}")
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def texts(at: AppTest) -> list[str]:
 def test_streamlit_connection_caches_reads_and_writes_through_it_invalidate(
     app_test: AppTest,
 ) -> None:
-    Note(board="b", id="n0", text="hello").save()
+    BoardNote(board="b", id="n0", text="hello").save()
     faults = Faults()
     queries = faults.count("Query")
     gets = faults.count("GetItem")
@@ -65,7 +65,7 @@ def test_streamlit_connection_caches_reads_and_writes_through_it_invalidate(
         assert texts(at) == ["1 notes", "first: hello"]
         at.run()  # a rerun: both reads come from the cache
         assert texts(at) == ["1 notes", "first: hello"]
-        Note(board="b", id="n9").save()  # written outside the connection: cached for ttl
+        BoardNote(board="b", id="n9").save()  # written outside the connection: cached for ttl
         at.run()
         assert texts(at) == ["1 notes", "first: hello"]
         assert (len(queries), len(gets)) == (1, 1)
@@ -81,9 +81,9 @@ def test_streamlit_connection_reads_and_writes_the_table_of_its_secrets(
     app_test: AppTest, second_table: dynorm.Table
 ) -> None:
     with dynorm.using(second_table):
-        Note(board="b", id="n0", text="other table").save()
-    Note(board="b", id="n0", text="own table").save()
-    Note(board="b", id="n1", text="own table").save()
+        BoardNote(board="b", id="n0", text="other table").save()
+    BoardNote(board="b", id="n0", text="own table").save()
+    BoardNote(board="b", id="n1", text="own table").save()
     endpoint = get_settings().endpoint_url  # a Table with a client of its own
     app_test.secrets["connections"] = {
         "dynorm": {"table_name": second_table.name, "endpoint_url": endpoint}
@@ -93,5 +93,5 @@ def test_streamlit_connection_reads_and_writes_the_table_of_its_secrets(
     assert texts(at) == ["1 notes", "first: other table"]
     at.button[0].click().run()
     assert texts(at) == ["2 notes", "first: other table"]
-    assert Note.objects.filter(board="b").count() == 2  # the default table is unchanged
-    assert Note.objects.using(second_table).get(board="b", id="n1").text == ""
+    assert BoardNote.objects.filter(board="b").count() == 2  # the default table is unchanged
+    assert BoardNote.objects.using(second_table).get(board="b", id="n1").text == ""
