@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import dynorm
-from dynorm import ConfigurationError, VersionedModel, _config, fields, streams
+from dynorm import ConfigurationError, Model, VersionedModel, _config, fields, streams
 from tests.models import Customer, Everything, Order, every_type_sample
 
 FIXTURE = HealthCheck.function_scoped_fixture
@@ -25,6 +25,15 @@ class StreamPage(VersionedModel):
 
     class Meta:
         pk = "SPAGE#{id}"
+
+
+class StreamMember(Model):
+    id: str = fields.ULID()
+    email: str
+
+    class Meta:
+        pk = "SMEMBER#{id}"
+        unique = [("email",)]
 
 
 def _records() -> list[dict[str, Any]]:
@@ -141,6 +150,14 @@ def test_history_items_are_skipped_unless_asked_for(streamed: str) -> None:
     internal = [c for c in everything if c.internal]
     assert len(internal) == 2 and all(c.entity_type == "StreamPage#history" for c in internal)
     assert all(c.model is StreamPage and c.new is None and c.new_image for c in internal)
+
+
+def test_unique_guard_items_are_internal(streamed: str) -> None:
+    member = StreamMember.objects.create(email="a@example.com")
+    records = _records()
+    assert [c.new for c in streams.parse(records)] == [member]
+    (guard,) = [c for c in streams.parse(records, internal=True) if c.internal]
+    assert guard.entity_type == "StreamMember#unique" and guard.model is StreamMember
 
 
 def test_items_of_unknown_entity_types_are_skipped(streamed: str) -> None:
