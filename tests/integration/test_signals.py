@@ -348,3 +348,16 @@ def test_weak_receivers_go_away_and_dispatch_uid_connects_once() -> None:
     signal.send(Customer)
     signal.send(Order)
     assert seen == [1, 1, 4] and signal.has_listeners(Order) and not signal.has_listeners(Customer)
+
+
+def test_a_write_refused_as_read_only_sends_no_signal(log: Log) -> None:
+    order = Order.objects.create(customer_id="c1", total=Decimal(1))
+    frozen = Order.objects.read_only().get(customer_id="c1", id=order.id)
+    log.seen.clear()
+    with pytest.raises(dynorm.ReadOnlyError):
+        frozen.save()
+    with pytest.raises(dynorm.ReadOnlyError):
+        frozen.delete()
+    with pytest.raises(dynorm.ReadOnlyError):
+        frozen._save_unsignalled(None)  # the bare write (async API) refuses too
+    assert log.seen == []
