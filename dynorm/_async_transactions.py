@@ -47,6 +47,7 @@ async def atransaction() -> AsyncIterator[Transaction]:
     tx = block.finished()
     if tx is not None:
         await run(tx.commit)
+        await tx.arun_on_commit()  # on the loop: async callbacks and receivers are awaited
 
 
 @overload

@@ -346,7 +346,11 @@ def _wait_active(table: str, timeout: float) -> dict[str, Any]:
 
 
 def create_table(
-    models: Iterable[type[Model]] | None = None, *, wait: bool = True, timeout: float = 600.0
+    models: Iterable[type[Model]] | None = None,
+    *,
+    wait: bool = True,
+    timeout: float = 600.0,
+    streams: bool = False,
 ) -> None:
     """Create the table with `pk`/`sk` and the GSIs the models use; idempotent.
 
@@ -363,9 +367,12 @@ def create_table(
         models: The models whose indexes the table needs; default every registered model.
         wait: Wait until the table and its indexes are ACTIVE.
         timeout: Seconds to wait for ACTIVE before raising ConfigurationError.
+        streams: Enable a DynamoDB stream of `NEW_AND_OLD_IMAGES` (read it with
+            `dynorm.streams.parse()`); on an existing table without one, it is enabled.
 
     Raises:
         TableMismatchError: The live table does not fit the models (see `.differences`).
+        ConfigurationError: `streams=True` and the table streams another view type.
 
     DynamoDB: DescribeTable, DescribeTimeToLive, CreateTable (PAY_PER_REQUEST), UpdateTable,
     UpdateTimeToLive.
@@ -376,8 +383,11 @@ def create_table(
     needs_ttl = any(m._meta.ttl_field for m in chosen)
     desc = _describe(table)
     if desc is None:
+        definition = table_definition(table, chosen)
+        if streams:
+            definition["StreamSpecification"] = _STREAM
         try:
-            conn.send("CreateTable", table_definition(table, chosen))
+            conn.send("CreateTable", definition)
         except DynormError as exc:
             if exc.aws_code != "ResourceInUseException":
                 raise
@@ -399,6 +409,28 @@ def create_table(
         _wait_active(table, timeout)
     if any(d.part == "TTL" for d in differences):
         _enable_ttl(table)
+    if streams:
+        _enable_stream(table, desc, timeout)
+
+
+#: `create_table(streams=True)`: what `dynorm.streams.parse()` needs (both images).
+_STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def _enable_stream(table: str, desc: Mapping[str, Any], timeout: float) -> None:
+    """Enable the stream on an existing table (UpdateTable), unless it streams already."""
+    current = desc.get("StreamSpecification") or {}
+    if current.get("StreamEnabled"):
+        if current.get("StreamViewType") != _STREAM["StreamViewType"]:
+            raise ConfigurationError(
+                f"Cannot enable a NEW_AND_OLD_IMAGES stream on table {table!r}: it streams "
+                f"{current.get('StreamViewType')} already. Disable that stream first "
+                "(UpdateTable), or read it without create_table(streams=True).",
+                code="config",
+            )
+        return
+    _wait_active(table, timeout)
+    get_connection().send("UpdateTable", {"TableName": table, "StreamSpecification": _STREAM})
 
 
 def _add_index(

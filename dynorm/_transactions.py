@@ -6,10 +6,11 @@ reads several items atomically.
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from pydantic import BaseModel
@@ -42,6 +43,7 @@ from ._options import Options
 from ._transaction_context import active, current_transaction
 from ._write_op import WriteOp
 from .exceptions import (
+    ConfigurationError,
     DynormError,
     QueryError,
     TransactionCanceledError,
@@ -95,6 +97,40 @@ class Transaction:
         self.ops: list[WriteOp] = []
         self.token = uuid.uuid4().hex
         self.id = self.token  # names this block's writes when their outcome is unknown
+        #: `on_commit` callbacks (post signals among them), run once the commit succeeded.
+        self.callbacks: list[Callable[[], object]] = []
+
+    def on_commit(self, func: Callable[[], object]) -> None:
+        """Call `func()` once this transaction was committed (never if it fails or raises)."""
+        self.callbacks.append(func)
+
+    def run_on_commit(self) -> None:
+        """Run the `on_commit` callbacks, in the order added (after a sync commit).
+
+        Raises:
+            ConfigurationError: A callback returned an awaitable (an async receiver or
+                callback): a sync `transaction()` cannot await it.
+        """
+        callbacks, self.callbacks = self.callbacks, []
+        for func in callbacks:
+            result = func()
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise ConfigurationError(
+                    "Cannot run an async on_commit callback (or async signal receiver) after "
+                    "a sync transaction(): it would never be awaited. Use the async API's "
+                    "transaction, or a plain function.",
+                    code="config",
+                )
+
+    async def arun_on_commit(self) -> None:
+        """Run the `on_commit` callbacks, awaiting those that return an awaitable."""
+        callbacks, self.callbacks = self.callbacks, []
+        for func in callbacks:
+            result = func()
+            if inspect.isawaitable(result):
+                await result
 
     def add(self, op: WriteOp) -> None:
         """Collect one write (called by save/delete/update inside the block).
@@ -368,7 +404,7 @@ class Transaction:
 
 
 @contextmanager
-def transaction() -> Iterator[Transaction]:
+def _transaction() -> Iterator[Transaction]:
     """Collect the writes of a block and send them as one TransactWriteItems on exit.
 
     Saves, creates, deletes, updates and `tx.check(...)` inside the block are sent together
@@ -392,6 +428,7 @@ def transaction() -> Iterator[Transaction]:
     tx = block.finished()
     if tx is not None:
         tx.commit()
+        tx.run_on_commit()
 
 
 class Block:
@@ -405,15 +442,17 @@ class Block:
     def __init__(self) -> None:
         self.outer = active.get()
         if self.outer is not None:
-            self.tx, self.mark, self.token = self.outer, len(self.outer.ops), None
+            self.tx, self.token = self.outer, None
         else:
-            self.tx, self.mark = Transaction(), 0
+            self.tx = Transaction()
             self.token = active.set(self.tx)
+        self.mark, self.callbacks = len(self.tx.ops), len(self.tx.callbacks)
 
     def failed(self) -> None:
         """The block raised: a savepoint drops the writes it added; a transaction sends none."""
-        if self.token is None:
-            del self.tx.ops[self.mark :]  # savepoint: the inner block contributes nothing
+        if self.token is None:  # savepoint: the inner block contributes nothing
+            del self.tx.ops[self.mark :]
+            del self.tx.callbacks[self.callbacks :]
         else:
             active.reset(self.token)
 
@@ -423,6 +462,42 @@ class Block:
             return None
         active.reset(self.token)
         return self.tx
+
+
+def on_commit(func: Callable[[], object]) -> None:
+    """Call `func()` after the open `transaction()` commits; at once outside of one.
+
+    Django's `transaction.on_commit`: if the transaction is cancelled or its block raises,
+    `func` is never called; inside a nested block that raises, it is dropped with the
+    block's writes. An exception from `func` propagates (later callbacks do not run).
+    """
+    tx = current_transaction()
+    if tx is None:
+        func()
+    else:
+        tx.on_commit(func)
+
+
+class TransactionFunction:
+    """`dynorm.transaction`: `with dynorm.transaction() as tx:` opens a transaction block.
+
+    The writes of the block are sent as one TransactWriteItems on exit; see the call.
+    `dynorm.transaction.on_commit(func)` is Django's `transaction.on_commit`.
+    """
+
+    def __call__(self) -> AbstractContextManager[Transaction]:
+        return _transaction()
+
+    __call__.__doc__ = _transaction.__doc__
+
+    on_commit = staticmethod(on_commit)
+
+    def __repr__(self) -> str:
+        return "<function dynorm.transaction>"
+
+
+#: `with dynorm.transaction() as tx:`; `dynorm.transaction.on_commit(func)`.
+transaction = TransactionFunction()
 
 
 @overload

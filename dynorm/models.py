@@ -21,7 +21,7 @@ from pydantic import (
 )
 from typing_extensions import Self, dataclass_transform
 
-from . import _registry
+from . import _registry, signals
 from ._async import run
 from ._blob_pointer import BlobPointer, BlobValue
 from ._blobs import blob_fields, blob_url, load_blobs, read_blob, saving
@@ -336,6 +336,10 @@ class Model(BaseModel, metaclass=ModelMeta):
         earlier attempt was stored, the retry reports success without writing it twice
         (changes made to the object since are then saved on top of it).
 
+        Signals: `pre_save` before anything is sent (a receiver that raises stops the save),
+        `post_save` (with `created`) once it succeeded, inside a `transaction()` once the
+        transaction was committed.
+
         Raises:
             VersionConflictError: The stored version is not the one this object was loaded at.
             ItemExistsError: Creating, and an item with the same key already exists (a
@@ -345,8 +349,13 @@ class Model(BaseModel, metaclass=ModelMeta):
         """
         fields = None if update_fields is None else tuple(update_fields)
         self._writable("save")
-        with saving(self):  # blobs: uploaded before the write, cleaned up after it
-            write(self, ("save", fields), lambda: self._save_op(fields))
+        sender = type(self)
+        created = self.version == 0
+        signals.pre_save.send(sender, instance=self, update_fields=fields)
+        self._save_unsignalled(fields)
+        signals.send_after_write(
+            signals.post_save, sender, instance=self, created=created, update_fields=fields
+        )
 
     def delete(self) -> None:
         """Delete the item, conditional on the stored version being the loaded one.
@@ -354,7 +363,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         DynamoDB: DeleteItem with `version = loaded`.
 
         An item that is already gone counts as deleted (e.g. the retry of a delete whose
-        response was lost).
+        response was lost). Signals: `pre_delete`, then `post_delete` once it succeeded.
 
         Raises:
             VersionConflictError: The item changed since it was loaded.
@@ -362,7 +371,9 @@ class Model(BaseModel, metaclass=ModelMeta):
                 item now holds another writer's change; reload and check.
         """
         self._writable("delete")
-        write(self, ("delete",), self._delete_op)
+        signals.pre_delete.send(type(self), instance=self)
+        self._delete_unsignalled()
+        signals.send_after_write(signals.post_delete, type(self), instance=self)
 
     def refresh_from_db(self) -> None:
         """Reload every field from the table (a strongly consistent read).
@@ -386,7 +397,8 @@ class Model(BaseModel, metaclass=ModelMeta):
         same `update(...)` again after `ServiceError(maybe_applied=True)` is a retry: it is
         applied once (an `F("n") + 1` is never added twice).
 
-        DynamoDB: UpdateItem, ReturnValues=ALL_NEW.
+        DynamoDB: UpdateItem, ReturnValues=ALL_NEW. Signals: `post_update` (with `values`)
+        once it succeeded.
 
         Raises:
             VersionConflictError: The item changed since it was loaded.
@@ -396,22 +408,58 @@ class Model(BaseModel, metaclass=ModelMeta):
                 item now holds another writer's change; reload and check.
         """
         self._writable("update")
+        self._update_unsignalled(values)
+        signals.send_after_write(signals.post_update, type(self), instance=self, values=values)
+
+    # ------------------------------------------------------------------ the bare writes
+    # What save(), delete() and update() send, without their signals: the async API runs
+    # these in a worker thread between `await signal.asend(...)` calls.
+
+    def _save_unsignalled(self, update_fields: tuple[str, ...] | None) -> None:
+        self._writable("save")
+        with saving(self):  # blobs: uploaded before the write, cleaned up after it
+            write(self, ("save", update_fields), lambda: self._save_op(update_fields))
+
+    def _delete_unsignalled(self) -> None:
+        self._writable("delete")
+        write(self, ("delete",), self._delete_op)
+
+    def _update_unsignalled(self, values: dict[str, Any]) -> None:
+        self._writable("update")
         call = ("update", call_values(values))
         write(self, call, lambda: self._update_op(values))
 
     # ------------------------------------------------------------------ async (Django's names)
 
     async def asave(self, *, update_fields: Iterable[str] | None = None) -> None:
-        """`save()`, awaited (the same request, sent from a dynorm worker thread)."""
-        await run(self.save, update_fields=update_fields)
+        """`save()`, awaited: the same request, sent from a dynorm worker thread.
+
+        Signals are sent on the event loop with `asend()`: async receivers are awaited.
+        """
+        fields = None if update_fields is None else tuple(update_fields)
+        self._writable("save")
+        sender = type(self)
+        created = self.version == 0
+        await signals.pre_save.asend(sender, instance=self, update_fields=fields)
+        await run(self._save_unsignalled, fields)
+        await signals.asend_after_write(
+            signals.post_save, sender, instance=self, created=created, update_fields=fields
+        )
 
     async def adelete(self) -> None:
-        """`delete()`, awaited."""
-        await run(self.delete)
+        """`delete()`, awaited (signals with `asend()`)."""
+        self._writable("delete")
+        await signals.pre_delete.asend(type(self), instance=self)
+        await run(self._delete_unsignalled)
+        await signals.asend_after_write(signals.post_delete, type(self), instance=self)
 
     async def aupdate(self, /, **values: Any) -> None:
         """`update()`, awaited: the object holds the stored item afterwards."""
-        await run(self.update, **values)
+        self._writable("update")
+        await run(self._update_unsignalled, values)
+        await signals.asend_after_write(
+            signals.post_update, type(self), instance=self, values=values
+        )
 
     async def arefresh_from_db(self) -> None:
         """`refresh_from_db()`, awaited."""

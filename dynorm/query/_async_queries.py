@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._async import iterate, run
+from .._exactly_once import bind
+from ._read_only import ReadOnly
 from .expressions import Q
 from .pagination import Page
 
@@ -27,8 +29,13 @@ async def aget(self: QuerySet[M], /, *args: Q, **lookups: Any) -> M:
 
 
 async def acreate(self: QuerySet[M], /, **values: Any) -> M:
-    """`create()`, awaited."""
-    return await run(self.create, **values)
+    """`create()`, awaited (with `asave()`: async signal receivers are awaited)."""
+    if isinstance(self, ReadOnly):
+        raise self._refuse("create")
+    obj = self.model(**values)
+    bind(obj, self._binding())  # created in this QuerySet's table
+    await obj.asave()
+    return obj
 
 
 async def aget_or_create(

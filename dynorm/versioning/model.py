@@ -104,6 +104,9 @@ class VersionedModel(Model, metaclass=VersionedModelMeta):
                 for a long history the message says how many oldest versions were deleted.
             QueryError: Inside a transaction, the history is too long for one.
         """
+        super().delete()  # the signals around _delete_unsignalled()
+
+    def _delete_unsignalled(self) -> None:
         self._writable("delete")
         done = 0
         ops = self._delete_ops(done)
