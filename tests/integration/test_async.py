@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 import dynorm
-from dynorm import F, SingletonModel, Table, VersionedModel, fields
+from dynorm import F, SingletonModel, Table, VersionedModel, fields, signals
 from dynorm._connection import Connection
 from dynorm.exceptions import ReadOnlyError, VersionConflictError
 from tests.models import Counter, Customer, Order
@@ -489,3 +489,35 @@ async def test_a_read_only_manager_refuses_async_writes(dynorm_table: str) -> No
     with pytest.raises(ReadOnlyError):
         await streamed[0].adelete()
     assert (await Order.objects.filter(customer_id="c1").afirst()) is not None
+
+
+async def test_async_receivers_are_awaited_and_wait_for_the_commit(dynorm_table: str) -> None:
+    seen: list[tuple[str, bool]] = []
+
+    async def saved(sender: Any, instance: Order, created: bool, **_: Any) -> None:
+        await asyncio.sleep(0)
+        stored = await Order.objects.filter(customer_id="c1", id=instance.id).aexists()
+        seen.append(("post_save", stored and created))
+
+    async def refuse(sender: Any, instance: Order, **_: Any) -> None:
+        if instance.total < 0:
+            raise ValueError("negative")
+
+    signals.post_save.connect(saved, sender=Order, weak=False)
+    signals.pre_save.connect(refuse, sender=Order, weak=False)
+    try:
+        o = await Order.objects.acreate(customer_id="c1", total=Decimal(1))
+        assert seen == [("post_save", True)]  # sent after the write, awaited
+        with pytest.raises(ValueError):
+            await Order(customer_id="c1", total=Decimal(-1)).asave()  # pre stops the write
+        assert await Order.objects.filter(customer_id="c1").acount() == 1
+        committed: list[str] = []
+        async with dynorm.atransaction():
+            o.total = Decimal(5)
+            await o.asave()
+            dynorm.transaction.on_commit(lambda: committed.append("sync"))
+            assert len(seen) == 1  # post_save waits for the commit
+        assert len(seen) == 2 and committed == ["sync"]
+    finally:
+        signals.post_save.disconnect(saved, sender=Order)
+        signals.pre_save.disconnect(refuse, sender=Order)
