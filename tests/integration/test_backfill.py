@@ -24,7 +24,7 @@ from dynorm._registry import isolated_registry
 from dynorm.exceptions import ConfigurationError, VersionConflictError
 from dynorm.tooling import backfill_index
 from tests.processes import clean_env
-from tests.reliability.helpers import Faults, raw_scan
+from tests.reliability.helpers import Faults, raw_client, raw_scan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -239,3 +239,17 @@ def test_a_killed_backfill_resumes_from_its_checkpoint_and_writes_nothing_twice(
     assert result.changed + result.skipped == 400 and result.retried == 0
     assert all(i["gsi3pk"] == {"S": f"COLOR#{i['color']['S']}"} for i in stored().values())
     assert not checkpoint.exists()
+
+
+def test_an_item_written_by_another_tool_without_a_version_is_backfilled(
+    dynorm_table: str,
+) -> None:
+    item = {"pk": {"S": "BF#raw"}, "sk": {"S": "ITEM"}, "_type": {"S": "BfItem"},
+            "id": {"S": "raw"}, "color": {"S": "blue"}}  # fmt: skip
+    raw_client().put_item(TableName=dynorm_table, Item=item)
+    with isolated_registry():
+        new = define("COLOR#{color}")
+        dynorm.create_table([new])
+        result = backfill_index("by_color", [new])
+    assert (result.changed, result.invalid) == (1, {})
+    assert stored()["raw"]["gsi3pk"] == {"S": "COLOR#blue"}
