@@ -140,7 +140,7 @@ class _Backfill:
             try:
                 obj = model.from_item(current)
                 keys = meta.index_keys(obj.__dict__)
-            except (ValidationError, ValueError):
+            except (ValidationError, ValueError, KeyError, TypeError):
                 page.invalid[meta.model_name] = page.invalid.get(meta.model_name, 0) + 1
                 return
             spec = meta.indexes[self.index]
@@ -171,7 +171,9 @@ class _Backfill:
             )
             if part
         )
-        condition = f"{ph.name(VERSION_ATTR)} = {ph.value(item[VERSION_ATTR])}"
+        v = ph.name(VERSION_ATTR)
+        version = item.get(VERSION_ATTR)  # absent on an item another tool wrote
+        condition = f"{v} = {ph.value(version)}" if version else f"attribute_not_exists({v})"
         token = item.get(WRITE_TOKEN_ATTR)
         w = ph.name(WRITE_TOKEN_ATTR)
         condition += f" AND {w} = {ph.value(token)}" if token else f" AND attribute_not_exists({w})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from typing import IO, Any
 from .._config import get_connection
 from .._constants import TYPE_ATTR
 from .._table import _chosen
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, ThrottledError
 from ..models import Model
 from ..query.placeholders import Placeholders
 from ..versioning._history_codec import _from_json, _to_json
@@ -119,8 +120,15 @@ def export_items(
 
     def segment(number: int, handle: IO[str]) -> None:
         request = {**params, "Segment": number, "TotalSegments": segments}
+        delay = 0.05
         while True:
-            page = conn.send_raw("Scan", request)
+            try:
+                page = conn.send_raw("Scan", request)
+            except ThrottledError:  # botocore retried already: back off, then again
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.05
             lines = []
             counts: dict[str, int] = {}
             for item in page.get("Items", []):

@@ -51,6 +51,8 @@ __all__ = ["ImportProblem", "ImportResult", "import_items"]
 
 _HISTORY_SUFFIX = "#history"
 _BATCH_BYTES = 3_500_000  # under TransactWriteItems' 4 MB
+#: Cancellation codes a batch is retried on (refused conditions are sorted out first).
+_RETRIED_CODES = {"ConditionalCheckFailed", "TransactionConflict", "ThrottlingError"}
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,9 @@ def _write_batch(conn: Connection, batch: list[_Line], overwrite: bool, rate: _R
                 for line, reason in zip(pending, reasons, strict=False)
                 if reason.get("Code") == "ConditionalCheckFailed"
             ]
+            codes = {r.get("Code") for r in reasons} - {None, "None"}
+            if codes - _RETRIED_CODES:
+                raise  # e.g. ValidationError: the same batch would be refused again
             if not refused:  # a conflict with another transaction, or throttled: again
                 if any(r.get("Code") == "ThrottlingError" for r in reasons):
                     rate.throttled(len(pending) / max(time.monotonic() - started, 1e-3))

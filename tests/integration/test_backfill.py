@@ -24,14 +24,14 @@ from dynorm._registry import isolated_registry
 from dynorm.exceptions import ConfigurationError, VersionConflictError
 from dynorm.tooling import backfill_index
 from tests.processes import clean_env
-from tests.reliability.helpers import Faults, raw_scan
+from tests.reliability.helpers import Faults, raw_client, raw_scan
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def define(template: str | None, type_name: str = "BfItem") -> type[Model]:
     """The model as one release of the code defines it (each in a registry of its own)."""
-    indexes = [] if template is None else [Index("by_color", pk=template, sk="{id}", slot=3)]
+    indexes = [] if template is None else [Index("by_color", pk=template, sk="{id}", slot=1)]
     meta = type("Meta", (), {"pk": "BF#{id}", "sk": "ITEM", "indexes": indexes,
                              "type_name": type_name})  # fmt: skip
     namespace = {
@@ -84,8 +84,8 @@ def test_backfill_writes_the_index_keys_of_items_stored_before_the_index(
     after = stored()
     for key, item in after.items():
         # Only the two index attributes were written: version and write token unchanged.
-        assert {k: v for k, v in item.items() if k not in ("gsi3pk", "gsi3sk")} == before[key]
-        assert item["gsi3pk"] == {"S": f"COLOR#{item['color']['S']}"}
+        assert {k: v for k, v in item.items() if k not in ("gsi1pk", "gsi1sk")} == before[key]
+        assert item["gsi1pk"] == {"S": f"COLOR#{item['color']['S']}"}
 
 
 def test_a_changed_template_is_rewritten_and_items_already_right_are_skipped(
@@ -102,7 +102,7 @@ def test_a_changed_template_is_rewritten_and_items_already_right_are_skipped(
         result = backfill_index("by_color", [second])
         assert (result.changed, result.skipped) == (6, 1)
         assert second.objects.using_gsi("by_color").filter(color="red").count() == 7
-    assert {i["gsi3pk"]["S"] for i in stored().values()} == {"HUE#red"}
+    assert {i["gsi1pk"]["S"] for i in stored().values()} == {"HUE#red"}
 
 
 def test_an_unknown_index_is_a_configuration_error_naming_the_indexes(dynorm_table: str) -> None:
@@ -133,7 +133,7 @@ def test_a_concurrent_write_between_read_and_update_is_never_lost(
     assert done and result.retried == 1 and result.changed == 3
     item = stored()["i0000"]
     assert (item["size"], item["color"]) == ({"N": "99"}, {"S": "green"})  # the write stands
-    assert item["gsi3pk"] == {"S": "COLOR#green"}  # and the index keys fit it
+    assert item["gsi1pk"] == {"S": "COLOR#green"}  # and the index keys fit it
 
 
 def test_concurrent_writer_threads_during_a_backfill_lose_no_update(dynorm_table: str) -> None:
@@ -172,9 +172,9 @@ def test_concurrent_writer_threads_during_a_backfill_lose_no_update(dynorm_table
         # Index keys fit the values, except where the old code (no index) wrote last.
         for key, item in items.items():
             if key not in last or last[key][2]:
-                assert item["gsi3pk"] == {"S": f"COLOR#{item['color']['S']}"}, key
+                assert item["gsi1pk"] == {"S": f"COLOR#{item['color']['S']}"}, key
         final = backfill_index("by_color", [new])  # what the old code saved after its turn
-    assert all(i["gsi3pk"] == {"S": f"COLOR#{i['color']['S']}"} for i in stored().values())
+    assert all(i["gsi1pk"] == {"S": f"COLOR#{i['color']['S']}"} for i in stored().values())
     assert result.changed + result.skipped >= 60 and final.retried == 0
     assert any(not new_code for *_, new_code in last.values())
 
@@ -197,7 +197,7 @@ def test_a_killed_backfill_resumes_from_its_checkpoint_and_writes_nothing_twice(
                 type_name = "BfKill"
                 pk = "BF#{id}"
                 sk = "ITEM"
-                indexes = [Index("by_color", pk="COLOR#{color}", sk="{id}", slot=3)]
+                indexes = [Index("by_color", pk="COLOR#{color}", sk="{id}", slot=1)]
     """)
     )
     with isolated_registry():
@@ -226,7 +226,7 @@ def test_a_killed_backfill_resumes_from_its_checkpoint_and_writes_nothing_twice(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
-    wrong = [i for i in stored().values() if "gsi3pk" not in i]
+    wrong = [i for i in stored().values() if "gsi1pk" not in i]
     assert 0 < len(wrong) < 400
     sent = faults.count("UpdateItem")
     considered: list[int] = []
@@ -237,5 +237,19 @@ def test_a_killed_backfill_resumes_from_its_checkpoint_and_writes_nothing_twice(
     assert len(sent) == len(wrong)  # only items still without their keys were written
     assert sum(considered) < 400  # pages the checkpoint recorded were not read again
     assert result.changed + result.skipped == 400 and result.retried == 0
-    assert all(i["gsi3pk"] == {"S": f"COLOR#{i['color']['S']}"} for i in stored().values())
+    assert all(i["gsi1pk"] == {"S": f"COLOR#{i['color']['S']}"} for i in stored().values())
     assert not checkpoint.exists()
+
+
+def test_an_item_written_by_another_tool_without_a_version_is_backfilled(
+    dynorm_table: str,
+) -> None:
+    item = {"pk": {"S": "BF#raw"}, "sk": {"S": "ITEM"}, "_type": {"S": "BfItem"},
+            "id": {"S": "raw"}, "color": {"S": "blue"}}  # fmt: skip
+    raw_client().put_item(TableName=dynorm_table, Item=item)
+    with isolated_registry():
+        new = define("COLOR#{color}")
+        dynorm.create_table([new])
+        result = backfill_index("by_color", [new])
+    assert (result.changed, result.invalid) == (1, {})
+    assert stored()["raw"]["gsi1pk"] == {"S": "COLOR#blue"}

@@ -29,12 +29,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import dynorm
 from dynorm import Table, VersionedModel, _config
 from dynorm._cli import cli
-from dynorm.exceptions import ConfigurationError, ImportLineError
+from dynorm.exceptions import ConfigurationError, ImportLineError, TransactionCanceledError
 from dynorm.query._compile_write import model_item
 from dynorm.tooling import export_items, import_items, item_to_json
 from tests.models import Everything, Order
 from tests.processes import clean_env
-from tests.reliability.helpers import Faults, raw_scan, without_token
+from tests.reliability.helpers import Faults, aws_error, raw_scan, without_token
 from tests.reliability.test_d_roundtrip_property import everything
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -347,3 +347,22 @@ def test_export_and_import_commands(dynorm_table: str, second_table: Table, tmp_
     finally:
         _config.restore(saved)
     assert len(scan_of(second_table)) == 1
+
+
+def test_a_batch_refused_for_another_reason_raises_instead_of_retrying_forever(
+    dynorm_table: str, tmp_path: Path, faults: Faults
+) -> None:
+    path = tmp_path / "v.jsonl"
+    order_lines(path, 3)
+    reasons = [{"Code": "ValidationError", "Message": "injected"}] + [{"Code": "None"}] * 2
+    refused: list[int] = []
+
+    def refuse(**_: Any) -> Any:
+        refused.append(1)
+        return aws_error("TransactionCanceledException", "injected", CancellationReasons=reasons)
+
+    faults.on("before-send.dynamodb.TransactWriteItems", refuse)
+    with pytest.raises(TransactionCanceledError):
+        import_items(path, workers=1)
+    assert len(refused) == 1  # sent once, not retried in a loop
+    assert scan_of() == {}
