@@ -1,6 +1,7 @@
 """dynorm: a Django-style ORM for DynamoDB single-table design, on pydantic v2 and boto3."""
 
 from . import fields
+from ._audit import actor
 from ._capture import capture
 from ._config import Table, configure, using
 from ._counters import Stats
@@ -8,6 +9,7 @@ from ._options import Index
 from ._request import Request
 from ._table import TableDifference, check_table, create_table, delete_table
 from ._transactions import Transaction, transaction, transaction_get
+from .audit import AuditEntry
 from .exceptions import (
     AbstractModelError,
     BatchIncompleteError,
@@ -49,6 +51,8 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "AbstractModelError",
+    "actor",
+    "AuditEntry",
     "Avg",
     "BatchIncompleteError",
     "BlobError",

@@ -114,6 +114,13 @@ def update_matching(qs: QuerySet[Any], values: Mapping[str, Any]) -> int:
     qs._refuse_sliced("update")
     if not values:
         raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
+    if meta.audit:
+        raise QueryError(
+            f"Cannot qs.update() {meta.model_name}: it is audited (Meta.audit), and each "
+            "object's change must be written with its audit entry. Load the objects and "
+            "update() (or save()) each one.",
+            code="bad-query",
+        )
     guarded = sorted({n for c in meta.unique for n in c.fields} & set(values))
     if guarded:
         raise QueryError(
@@ -221,11 +228,13 @@ def delete_matching(qs: QuerySet[Any]) -> int:
             f".all().delete() (or filter first).",
             code="bad-query",
         )
-    if meta.unique:
+    if meta.unique or meta.audit:
+        why = "Meta.unique guard items must be released" if meta.unique else (
+            "audit entries (Meta.audit) must be written"
+        )
         raise QueryError(
-            f"Cannot delete {meta.model_name} objects with qs.delete(): their Meta.unique "
-            "guard items must be released with each object. Iterate and call delete() on "
-            "each object.",
+            f"Cannot delete {meta.model_name} objects with qs.delete(): their {why} with "
+            "each object. Iterate and call delete() on each object.",
             code="bad-query",
         )
     plan = qs._plan(dataclasses.replace(qs._state, projection=()))
