@@ -25,10 +25,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._audit import audit_writes
-from ._config import connection_for
-from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TYPE_ATTR
+from ._constants import TRANSACT_ITEMS_LIMIT
 from ._counters import count_write
-from ._exactly_once import CCF, carrying, instance_table, new_write_token, refused_items
+from ._exactly_once import CCF, carrying, new_write_token, refused_items, stored_item
 from ._instance_writes import local_update
 from ._options import UniqueConstraint
 from ._request import Request
@@ -48,23 +47,6 @@ __all__ = ["attach", "explain", "is_companion_write"]
 Key = tuple[str, str]
 #: How a refused companion action reads (None: nothing to say beyond the cancellation).
 Explain = Callable[[DynormError], "Exception | None"]
-
-
-def _stored(instance: Model, key: Key) -> dict[str, Any] | None:
-    """The stored item of an instance (consistent GetItem), or None (under capture too)."""
-    conn = connection_for(type(instance), instance_table(instance))
-    response = conn.send(
-        "GetItem",
-        {
-            "TableName": conn.table_name,
-            "Key": {PK: {"S": key[0]}, SK: {"S": key[1]}},
-            "ConsistentRead": True,
-        },
-    )
-    item: dict[str, Any] | None = response.get("Item")
-    if item is None or item.get(TYPE_ATTR, {}).get("S") != instance._meta.type_name:
-        return None
-    return item
 
 
 def _new_values(
@@ -151,7 +133,7 @@ def attach(op: WriteOp, instance: Model, call: tuple[Any, ...]) -> WriteOp:
     # Guards to release and audited changes come from the stored item: read it (counters
     # need nothing).
     reads = meta.unique or meta.audit
-    item = None if creating or not reads else _stored(instance, stored_key)
+    item = None if creating or not reads else stored_item(instance, stored_key)
     assert meta.codec is not None
     old = meta.codec.decode(item) if item is not None else None
     new = _new_values(instance, call, old)

@@ -29,8 +29,9 @@ from ..exceptions import (
 from ..fields import utcnow
 from ._bulk import same_error
 from ._compile_write import Delete, StillMatches, Update, compile_with_companions, compile_write
+from .expressions import F
 from .placeholders import Placeholders, check_expressions
-from .updates import plan_update
+from .updates import index_refs, plan_update, resolve_index_refs
 
 if TYPE_CHECKING:
     from .._connection import Connection
@@ -62,7 +63,10 @@ def _update_params(
     version = _read_version(item)
     token = new_write_token()
     key = (item[PK]["S"], item[SK]["S"])
-    write = Update(key, values, meta.codec.decode(item), version + 1)
+    current = meta.codec.decode(item)
+    # An F() on an index-key field: computed from the item read, written at its version.
+    values = resolve_index_refs(meta, values, current)
+    write = Update(key, values, current, version + 1)
     request = compile_write(
         meta, write, StillMatches(qs._state, version), token=token, now=utcnow()
     )
@@ -132,7 +136,12 @@ def update_matching(qs: QuerySet[Any], values: Mapping[str, Any]) -> int:
     tx = current_transaction()
     # Check field names, F() references and values before anything is sent.
     current = dict.fromkeys(meta.field_names)
-    plan_update(meta, values, current, Placeholders(), new_version="1", now=utcnow())
+    checked = {n: v for n, v in values.items() if n not in index_refs(meta, values)}
+    for name in index_refs(meta, values):  # computed per item; their references checked now
+        value = values[name]
+        meta.check_field(value.name if isinstance(value, F) else value.source, "reference")
+    if checked:
+        plan_update(meta, checked, current, Placeholders(), new_version="1", now=utcnow())
     conn = qs._connection()
     items = [item for item, _ in qs._raw(qs._plan(dataclasses.replace(qs._state, projection=None)))]
     if tx is not None:  # join the transaction: sent (or not) with the block
