@@ -72,6 +72,7 @@ def _changes(
     assert codec is not None
     excluded = set(meta.audit_exclude) | {"version"}
     excluded |= {n for n, k in meta.field_kinds.items() if k in _NOISE}
+    excluded |= set(meta.extra.get("blobs", {}))  # in S3: an entry records no blob content
     out: dict[str, Any] = {}
     for name in meta.field_names:
         if name in excluded:
@@ -84,7 +85,7 @@ def _changes(
         for value in (before, after):
             try:
                 av = codec.encode_field(name, value) if value is not None else None
-            except InvalidValueError:
+            except (InvalidValueError, TypeError, ValueError):
                 av = None
             pair.append(av if av is not None else {"NULL": True})
         if pair != [{"NULL": True}, {"NULL": True}]:
