@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 NOT_ON_THE_COMMAND_LINE = {
     "client": "a Python object",
     "cursor_secret": "no command reads pages across processes",
+    "blob_bucket": "the table commands touch no blob (dynorm blobs gc takes it)",
+    "s3_endpoint_url": "the table commands touch no blob (dynorm blobs gc takes it)",
+    "s3_client": "a Python object",
 }
 
 
