@@ -2,6 +2,7 @@
 
 from . import fields
 from ._async_transactions import atransaction, atransaction_get
+from ._audit import actor
 from ._capture import capture
 from ._config import Table, configure, using
 from ._counters import Stats
@@ -9,6 +10,7 @@ from ._options import Index
 from ._request import Request
 from ._table import TableDifference, check_table, create_table, delete_table
 from ._transactions import Transaction, transaction, transaction_get
+from .audit import AuditEntry
 from .exceptions import (
     AbstractModelError,
     BatchIncompleteError,
@@ -50,8 +52,10 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "AbstractModelError",
+    "actor",
     "atransaction",
     "atransaction_get",
+    "AuditEntry",
     "Avg",
     "BatchIncompleteError",
     "BlobError",

@@ -120,7 +120,7 @@ def _owned(instance: Model, name: str, value: BlobValue, action: str) -> BlobPoi
     meta = instance._meta
     pointer = value.pointer
     owner = value.owner
-    bucket = store.bucket_for(meta)
+    bucket = store.require_bucket(meta, name)
     if owner is not None:
         pk, sk = owner
         table = _table_of(instance)

@@ -26,6 +26,7 @@ from ._cli_base import (
     import_models,
     models_option,
 )
+from ._cli_blobs import blobs
 from ._cli_data import DATA_COMMANDS
 from ._config import get_settings
 from ._descriptions import describe_json, describe_models
@@ -170,6 +171,7 @@ def describe(models: tuple[str, ...], as_json: bool, table_name: str | None) -> 
 
 for _command in DATA_COMMANDS:
     cli.add_command(_command)
+cli.add_command(blobs)
 
 
 @cli.command(short_help="Show the count of every counted model (Meta.counted).")

@@ -1,7 +1,7 @@
 """Companion items: the writes that ride in the same transaction as an object's write.
 
 A model whose writes carry companions (the guard items of `Meta.unique`, the counter
-shards of `Meta.counted`) has each of
+shards of `Meta.counted`, the entries of `Meta.audit`) has each of
 its instance writes (create, save, update, delete, a key move, a versioned save) turned
 into one TransactWriteItems by `attach`, called by the executor's `prepare()` on the write
 its model built: the write's own actions first, then the companions'
@@ -24,15 +24,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._config import connection_for
-from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TYPE_ATTR
+from ._audit import audit_writes
+from ._constants import TRANSACT_ITEMS_LIMIT
 from ._counters import count_write
-from ._exactly_once import CCF, carrying, instance_table, refused_items
+from ._exactly_once import CCF, carrying, new_write_token, refused_items, stored_item
+from ._instance_writes import local_update
 from ._options import UniqueConstraint
 from ._request import Request
 from ._unique import guard_writes, violation
 from ._write_op import WriteOp
 from .exceptions import DynormError, QueryError, TransactionCanceledError
+from .fields import utcnow
 from .query._compile_write import compile_with_companions, transact_actions
 from .query.expressions import UpdateOp
 from .query.lookups import _coerce
@@ -45,23 +47,6 @@ __all__ = ["attach", "explain", "is_companion_write"]
 Key = tuple[str, str]
 #: How a refused companion action reads (None: nothing to say beyond the cancellation).
 Explain = Callable[[DynormError], "Exception | None"]
-
-
-def _stored(instance: Model, key: Key) -> dict[str, Any] | None:
-    """The stored item of an instance (consistent GetItem), or None (under capture too)."""
-    conn = connection_for(type(instance), instance_table(instance))
-    response = conn.send(
-        "GetItem",
-        {
-            "TableName": conn.table_name,
-            "Key": {PK: {"S": key[0]}, SK: {"S": key[1]}},
-            "ConsistentRead": True,
-        },
-    )
-    item: dict[str, Any] | None = response.get("Item")
-    if item is None or item.get(TYPE_ATTR, {}).get("S") != instance._meta.type_name:
-        return None
-    return item
 
 
 def _new_values(
@@ -91,6 +76,22 @@ def _new_values(
             continue
         out[name] = _coerce(meta, name, value)
     return out
+
+
+def _audited_values(
+    instance: Model,
+    call: tuple[Any, ...],
+    old: Mapping[str, Any] | None,
+    new: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The values an audited write stores, `F()` results included (computed from `old`)."""
+    if new is None or call[0] != "update" or old is None:
+        return new
+    ops = {n: v for n, v in call[1].items() if isinstance(v, UpdateOp)}
+    if not ops:
+        return new
+    stored = type(instance).model_construct(**old)
+    return {**new, **local_update(stored, ops, {})}
 
 
 def _trimmed(exc: DynormError, count: int) -> DynormError:
@@ -129,8 +130,10 @@ def attach(op: WriteOp, instance: Model, call: tuple[Any, ...]) -> WriteOp:
         return op
     creating = call[0] == "save" and instance.version == 0
     stored_key = instance._loaded_key or meta.primary_key(instance.__dict__)
-    # The guards to release are those of the stored item: read it (counters need nothing).
-    item = None if creating or not meta.unique else _stored(instance, stored_key)
+    # Guards to release and audited changes come from the stored item: read it (counters
+    # need nothing).
+    reads = meta.unique or meta.audit
+    item = None if creating or not reads else stored_item(instance, stored_key)
     assert meta.codec is not None
     old = meta.codec.decode(item) if item is not None else None
     new = _new_values(instance, call, old)
@@ -150,6 +153,15 @@ def attach(op: WriteOp, instance: Model, call: tuple[Any, ...]) -> WriteOp:
         assert counted_key is not None
         companions.append(count_write(meta, counted_key, 1 if creating else -1))
         explainers.append(None)
+    if meta.audit:
+        action = "create" if creating else ("delete" if call[0] == "delete" else "update")
+        version = instance.version if action == "delete" else instance.version + 1
+        where = new_key if new_key is not None else stored_key
+        entry_id = op.token or new_write_token()
+        after = _audited_values(instance, call, old, new)
+        for entry in audit_writes(meta, action, where, version, old, after, entry_id, utcnow()):
+            companions.append(entry)
+            explainers.append(None)
     if not companions:
         return op
     own = len(transact_actions(op.request))

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from ._codec import from_wire
-from ._config import OWN_TABLE, Table, _OwnTable, binding
-from ._constants import PK, SK, VERSION_ATTR, WRITE_TOKEN_ATTR
+from ._config import OWN_TABLE, Table, _OwnTable, binding, connection_for
+from ._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from ._write_op import WriteOp
 from .exceptions import DynormError, WriteOutcomeUnknownError
 
@@ -222,6 +222,28 @@ def instance_lock(instance: Model) -> threading.RLock:
                 lock = _locks[key] = threading.RLock()
                 weakref.finalize(instance, _locks.pop, key, None)
     return lock
+
+
+def stored_item(instance: Model, key: tuple[str, str]) -> dict[str, Any] | None:
+    """The stored item of an instance (a consistent GetItem in its table), or None.
+
+    Read before a write that needs what it replaces (companion items, an `F()` on an index
+    key); the write stays conditional on the loaded version, so the read is what it replaces.
+    Under `capture()` nothing is read (None).
+    """
+    conn = connection_for(type(instance), instance_table(instance))
+    response = conn.send(
+        "GetItem",
+        {
+            "TableName": conn.table_name,
+            "Key": {PK: {"S": key[0]}, SK: {"S": key[1]}},
+            "ConsistentRead": True,
+        },
+    )
+    item: dict[str, Any] | None = response.get("Item")
+    if item is None or item.get(TYPE_ATTR, {}).get("S") != instance._meta.type_name:
+        return None
+    return item
 
 
 # --------------------------------------------------------------------------- attempts

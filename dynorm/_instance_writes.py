@@ -25,6 +25,7 @@ from ._exactly_once import (
     old_item,
     refused_items,
     set_stored_token,
+    stored_item,
     stored_token,
     stored_token_of,
     stored_version,
@@ -56,6 +57,7 @@ from .query._compile_write import (
     model_item,
 )
 from .query.expressions import F, UpdateOp
+from .query.updates import index_refs, resolve_index_refs
 
 if TYPE_CHECKING:
     from .models import Model
@@ -388,6 +390,13 @@ def update_instance_op(instance: Model, values: Mapping[str, Any]) -> WriteOp:
             code="bad-query",
         )
     key = _stored_key(instance)
+    if index_refs(meta, values):
+        # An F() on a field an index key is built from: read-modify-write (see
+        # `resolve_index_refs`), conditional on the loaded version like every update.
+        item = stored_item(instance, key)
+        assert meta.codec is not None
+        stored = meta.codec.decode(item) if item is not None else dict(instance.__dict__)
+        values = resolve_index_refs(meta, values, stored)
     now, token = utcnow(), new_write_token()
     new_version = instance.version + 1
     write = Update(key, values, instance.__dict__, new_version, return_new=True)

@@ -59,6 +59,8 @@ META_KEYS = frozenset(
         "unique",
         "counted",
         "blob_bucket",
+        "audit",
+        "audit_exclude",
     }
 )
 
@@ -310,6 +312,7 @@ def build_options(
             code="model-definition",
         )
     meta.counted = counted
+    meta.audit, meta.audit_exclude = _audit_options(name, raw, fields)
     templates = [meta.pk, meta.sk, *(t for i in bound.values() for t in (i.pk, i.sk))]
     templates += [c.template for c in meta.unique]
     for template in templates:
@@ -347,6 +350,32 @@ def _ordering(model: str, raw: Any, sort_keys: list[KeyTemplate]) -> tuple[str, 
             code="model-definition",
         )
     return name, entries[0].startswith("-")
+
+
+def _audit_options(
+    model: str, raw: Mapping[str, Any], fields: Mapping[str, Any]
+) -> tuple[bool, tuple[str, ...]]:
+    """`Meta.audit` (True/False) and `Meta.audit_exclude` (field names kept out of entries)."""
+    audit = raw.get("audit", False)
+    if not isinstance(audit, bool):
+        raise ConfigurationError(
+            f"Cannot use Meta.audit on {model}: it must be True or False.",
+            code="model-definition",
+        )
+    exclude = raw.get("audit_exclude") or ()
+    if isinstance(exclude, str) or not all(isinstance(n, str) for n in exclude):
+        raise ConfigurationError(
+            f"Cannot use Meta.audit_exclude on {model}: list field names, e.g. "
+            'audit_exclude = ["password_hash"].',
+            code="model-definition",
+        )
+    for name in exclude:
+        if name not in fields:
+            raise ConfigurationError(
+                f"Cannot exclude {model}.{name!r} from the audit log: no such field.",
+                code="model-definition",
+            )
+    return audit, tuple(exclude)
 
 
 def _unique_constraints(

@@ -142,12 +142,16 @@ class Options:
     unique: tuple[UniqueConstraint, ...] = ()
     #: `Meta.counted`: a per-type count kept in sharded counter items with every write.
     counted: bool = False
+    #: `Meta.audit`: every write also writes audit entries; `Meta.audit_exclude` fields
+    #: never appear in them.
+    audit: bool = False
+    audit_exclude: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_companions(self) -> bool:
-        """Whether the model's writes carry companion items (unique guards, counters)."""
-        return bool(self.unique) or self.counted
+        """Whether the model's writes carry companion items (guards, counters, audit)."""
+        return bool(self.unique) or self.counted or self.audit
 
     # ----------------------------------------------------------------- keys
 

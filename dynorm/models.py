@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,7 @@ from typing_extensions import Self, dataclass_transform
 
 from . import _registry, signals
 from ._async import run
+from ._audit import entry_model
 from ._blob_pointer import BlobPointer, BlobValue
 from ._blobs import blob_fields, blob_url, load_blobs, read_blob, saving
 from ._config import binding
@@ -51,6 +52,9 @@ from .exceptions import (
 from .fields import Blob, BlobSpec, Compressed, DynormField, FieldKind
 from .query._read_only import read_only_error
 from .query.queryset import Manager
+
+if TYPE_CHECKING:
+    from .audit import AuditEntry, AuditQuerySet
 
 __all__ = ["Model", "ModelMeta", "reserved_names"]
 
@@ -495,6 +499,15 @@ class Model(BaseModel, metaclass=ModelMeta):
             BlobIntegrityError: An object is missing, corrupted or not this item's.
         """
         load_blobs([self], fields or None)
+
+    def audit_log(self) -> AuditQuerySet:
+        """This object's audit entries (`Meta.audit`), newest first: one Query.
+
+        Each entry has `action`, `actor`, `at`, `object_version` and `changes`
+        (`{field: [old, new]}`); see `dynorm.AuditEntry`.
+        """
+        entries = cast("type[AuditEntry]", entry_model())
+        return entries.objects.for_object(self)
 
     # ------------------------------------------------------------------ hooks
 

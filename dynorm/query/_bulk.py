@@ -101,12 +101,12 @@ def bulk_create(qs: QuerySet[M], objs: Iterable[M], *, overwrite: bool = False) 
     meta = qs.model._meta
     objs = list(objs)
     _check_new(qs, objs)
-    if overwrite and (meta.unique or meta.counted):
+    if overwrite and meta.has_companions:
         raise QueryError(
             f"Cannot bulk_create {meta.model_name} with overwrite=True: BatchWriteItem "
-            "writes single items, so a replaced item's Meta.unique guards and Meta.counted "
-            "count would not follow. Create new objects without overwrite, or save() each "
-            "replaced object.",
+            "writes single items, so a replaced item's Meta.unique guards, Meta.counted "
+            "count and Meta.audit entries would not follow. Create new objects without "
+            "overwrite, or save() each replaced object.",
             code="bad-query",
         )
     ops = _create_ops(qs, objs, overwrite)

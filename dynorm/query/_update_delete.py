@@ -29,8 +29,9 @@ from ..exceptions import (
 from ..fields import utcnow
 from ._bulk import same_error
 from ._compile_write import Delete, StillMatches, Update, compile_with_companions, compile_write
+from .expressions import F
 from .placeholders import Placeholders, check_expressions
-from .updates import plan_update
+from .updates import index_refs, plan_update, resolve_index_refs
 
 if TYPE_CHECKING:
     from .._connection import Connection
@@ -62,7 +63,10 @@ def _update_params(
     version = _read_version(item)
     token = new_write_token()
     key = (item[PK]["S"], item[SK]["S"])
-    write = Update(key, values, meta.codec.decode(item), version + 1)
+    current = meta.codec.decode(item)
+    # An F() on an index-key field: computed from the item read, written at its version.
+    values = resolve_index_refs(meta, values, current)
+    write = Update(key, values, current, version + 1)
     request = compile_write(
         meta, write, StillMatches(qs._state, version), token=token, now=utcnow()
     )
@@ -114,6 +118,13 @@ def update_matching(qs: QuerySet[Any], values: Mapping[str, Any]) -> int:
     qs._refuse_sliced("update")
     if not values:
         raise QueryError(f"Cannot update {meta.model_name} with no values.", code="bad-query")
+    if meta.audit:
+        raise QueryError(
+            f"Cannot qs.update() {meta.model_name}: it is audited (Meta.audit), and each "
+            "object's change must be written with its audit entry. Load the objects and "
+            "update() (or save()) each one.",
+            code="bad-query",
+        )
     guarded = sorted({n for c in meta.unique for n in c.fields} & set(values))
     if guarded:
         raise QueryError(
@@ -125,7 +136,12 @@ def update_matching(qs: QuerySet[Any], values: Mapping[str, Any]) -> int:
     tx = current_transaction()
     # Check field names, F() references and values before anything is sent.
     current = dict.fromkeys(meta.field_names)
-    plan_update(meta, values, current, Placeholders(), new_version="1", now=utcnow())
+    checked = {n: v for n, v in values.items() if n not in index_refs(meta, values)}
+    for name in index_refs(meta, values):  # computed per item; their references checked now
+        value = values[name]
+        meta.check_field(value.name if isinstance(value, F) else value.source, "reference")
+    if checked:
+        plan_update(meta, checked, current, Placeholders(), new_version="1", now=utcnow())
     conn = qs._connection()
     items = [item for item, _ in qs._raw(qs._plan(dataclasses.replace(qs._state, projection=None)))]
     if tx is not None:  # join the transaction: sent (or not) with the block
@@ -221,11 +237,13 @@ def delete_matching(qs: QuerySet[Any]) -> int:
             f".all().delete() (or filter first).",
             code="bad-query",
         )
-    if meta.unique:
+    if meta.unique or meta.audit:
+        why = "Meta.unique guard items must be released" if meta.unique else (
+            "audit entries (Meta.audit) must be written"
+        )
         raise QueryError(
-            f"Cannot delete {meta.model_name} objects with qs.delete(): their Meta.unique "
-            "guard items must be released with each object. Iterate and call delete() on "
-            "each object.",
+            f"Cannot delete {meta.model_name} objects with qs.delete(): their {why} with "
+            "each object. Iterate and call delete() on each object.",
             code="bad-query",
         )
     plan = qs._plan(dataclasses.replace(qs._state, projection=()))

@@ -17,7 +17,13 @@ from .placeholders import Placeholders
 if TYPE_CHECKING:
     from .._options import Options
 
-__all__ = ["UpdatePlan", "plan_update", "rewrite_index_keys"]
+__all__ = [
+    "UpdatePlan",
+    "index_refs",
+    "plan_update",
+    "resolve_index_refs",
+    "rewrite_index_keys",
+]
 
 
 @dataclass
@@ -55,6 +61,57 @@ def _wire(meta: Options, name: str, value: Any) -> dict[str, Any]:
             code="bad-query",
         )
     return dict(av)
+
+
+def index_refs(meta: Options, values: Mapping[str, Any]) -> set[str]:
+    """The fields `values` set with an `F()` expression although an index key is built from them."""
+    index_fields = {f for i in meta.indexes.values() for f in (*i.pk.fields, *i.sk.fields)}
+    return {n for n, v in values.items() if isinstance(v, (F, UpdateOp)) and n in index_fields}
+
+
+def _evaluate(op: UpdateOp, name: str, stored: Mapping[str, Any]) -> Any:
+    """What DynamoDB would store for `op` applied to the stored values (`TypeError`: cannot)."""
+    source: Any = stored.get(op.source)
+    if op.kind == "ref":
+        return source
+    if op.kind == "add_num":
+        return source + op.value
+    if op.kind == "sub_num":
+        return source - op.value
+    if op.kind == "append":
+        return [*source, *op.value]
+    if op.kind == "prepend":
+        return [*op.value, *source]
+    if op.kind == "if_not_exists":
+        return op.value if source is None else source
+    current = set(stored.get(name) or ())
+    return current | set(op.value) if op.kind == "add" else current - set(op.value)
+
+
+def resolve_index_refs(
+    meta: Options, values: Mapping[str, Any], stored: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`values` with each `F()` on an index-key field replaced by its result on `stored`.
+
+    DynamoDB cannot build key text (the key codec's escaping and formats) in an
+    UpdateExpression, so such an update is a read-modify-write: the caller read `stored`
+    and sends the result conditional on the version it read (a changed item refuses it).
+    """
+    out = dict(values)
+    for name in index_refs(meta, values):
+        value = values[name]
+        op = UpdateOp("ref", value.name) if isinstance(value, F) else value
+        meta.check_field(op.source, "reference")
+        try:
+            out[name] = _evaluate(op, name, stored)
+        except TypeError:
+            raise QueryError(
+                f"Cannot update {meta.model_name}.{name} with this F() expression: an index "
+                f"key is built from it, and the stored {op.source} cannot take it (missing, "
+                "or of another type).",
+                code="bad-query",
+            ) from None
+    return out
 
 
 def plan_update(

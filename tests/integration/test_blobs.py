@@ -8,6 +8,7 @@ has a test named after it.
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import urllib.request
 import uuid
@@ -524,3 +525,28 @@ def test_each_version_keeps_its_blob_and_gc_removes_pruned_ones(blob_bucket: str
     doc.delete()
     blobs.gc(older_than=0)
     assert objects(blob_bucket) == {}
+
+
+def test_dynorm_blobs_gc_command_removes_orphans(blob_bucket: str, faults: Faults) -> None:
+    from click.testing import CliRunner
+
+    from dynorm._cli import cli
+
+    def crash(**_: Any) -> None:
+        raise KeyboardInterrupt("crash after the upload")
+
+    faults.on("before-send.dynamodb.PutItem", crash)
+    with pytest.raises(KeyboardInterrupt):
+        BlobDoc(id="orphan", body=b"orphaned").save()
+    faults.clear()
+    BlobDoc(id="kept", body=b"kept").save()
+    runner = CliRunner()
+    args = ["blobs", "gc", "--models", __name__, "--older-than", "0"]
+    dry = runner.invoke(cli, [*args, "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert len(json.loads(dry.output)["orphans"]) == 1
+    assert len(objects(blob_bucket)) == 2
+    done = runner.invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    assert "deleted 1 orphan(s)" in done.output
+    assert list(objects(blob_bucket).values()) == [b"kept"]

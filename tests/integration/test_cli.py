@@ -32,6 +32,9 @@ NOT_ON_THE_COMMAND_LINE = {
     "client": "a Python object",
     "s3_client": "a Python object",
     "cursor_secret": "no command reads pages across processes",
+    "blob_bucket": "the table commands touch no blob (dynorm blobs gc takes it)",
+    "s3_endpoint_url": "the table commands touch no blob (dynorm blobs gc takes it)",
+    "s3_client": "a Python object",
 }
 
 
