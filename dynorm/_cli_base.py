@@ -164,16 +164,6 @@ def connection_options(func: F) -> F:
             metavar="SECONDS",
             help="Seconds to wait for an answer (default 60).",
         ),
-        click.option(
-            "--blob-bucket",
-            metavar="BUCKET",
-            help="S3 bucket of blob fields without Meta.blob_bucket ($DYNORM_BLOB_BUCKET).",
-        ),
-        click.option(
-            "--s3-endpoint-url",
-            metavar="URL",
-            help="S3-compatible endpoint for blobs ($DYNORM_S3_ENDPOINT_URL).",
-        ),
     ]
 
     @functools.wraps(func)
@@ -187,8 +177,6 @@ def connection_options(func: F) -> F:
         max_pool_connections: int | None,
         connect_timeout: float | None,
         read_timeout: float | None,
-        blob_bucket: str | None,
-        s3_endpoint_url: str | None,
         **kwargs: Any,
     ) -> Any:
         given: dict[str, Any] = {
@@ -200,8 +188,6 @@ def connection_options(func: F) -> F:
             "max_pool_connections": max_pool_connections,
             "connect_timeout": connect_timeout,
             "read_timeout": read_timeout,
-            "blob_bucket": blob_bucket,
-            "s3_endpoint_url": s3_endpoint_url,
         }
         with friendly():
             configure(**{k: v for k, v in given.items() if v is not None})

@@ -34,7 +34,6 @@ NOT_ON_THE_COMMAND_LINE = {
     "cursor_secret": "no command reads pages across processes",
     "blob_bucket": "the table commands touch no blob (dynorm blobs gc takes it)",
     "s3_endpoint_url": "the table commands touch no blob (dynorm blobs gc takes it)",
-    "s3_client": "a Python object",
 }
 
 
