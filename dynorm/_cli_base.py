@@ -94,7 +94,8 @@ def import_models(modules: Sequence[str]) -> None:
             raise CommandError(
                 f"importing {name!r} failed: {_one_line(exc)} (--debug shows the traceback)"
             ) from exc
-    if not _registry.all_models():
+    # dynorm's own models (the audit log's AuditEntry) are registered by importing dynorm.
+    if not [m for m in _registry.all_models() if not m.__module__.startswith("dynorm.")]:
         raise CommandError(
             f"no models registered by {', '.join(_split_modules(modules))}; pass the modules "
             "that define your dynorm models."
