@@ -164,6 +164,25 @@ def write_report(results: dict[str, Any], args: argparse.Namespace, kind: str) -
         runs = results[name].get(work)
         return statistics.median(r[key] for r in runs) if runs else None
 
+    def table(cell: Any) -> list[str]:
+        """The works x clients table; `cell(name, work, ratios)` renders one measured cell."""
+        rows = ["| work | " + " | ".join(CLIENTS) + " |", "|---|" + "---|" * len(CLIENTS)]
+        for work, label in LABELS.items():
+            base_runs = results[BASELINE].get(work, [])
+            cells = []
+            for name in CLIENTS:
+                runs = results[name].get(work)
+                if not runs:
+                    cells.append("—")
+                    continue
+                ratios = [r["per_s"] / b["per_s"] for r, b in zip(runs, base_runs)]
+                cells.append(cell(name, work, ratios))
+            rows.append(f"| {label} | " + " | ".join(cells) + " |")
+        return rows
+
+    def spread(ratios: list[float]) -> str:
+        return f"({min(ratios):.2f}–{max(ratios):.2f})"
+
     lines = [
         "# Async benchmark",
         "",
@@ -171,46 +190,26 @@ def write_report(results: dict[str, Any], args: argparse.Namespace, kind: str) -
         "Throughput ratio = items (or requests) per second / aioboto3's, same run; the "
         "per-round spread of the ratio in brackets; client CPU per item in µs.",
         "",
-        "| work | " + " | ".join(CLIENTS) + " |",
-        "|---|" + "---|" * len(CLIENTS),
-    ]
-    for work, label in LABELS.items():
-        base_runs = results[BASELINE].get(work, [])
-        cells = []
-        for name in CLIENTS:
-            runs = results[name].get(work)
-            if not runs:
-                cells.append("—")
-                continue
-            ratios = [r["per_s"] / b["per_s"] for r, b in zip(runs, base_runs)]
-            cells.append(
-                f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}–{max(ratios):.2f}); "
+        *table(
+            lambda name, work, ratios: (
+                f"{statistics.median(ratios):.2f}x {spread(ratios)}; "
                 f"{med(name, work, 'per_s'):.0f}/s; {med(name, work, 'cpu_us'):.0f} µs"
             )
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        ),
+    ]
     (OUT / "results.md").write_text("\n".join(lines) + "\n")
     # The docs' Async page includes this compact table (pymdownx.snippets).
     summary = [
         f"From one run, {args.rounds} interleaved round(s), {kind}; median ratio to aioboto3 "
         "(per-round range), then client CPU per request or item.",
         "",
-        "| work | " + " | ".join(CLIENTS) + " |",
-        "|---|" + "---|" * len(CLIENTS),
-    ]
-    for work, label in LABELS.items():
-        base_runs = results[BASELINE].get(work, [])
-        cells = []
-        for name in CLIENTS:
-            runs = results[name].get(work)
-            if not runs:
-                cells.append("—")
-                continue
-            ratios = [r["per_s"] / b["per_s"] for r, b in zip(runs, base_runs)]
-            cells.append(
-                f"**{statistics.median(ratios):.2f}x** ({min(ratios):.2f}–{max(ratios):.2f}), "
+        *table(
+            lambda name, work, ratios: (
+                f"**{statistics.median(ratios):.2f}x** {spread(ratios)}, "
                 f"{med(name, work, 'cpu_us'):.0f} µs"
             )
-        summary.append(f"| {label} | " + " | ".join(cells) + " |")
+        ),
+    ]
     (OUT / "summary.md").write_text("\n".join(summary) + "\n")
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
     print("\n".join(lines))
