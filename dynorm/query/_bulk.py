@@ -158,7 +158,10 @@ def _wanted_key(qs: QuerySet[M], key: Any) -> tuple[str, str]:
             f"Cannot bulk_get {meta.model_name}: a key lacks {', '.join(missing)}.",
             code="bad-query",
         )
-    return meta.primary_key({f: _coerce(meta, f, key[f]) for f in meta.key_fields})
+    doing = f"bulk_get {meta.model_name} by {{}}"
+    return meta.primary_key(
+        {f: _coerce(meta, f, key[f], action=doing.format(f)) for f in meta.key_fields}
+    )
 
 
 def bulk_get(

@@ -90,23 +90,28 @@ def _walk_path(meta: Options, name: str, path: list[str]) -> None:
         walked = f"{walked}__{part}"
 
 
-def _coerce(meta: Options, name: str, value: Any, lookup: str | None = None) -> Any:
+def _coerce(
+    meta: Options, name: str, value: Any, lookup: str | None = None, *, action: str | None = None
+) -> Any:
     """Validate a lookup value as the field's type (so '2024-01-01' works for a datetime).
 
-    With `lookup`, a value that does not validate raises QueryError naming the model, the
-    field and the lookup (never the value); without it, pydantic's ValidationError.
+    With `lookup` (a filter) or `action` (what the caller does with the value, e.g.
+    `"get Order by seq"`), a value that does not validate raises QueryError naming the
+    model, the field and the lookup or action (never the value); with neither, pydantic's
+    ValidationError.
     """
     annotation = _annotation(meta, name)
     adapter = _adapter(meta, name, annotation)
-    if lookup is None:
+    if lookup is None and action is None:
         return adapter.validate_python(value)
     try:
         return adapter.validate_python(value)
     except ValidationError as exc:
         kinds = ", ".join(sorted({str(e["type"]) for e in exc.errors()}))
+        doing = action or f"filter {meta.model_name} on {name} (lookup {lookup})"
         raise QueryError(
-            f"Cannot filter {meta.model_name} on {name} (lookup {lookup}): the value is not "
-            f"a valid {_type_name(annotation)} ({kinds}); pass a value of the field's type.",
+            f"Cannot {doing}: the value is not a valid {_type_name(annotation)} ({kinds}); "
+            "pass a value of the field's type.",
             code="bad-query",
         ) from None
 

@@ -431,7 +431,10 @@ class QuerySet(AsyncTerminals, DjangoTerminals[M], ReadOnlyMethods[M]):
             and lookups.keys() == meta.key_fields
         ):
             # The common `get(<whole primary key>)`: render the key directly, skip the compiler.
-            values = {f: _coerce(meta, f, v) for f, v in lookups.items()}
+            values = {
+                f: _coerce(meta, f, v, action=f"get {meta.model_name} by {f}")
+                for f, v in lookups.items()
+            }
             return self._get_item(meta.primary_key(values), ", ".join(sorted(lookups)))
         qs = self.filter(*args, **lookups) if args or lookups else self
         plan = qs._plan()

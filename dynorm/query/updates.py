@@ -155,7 +155,7 @@ def plan_update(
             _apply_op(meta, name, target, value, ph, plan)
             continue
         if value is not None:
-            value = _coerce(meta, name, value)
+            value = _coerce(meta, name, value, action=f"update {meta.model_name}.{name}")
         plan.plain[name] = value
         assert meta.codec is not None
         av = meta.codec.encode_field(name, value)
@@ -244,7 +244,9 @@ def _apply_op(
         args = f"{source}, {token}" if op.kind == "append" else f"{token}, {source}"
         plan.sets.append(f"{target} = list_append({args})")
     elif op.kind == "if_not_exists":
-        token = ph.value(encode_value(meta, name, _coerce(meta, name, op.value)))
+        token = ph.value(encode_value(
+                meta, name, _coerce(meta, name, op.value, action=f"update {meta.model_name}.{name}")
+            ))
         plan.sets.append(f"{target} = if_not_exists({source}, {token})")
     else:
         if op.source != name:
