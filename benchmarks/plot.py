@@ -31,7 +31,9 @@ COLORS = {
     "resource_pydantic": "#9ecae1",
     "pynamodb": "#fdae6b",
     "simplesingletable": "#a1d99b",
+    "pydynox": "#e7969c",
     "dynorm": "#3f51b5",
+    "dynorm_http": "#1a237e",
 }
 WIDTH_IN = 7.2  # ~690 CSS px at 96 dpi: the page's content column
 DPI = 192  # twice that, for high-density screens (and the full-size view)

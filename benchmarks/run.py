@@ -1,15 +1,16 @@
 """Run every client's benchmark side by side against one DynamoDB Local, and report.
 
-    python benchmarks/run.py --rounds 5        # the documented run (about 13 minutes)
+    python benchmarks/run.py --rounds 5        # the documented run
     python benchmarks/run.py --quick           # a smoke run: fewer items and rounds
 
 Starts DynamoDB Local (the npm jar on Java, via dynorm's launcher) unless
 $DYNORM_ENDPOINT_URL or --endpoint names one; creates one virtualenv per peer under
-benchmarks/.venvs/ (PynamoDB, simplesingletable, matplotlib for the chart) from the pinned
-benchmarks/requirements-*.txt; runs one worker subprocess per client per round, rounds
-interleaved (the client order rotates every round); writes results.md, results.json,
-chart.png and machine.txt into benchmarks/results/ (benchmarks/results/quick/ for --quick).
-See benchmarks/README.md for what each number means.
+benchmarks/.venvs/ (PynamoDB, simplesingletable, pydynox, matplotlib for the chart) from the
+pinned benchmarks/requirements-*.txt; runs one worker subprocess per client per round, rounds
+interleaved (the client order rotates every round); then the cold-start row (cold_start.py),
+the 16-thread GetItem row and the 100k-item iteration (threads_stream.py); writes results.md,
+results.json, importtime.md, chart.png and machine.txt into benchmarks/results/
+(benchmarks/results/quick/ for --quick). See benchmarks/README.md for what each number means.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import cold_start
+import threads_stream
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 VENVS = HERE / ".venvs"
@@ -43,8 +47,12 @@ CLIENTS: dict[str, tuple[str, str, str]] = {
     "resource_pydantic": ("main", "resource_pydantic.py", "boto3 Table resource + pydantic"),
     "pynamodb": ("pynamodb", "pynamodb_worker.py", "PynamoDB"),
     "simplesingletable": ("simplesingletable", "simplesingletable_worker.py", "simplesingletable"),
+    "pydynox": ("pydynox", "pydynox_worker.py", "pydynox"),
     "dynorm": ("main", "dynorm_worker.py", "dynorm"),
+    "dynorm_http": ("main", "dynorm_worker.py", 'dynorm, transport="http"'),
 }
+#: Extra worker arguments of a client (the same worker, configured differently).
+CLIENT_ARGS: dict[str, list[str]] = {"dynorm_http": ["--transport", "http"]}
 BASELINE = "raw_boto3"
 #: Works the baseline does not run are compared with its equivalent work.
 BASELINE_WORK = {"decode_botocore": "decode"}
@@ -195,7 +203,7 @@ def run_worker(
     script = WORKERS / CLIENTS[client][1]
     env = {**os.environ, **AWS_ENV, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
-        [str(python), str(script), mode, *args],
+        [str(python), str(script), mode, *args, *CLIENT_ARGS.get(client, [])],
         capture_output=True,
         text=True,
         env=env,
@@ -225,8 +233,9 @@ def aggregate(rounds: list[dict[str, dict[str, Any]]], clients: list[str]) -> di
         row: dict[str, Any] = {}
         for client in clients:
             samples = [r[client][work] for r in rounds if client in r and work in r[client]]
-            ok = [s for s in samples if "error" not in s]
+            ok = [s for s in samples if "error" not in s and "unsupported" not in s]
             errors = [s["error"] for s in samples if "error" in s]
+            unsupported = [s["unsupported"] for s in samples if "unsupported" in s]
             ratios = []
             for r in rounds:
                 mine = r.get(client, {}).get(work, {})
@@ -237,11 +246,14 @@ def aggregate(rounds: list[dict[str, dict[str, Any]]], clients: list[str]) -> di
                 "rounds": len(ok),
                 "per_s": _median([s["per_s"] for s in ok]),
                 "cpu_us": _median([s["cpu_us_per_unit"] for s in ok]),
-                "requests_per_op": _median([s["requests_per_op"] for s in ok]),
+                "requests_per_op": _median(
+                    [s["requests_per_op"] for s in ok if s["requests_per_op"] is not None]
+                ),
                 "ratio": _median(ratios),
                 "ratio_min": min(ratios) if ratios else None,
                 "ratio_max": max(ratios) if ratios else None,
                 "errors": errors[:1],
+                "unsupported": unsupported[0] if unsupported else None,
             }
         out[work] = row
     return out
@@ -260,7 +272,7 @@ def render_markdown(
     clients: list[str],
     cfg: dict[str, Any],
     setup: dict[str, Any],
-    stream: list[dict[str, Any]],
+    extra: dict[str, Any],
 ) -> str:
     names = [CLIENTS[c][2] for c in clients]
     head = "| work | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names) + "\n"
@@ -319,23 +331,41 @@ def render_markdown(
     ]
     if errors:
         parts.append("\n## Errors\n\n" + "\n".join(errors) + "\n")
-    if stream:
+    missing = sorted(
+        {
+            (CLIENTS[c][2], _label(w, cfg), agg[w][c]["unsupported"])
+            for w in WORKS
+            for c in clients
+            if agg[w][c]["unsupported"]
+        }
+    )
+    if missing:
         parts.append(
-            "\n## Streaming: dynorm `.iterator()` against `list()`\n\n"
-            f"One Query over a partition of {stream[0]['items']:,} orders, each way in a fresh "
-            "process; peak RSS is the process's maximum resident set size (`ru_maxrss`), "
-            "baseline the RSS just before the query (client created, one request made).\n\n"
-            "| how | items | items/s | CPU µs/item | baseline RSS MiB | peak RSS MiB "
-            "| growth MiB |\n"
-            "|---|---:|---:|---:|---:|---:|---:|\n"
-            + "".join(
-                f"| `{'qs.iterator()' if s['how'] == 'iterator' else 'list(qs)'}` | "
-                f"{s['items']:,} | {s['items_per_s']:,.0f} | {s['cpu_us_per_item']:.0f} | "
-                f"{s['baseline_rss_mib']:.0f} | {s['peak_rss_mib']:.0f} | {s['growth_mib']:.0f} |\n"
-                for s in stream
-            )
+            '\n## Works a client has no equivalent for ("—" above)\n\n'
+            + "\n".join(f"- {name}, {label}: {why}." for name, label, why in missing)
+            + "\n"
         )
-    return "\n".join(parts)
+    uncounted = [
+        CLIENTS[c][2]
+        for c in clients
+        if any(agg[w][c]["per_s"] and agg[w][c]["requests_per_op"] is None for w in WORKS)
+    ]
+    if uncounted:
+        parts.append(
+            f'Requests per operation of {", ".join(uncounted)} are not counted ("—"): its '
+            "HTTP client is native (Rust), not `http.client`, where the counter sits.\n"
+        )
+    names = {c: CLIENTS[c][2] for c in clients}
+    if extra.get("row_errors"):
+        parts.append(
+            "\n## Rows that failed\n\n"
+            + "\n".join(f"- {name}: {why}" for name, why in extra["row_errors"].items())
+            + "\n"
+        )
+    parts.append(cold_start.render_cold(extra.get("cold", {})))
+    parts.append(threads_stream.render_threads(extra.get("threads", {}), names))
+    parts.append(threads_stream.render_stream(extra.get("stream", []), names))
+    return "\n".join(p for p in parts if p)
 
 
 def machine_info(
@@ -402,8 +432,22 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--endpoint", help="DynamoDB endpoint (default $DYNORM_ENDPOINT_URL, else start one)"
     )
-    p.add_argument("--stream-items", type=int, help="items for the .iterator() RSS run (100000)")
-    p.add_argument("--no-stream", action="store_true", help="skip the .iterator() RSS run")
+    p.add_argument(
+        "--stream-items", type=int, help="items of the iteration row (100000; 2000 with --quick)"
+    )
+    p.add_argument("--no-stream", action="store_true", help="skip the iteration row")
+    p.add_argument(
+        "--stream-table",
+        default="bench_stream",
+        help="table of the iteration row's partition, seeded once (default bench_stream)",
+    )
+    p.add_argument("--cold-runs", type=int, help="processes per cold-start command (7; 3 quick)")
+    p.add_argument("--no-cold", action="store_true", help="skip the cold-start row")
+    p.add_argument("--threads", type=int, default=16, help="threads of the threads row (16)")
+    p.add_argument(
+        "--thread-gets", type=int, help="GetItems per threads-row sample (4000; 800 quick)"
+    )
+    p.add_argument("--no-threads", action="store_true", help="skip the threads row")
     p.add_argument("--no-chart", action="store_true", help="skip chart.png (no matplotlib venv)")
     p.add_argument("--out", help="output folder (default benchmarks/results[/quick])")
     return p.parse_args()
@@ -419,7 +463,10 @@ def main() -> int:
         "query_reps": args.query_reps or (1 if quick else 3),
         "decode_reps": args.decode_reps or (1 if quick else 3),
         "warmup": args.warmup,
-        "stream_items": args.stream_items or (5000 if quick else 100_000),
+        "stream_items": args.stream_items or (2000 if quick else 100_000),
+        "cold_runs": args.cold_runs or (3 if quick else 7),
+        "threads": args.threads,
+        "thread_gets": args.thread_gets or (800 if quick else 4000),
         "command": "python benchmarks/run.py " + " ".join(sys.argv[1:]),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -488,25 +535,51 @@ def main() -> int:
             if not warm:
                 rounds.append(results)
 
-        stream: list[dict[str, Any]] = []
-        if not args.no_stream and "dynorm" in clients:
-            log(f"streaming: seeding {cfg['stream_items']:,} items for dynorm")
-            info = run_worker(
-                pythons["main"],
-                "dynorm",
-                "stream-setup",
-                worker_args("dynorm", stream_items=cfg["stream_items"]),
+        extra: dict[str, Any] = {}
+
+        def worker(client: str, mode: str, **options: Any) -> dict[str, Any]:
+            argv = worker_args(client, **options)
+            if mode.startswith("stream"):
+                argv[argv.index("--table") + 1] = args.stream_table
+            return run_worker(pythons[CLIENTS[client][0]], client, mode, argv)
+
+        def row(name: str, run: Any) -> None:
+            # A row that fails is reported as such; the rows measured so far are kept.
+            try:
+                run()
+            except Exception as exc:
+                log(f"{name} row failed: {type(exc).__name__}: {exc}")
+                extra.setdefault("row_errors", {})[name] = f"{type(exc).__name__}: {exc}"[:500]
+
+        def cold() -> None:
+            log(f"cold start: {cfg['cold_runs']} fresh processes per command")
+            extra["cold"] = cold_start.run_cold(
+                pythons,
+                {**os.environ, **AWS_ENV},
+                endpoint,
+                tables[BASELINE],
+                CACHE / "page-common.json",
+                clients,
+                cfg["cold_runs"],
+                log,
             )
-            log(f"streaming: {info['items']:,} items; iterator() then list()")
-            for how in ("iterator", "list"):
-                stream.append(
-                    run_worker(
-                        pythons["main"],
-                        "dynorm",
-                        "stream",
-                        worker_args("dynorm", stream_items=cfg["stream_items"], how=how),
-                    )
-                )
+
+        def threads() -> None:
+            extra["thread_rounds"] = threads_stream.run_threads(
+                worker, clients, cfg["rounds"], cfg["threads"], cfg["thread_gets"], log
+            )
+            extra["threads"] = threads_stream.aggregate_threads(extra["thread_rounds"])
+
+        def stream() -> None:
+            extra["stream"] = threads_stream.run_stream(worker, clients, cfg["stream_items"], log)
+
+        for name, run, skip in (
+            ("cold start", cold, args.no_cold),
+            ("threads", threads, args.no_threads),
+            ("iteration", stream, args.no_stream),
+        ):
+            if not skip:
+                row(name, run)
     finally:
         if server is not None:
             server.terminate()
@@ -529,14 +602,16 @@ def main() -> int:
                 "setup": setup,
                 "aggregate": agg,
                 "rounds": rounds,
-                "stream": stream,
+                **extra,
             },
             indent=1,
             default=str,
         )
     )
-    md = render_markdown(agg, clients, cfg, setup, stream)
+    md = render_markdown(agg, clients, cfg, setup, extra)
     (out / "results.md").write_text(md)
+    if "cold" in extra:
+        (out / "importtime.md").write_text(cold_start.render_importtime(extra["cold"]))
     (out / "machine.txt").write_text(machine_info(pythons, setup, endpoint_kind, cfg))
     if not args.no_chart:
         plot_python = ensure_venv("plot", requirements("plot"))

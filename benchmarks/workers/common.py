@@ -17,9 +17,10 @@ import os
 import random
 import resource
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -32,8 +33,13 @@ QUERY_CUSTOMER = "CQUERY"
 #: Small partition used to warm up each worker process before anything is timed.
 WARM_CUSTOMER = "CWARM"
 WARM_ITEMS = 30
-#: Partition the streaming benchmark reads.
+#: Partition the streaming benchmark reads (one per size: `stream_customer(n)`).
 STREAM_CUSTOMER = "CSTREAM"
+
+
+def stream_customer(items: int) -> str:
+    return f"{STREAM_CUSTOMER}{items}"
+
 
 STATUSES = ("open", "paid", "shipped", "cancelled")
 TAG_POOL = ("gift", "express", "fragile", "b2b", "promo", "repeat", "priority", "eco")
@@ -117,6 +123,7 @@ class RequestCounter:
 
     count = 0
     _installed = False
+    _lock = threading.Lock()  # the threads row counts from 16 threads at once
 
     @classmethod
     def install(cls) -> None:
@@ -125,7 +132,8 @@ class RequestCounter:
         original = http.client.HTTPConnection.putrequest
 
         def putrequest(self: Any, *args: Any, **kwargs: Any) -> Any:
-            cls.count += 1
+            with cls._lock:
+                cls.count += 1
             return original(self, *args, **kwargs)
 
         http.client.HTTPConnection.putrequest = putrequest  # type: ignore[method-assign]
@@ -243,6 +251,11 @@ class Client:
     name = "client"
     #: Which recorded page the decode and replay works use ("common" or the client's own).
     layout = "common"
+    #: Works this client cannot do, with the reason the report gives (its cell shows "—").
+    unsupported: dict[str, str] = {}
+    #: False when the client's HTTP does not go through `http.client` (a native core): its
+    #: requests cannot be counted, and the report says "—" rather than 0.
+    counts_requests = True
 
     def __init__(self, endpoint: str, table: str) -> None:
         self.endpoint = endpoint
@@ -281,6 +294,10 @@ class Client:
 
     def decode(self, body: bytes) -> list[Any]:
         """Decode a recorded Query body into this client's objects, the way its reads do."""
+        raise NotImplementedError
+
+    def iterate(self, customer_id: str) -> Iterator[Any]:
+        """Stream one partition's objects page by page (the client's streaming API)."""
         raise NotImplementedError
 
 
@@ -350,21 +367,29 @@ def run_works(client: Client, args: argparse.Namespace) -> dict[str, Any]:
     got = client.query(WARM_CUSTOMER)
     if len(got) != WARM_ITEMS:
         raise AssertionError(f"warm-up query returned {len(got)} items, expected {WARM_ITEMS}")
-    client.decode(body)
+    if "decode" not in client.unsupported:
+        client.decode(body)
     if hasattr(client, "decode_botocore"):
         client.decode_botocore(body)
-    with Replay(replay_body):
-        client.query(QUERY_CUSTOMER)
+    if "replay" not in client.unsupported:
+        with Replay(replay_body):
+            client.query(QUERY_CUSTOMER)
     gc.collect()
 
     results: dict[str, Any] = {}
 
     def guarded(name: str, work: Callable[[], dict[str, Any]]) -> None:
+        if name in client.unsupported:
+            results[name] = {"unsupported": client.unsupported[name]}
+            return
         try:
             results[name] = work()
         except Exception as exc:  # reported, the other works still run
             traceback.print_exc(file=sys.stderr)
             results[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        else:
+            if not client.counts_requests:
+                results[name]["requests"] = results[name]["requests_per_op"] = None
 
     def do_get() -> dict[str, Any]:
         def run() -> None:
@@ -442,6 +467,104 @@ def run_works(client: Client, args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+# ----------------------------------------------------------------------------- threads
+
+
+def run_threads(client: Client, args: argparse.Namespace) -> dict[str, Any]:
+    """`args.threads` threads sharing this one client, `args.n` GetItems between them.
+
+    Every thread first makes a few GetItems of its own (connections opened, models warm),
+    then all start together at a barrier; the wall time runs from their release until the
+    last thread is done. Keys are random orders of the Query partition, the same for every client
+    of a round.
+    """
+    threads, n = args.threads, args.n
+    orders = make_orders("seed", QUERY_CUSTOMER, args.query_items)
+    rng = random.Random(f"threads-r{args.round}")
+    keys = [client.prepare_key(rng.choice(orders)) for _ in range(n)]
+    warm = [client.prepare_key(o) for o in make_orders("seed", WARM_CUSTOMER, WARM_ITEMS)]
+    shares = [keys[i::threads] for i in range(threads)]
+    # Two barriers: every thread warm (counters read), then all go at once.
+    ready, go = threading.Barrier(threads + 1), threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def work(share: list[Any], index: int) -> None:
+        try:
+            for j in range(3):
+                client.get(warm[(index + j) % len(warm)])
+        except BaseException as exc:
+            errors.append(exc)
+        ready.wait()
+        go.wait()
+        try:
+            for key in share:
+                client.get(key)
+        except BaseException as exc:
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(s, i)) for i, s in enumerate(shares)]
+    for t in pool:
+        t.start()
+    ready.wait()
+    gc.collect()
+    start_requests = RequestCounter.count
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    go.wait()
+    for t in pool:
+        t.join()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if errors:
+        raise errors[0]
+    requests = RequestCounter.count - start_requests
+    return {
+        "threads": threads,
+        "units": n,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "per_s": n / wall if wall else 0.0,
+        "cpu_us_per_unit": cpu / n * 1e6,
+        "requests_per_op": requests / n if client.counts_requests else None,
+    }
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+def run_stream(client: Client, args: argparse.Namespace) -> dict[str, Any]:
+    """Iterate the streaming partition once through `client.iterate` (or list() it).
+
+    Peak RSS is the process's `ru_maxrss`; the baseline is the RSS after the client made
+    its first request (a warm-up query), just before the iteration starts.
+    """
+    got = client.query(WARM_CUSTOMER)  # client created, first request made
+    if len(got) != WARM_ITEMS:
+        raise AssertionError(f"warm-up query returned {len(got)} items")
+    del got
+    gc.collect()
+    base = rss_now_kib()
+    t0, c0 = time.perf_counter(), time.process_time()
+    if args.how == "iterator":
+        count = 0
+        for _ in client.iterate(stream_customer(args.stream_items)):
+            count += 1
+    else:
+        objs = client.query(stream_customer(args.stream_items))
+        count = len(objs)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = peak_rss_kib()
+    if count != args.stream_items:
+        raise AssertionError(f"streamed {count} items, expected {args.stream_items}")
+    return {
+        "how": args.how,
+        "items": count,
+        "baseline_rss_mib": base / 1024,
+        "peak_rss_mib": peak / 1024,
+        "growth_mib": (peak - base) / 1024,
+        "items_per_s": count / wall,
+        "cpu_us_per_item": cpu / count * 1e6,
+    }
+
+
 def rss_now_kib() -> int:
     with open("/proc/self/statm") as fh:
         pages = int(fh.read().split()[1])
@@ -454,7 +577,7 @@ def peak_rss_kib() -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="One benchmark worker (run by benchmarks/run.py).")
-    p.add_argument("mode", choices=["setup", "run", "stream-setup", "stream"])
+    p.add_argument("mode", choices=["setup", "run", "threads", "stream-setup", "stream"])
     p.add_argument("--endpoint", required=True)
     p.add_argument("--table", required=True)
     p.add_argument("--cache", required=True, help="folder of recorded pages")
@@ -465,6 +588,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--round", type=int, default=0)
     p.add_argument("--stream-items", type=int, default=100_000)
     p.add_argument("--how", choices=["iterator", "list"], default="iterator")
+    p.add_argument("--threads", type=int, default=16, help="threads of the threads mode")
+    p.add_argument("--transport", help="dynorm's transport (boto3 or http)")
     return p.parse_args(argv)
 
 
@@ -473,11 +598,12 @@ def emit(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def main(make: Callable[[str, str], Client], argv: list[str] | None = None) -> None:
-    """Entry point of every worker."""
+def main(make: Callable[..., Client], argv: list[str] | None = None) -> None:
+    """Entry point of every worker (`--transport`, when given, goes to the client)."""
     args = parse_args(argv)
     RequestCounter.install()
-    client = make(args.endpoint, args.table)
+    options = {"transport": args.transport} if args.transport else {}
+    client = make(args.endpoint, args.table, **options)
     if args.mode == "setup":
         client.create_table()
         client.seed(make_orders("seed", QUERY_CUSTOMER, args.query_items))
@@ -511,7 +637,9 @@ def main(make: Callable[[str, str], Client], argv: list[str] | None = None) -> N
                 "works": works,
             }
         )
+    elif args.mode == "threads":
+        emit({"client": client.name, "round": args.round, **run_threads(client, args)})
     elif args.mode == "stream-setup":
         emit({"client": client.name, **client.stream_setup(args)})  # type: ignore[attr-defined]
     else:
-        emit({"client": client.name, **client.stream_run(args)})  # type: ignore[attr-defined]
+        emit({"client": client.name, **run_stream(client, args)})

@@ -1,88 +1,19 @@
 """PynamoDB 6 (its own virtualenv), on the "common" table: the same items as raw boto3/dynorm.
 
 `VersionAttribute` gives the same semantics as dynorm's save() of a new object (a PutItem
-conditional on the item not existing, version 1). Decimal and dynorm's fixed-width ISO
-timestamps need two small custom attributes; everything else is stock PynamoDB.
+conditional on the item not existing, version 1). The models (`pynamodb_models.py`) need two
+small custom attributes (Decimal, dynorm's ISO timestamps); everything else is stock PynamoDB.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Iterator
 from typing import Any
 
 import botocore
 import pynamodb
-from common import Client, botocore_parse, iso, main
-from pynamodb.attributes import (
-    Attribute,
-    ListAttribute,
-    MapAttribute,
-    NumberAttribute,
-    UnicodeAttribute,
-    UnicodeSetAttribute,
-    VersionAttribute,
-)
-from pynamodb.constants import NUMBER, STRING
-from pynamodb.models import Model
-
-
-class DecimalAttribute(Attribute[Decimal]):
-    attr_type = NUMBER
-
-    def serialize(self, value: Decimal) -> str:
-        return str(value)
-
-    def deserialize(self, value: str) -> Decimal:
-        return Decimal(value)
-
-
-class IsoDateTimeAttribute(Attribute[datetime]):
-    attr_type = STRING
-
-    def serialize(self, value: datetime) -> str:
-        return iso(value)
-
-    def deserialize(self, value: str) -> datetime:
-        return datetime.fromisoformat(value)
-
-
-class OrderLine(MapAttribute[str, Any]):
-    sku = UnicodeAttribute()
-    name = UnicodeAttribute()
-    qty = NumberAttribute()
-    price = DecimalAttribute()
-
-
-class Address(MapAttribute[str, Any]):
-    name = UnicodeAttribute()
-    street = UnicodeAttribute()
-    city = UnicodeAttribute()
-    postcode = UnicodeAttribute()
-    country = UnicodeAttribute()
-
-
-class Order(Model):
-    class Meta:
-        table_name = "set-at-runtime"
-        host: str | None = None
-        region = "us-east-1"
-        aws_access_key_id = "bench"
-        aws_secret_access_key = "bench"
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    type_ = UnicodeAttribute(attr_name="_type", default="Order")
-    version = VersionAttribute()
-    id = UnicodeAttribute()
-    customer_id = UnicodeAttribute()
-    status = UnicodeAttribute(default="open")
-    total = DecimalAttribute()
-    created_at = IsoDateTimeAttribute()
-    lines = ListAttribute(of=OrderLine, default=list)
-    tags = UnicodeSetAttribute(default=set)
-    shipping = Address()
-    note = UnicodeAttribute(default="")
+from common import Client, botocore_parse, main
+from pynamodb_models import Address, Order, OrderLine
 
 
 class PynamoClient(Client):
@@ -138,6 +69,9 @@ class PynamoClient(Client):
     def decode(self, body: bytes) -> list[Order]:
         parsed = botocore_parse(body)
         return [Order.from_raw_data(item) for item in parsed["Items"]]
+
+    def iterate(self, customer_id: str) -> Iterator[Order]:
+        return iter(Order.query(f"CUSTOMER#{customer_id}", Order.sk.startswith("ORDER#")))
 
 
 if __name__ == "__main__":
