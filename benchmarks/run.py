@@ -9,8 +9,9 @@ benchmarks/.venvs/ (PynamoDB, simplesingletable, pydynox, matplotlib for the cha
 pinned benchmarks/requirements-*.txt; runs one worker subprocess per client per round, rounds
 interleaved (the client order rotates every round); then the cold-start row (cold_start.py),
 the 16-thread GetItem row and the 100k-item iteration (threads_stream.py); writes results.md,
-results.json, importtime.md, chart.png and machine.txt into benchmarks/results/
-(benchmarks/results/quick/ for --quick). See benchmarks/README.md for what each number means.
+results.json, summary.md (the docs' part, summary.py), importtime.md, chart.png and
+machine.txt into benchmarks/results/ (benchmarks/results/quick/ for --quick). See
+benchmarks/README.md for what each number means.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import cold_start
+import summary
 import threads_stream
 
 HERE = Path(__file__).resolve().parent
@@ -612,6 +614,7 @@ def main() -> int:
     (out / "results.md").write_text(md)
     if "cold" in extra:
         (out / "importtime.md").write_text(cold_start.render_importtime(extra["cold"]))
+    summary.main([str(out / "results.json")])  # summary.md, included by the docs page
     (out / "machine.txt").write_text(machine_info(pythons, setup, endpoint_kind, cfg))
     if not args.no_chart:
         plot_python = ensure_venv("plot", requirements("plot"))

@@ -1,0 +1,89 @@
+"""The docs' summary of a benchmark run: the rows the Benchmarks page includes (summary.md).
+
+    python benchmarks/summary.py benchmarks/results/results.json   # rewrite its summary.md
+
+`run.py` writes it with every report; run this to re-render it from a results.json without
+measuring again. docs/benchmarks.md includes the file (pymdownx.snippets), so the page's
+cold-start, threads and iteration figures always come from the committed run. A row the run
+did not measure says so instead of showing numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def render_summary(data: dict[str, Any]) -> str:
+    cfg, names = data["config"], data["clients"]
+    names = {**names, "python": "the interpreter alone", "import_dynorm": "`import dynorm` alone"}
+    parts = [
+        f"From `{cfg['command']}` ({cfg['date']}, load average {cfg.get('loadavg', '?')} at "
+        f"the start, {cfg.get('loadavg_end', '?')} at the end); the full report is "
+        "`benchmarks/results/results.md`.\n"
+    ]
+    cold = {k: v for k, v in (data.get("cold") or {}).items() if not k.startswith("_")}
+    parts.append("**Cold start** (a new process: import, one model, configure, one GetItem):\n")
+    if cold:
+        runs = next(iter(cold.values()))["runs"]
+        parts.append(
+            f"| process (median of {runs} runs) | wall ms | vs raw boto3 | peak RSS MiB "
+            "| vs raw boto3 |\n|---|---:|---:|---:|---:|\n"
+            + "".join(
+                f"| {e['label']} | {e['wall_ms']:,.0f} | {_ratio(e['wall_ratio'])} | "
+                f"{e['peak_rss_mib']:.0f} | {_ratio(e['rss_ratio'])} |\n"
+                for e in cold.values()
+            )
+        )
+    else:
+        parts.append("Not measured in this run.\n")
+    threads = data.get("threads") or {}
+    parts.append("**GetItem from 16 threads** sharing one client, ratio to raw boto3:\n")
+    if threads:
+        first = next(iter(threads.values()))
+        parts.append(
+            f"| client ({first['threads']} threads, {first['gets']:,} GetItems) | ratio "
+            "| per-round range | client CPU µs/op |\n|---|---:|---:|---:|\n"
+            + "".join(
+                f"| {names.get(c, c)} | **{_ratio(e['ratio'])}** | "
+                + ("—" if e["ratio_min"] is None else f"{e['ratio_min']:.2f}–{e['ratio_max']:.2f}")
+                + f" | {e['cpu_us']:,.0f} |\n"
+                for c, e in threads.items()
+            )
+        )
+    else:
+        parts.append("Not measured in this run.\n")
+    stream = data.get("stream") or []
+    parts.append("**Iterating one partition** with each client's streaming API:\n")
+    if stream:
+        parts.append(
+            f"| client, {stream[0]['items']:,} items | how | items/s | peak RSS MiB "
+            "| growth MiB |\n|---|---|---:|---:|---:|\n"
+            + "".join(
+                f"| {names.get(s.get('client', 'dynorm'), s.get('client'))} | "
+                f"{'`list()`' if s['how'] == 'list' else 'streaming'} | "
+                f"{s['items_per_s']:,.0f} | {s['peak_rss_mib']:.0f} | {s['growth_mib']:.0f} |\n"
+                for s in stream
+            )
+        )
+    else:
+        parts.append("Not measured in this run.\n")
+    return "\n".join(parts)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        raise SystemExit(__doc__)
+    path = Path(argv[0])
+    (path.parent / "summary.md").write_text(render_summary(json.loads(path.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
