@@ -10,19 +10,23 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
+from ._capture import captured
 from ._connection import Connection
 from ._constants import BATCH_GET_LIMIT, BATCH_WRITE_LIMIT, PK, SK
 from .exceptions import BatchIncompleteError
 
-__all__ = ["batch_get", "batch_write", "backoff", "in_parallel"]
+__all__ = ["BATCHES_IN_FLIGHT", "batch_get", "batch_write", "backoff", "in_parallel"]
 
 T = TypeVar("T")
 
 MAX_BATCH_ATTEMPTS = 8
 #: Single-item writes in flight at once (botocore's default pool holds 10 connections).
 PARALLEL_WRITES = 8
+#: BatchWriteItem / BatchGetItem chunks of one call in flight at once.
+BATCHES_IN_FLIGHT = 4
 _BASE_DELAY = 0.05
 _MAX_DELAY = 2.0
 
@@ -65,6 +69,50 @@ def _key_of(request: dict[str, Any]) -> dict[str, str]:
     return {PK: body[PK]["S"], SK: body[SK]["S"]}
 
 
+def _chunks(conn: Connection, tasks: Sequence[Callable[[], T]]) -> list[T | Exception]:
+    """Run a batch call's chunks, `BATCHES_IN_FLIGHT` at once, and return each outcome.
+
+    Sequential inside `dynorm.capture()` (the recorded requests keep their order) and for a
+    client the user gave (their event hooks or Stubber expect one request at a time).
+    """
+    if not conn.owns_client or captured():
+        return in_parallel(tasks, workers=1)
+    return in_parallel(tasks, workers=BATCHES_IN_FLIGHT)
+
+
+class _Stop:
+    """Set by the first chunk that fails with an error: chunks not yet started skip."""
+
+    __slots__ = ("failed",)
+
+    def __init__(self) -> None:
+        self.failed = False
+
+
+def _write_chunk(
+    conn: Connection, chunk: list[dict[str, Any]], max_attempts: int, stop: _Stop
+) -> list[dict[str, Any]]:
+    """Write one chunk of <= 25 requests; return those still unprocessed at the end."""
+    if stop.failed:
+        return chunk  # an earlier chunk failed: never attempted
+    table = conn.table_name
+    pending = chunk
+    attempt = 0
+    try:
+        while pending:
+            attempt += 1
+            response = conn.send("BatchWriteItem", {"RequestItems": {table: pending}})
+            pending = list(response.get("UnprocessedItems", {}).get(table, []))
+            if pending and attempt >= max_attempts:
+                return pending
+            if pending:
+                time.sleep(backoff(attempt))
+    except Exception:
+        stop.failed = True
+        raise
+    return []
+
+
 def batch_write(
     conn: Connection,
     requests: Sequence[dict[str, Any]],
@@ -72,27 +120,32 @@ def batch_write(
     *,
     max_attempts: int = MAX_BATCH_ATTEMPTS,
 ) -> None:
-    """Send Put/Delete requests 25 at a time; retry unprocessed items; never drop one."""
-    table = conn.table_name
-    for start in range(0, len(requests), BATCH_WRITE_LIMIT):
-        pending = list(requests[start : start + BATCH_WRITE_LIMIT])
-        attempt = 0
-        while pending:
-            attempt += 1
-            response = conn.send("BatchWriteItem", {"RequestItems": {table: pending}})
-            pending = list(response.get("UnprocessedItems", {}).get(table, []))
-            if pending and attempt >= max_attempts:
-                keys = [_key_of(r) for r in pending]
-                keys += [_key_of(r) for r in requests[start + BATCH_WRITE_LIMIT :]]
-                raise BatchIncompleteError(
-                    f"Cannot finish the batch write of {model}: {len(keys)} item(s) were still "
-                    f"unprocessed after {attempt} attempts (DynamoDB throttling). Nothing was "
-                    "dropped silently: .unprocessed lists their keys; retry them later or "
-                    "raise the table's capacity.",
-                    unprocessed=keys,
-                )
-            if pending:
-                time.sleep(backoff(attempt))
+    """Send Put/Delete requests 25 at a time, several chunks in flight; never drop one.
+
+    Each chunk retries its unprocessed items with backoff. An error in one chunk stops
+    chunks not yet started and is raised (the first, in request order) once the chunks in
+    flight have finished; items still unprocessed raise `BatchIncompleteError` listing
+    every one of them, in request order.
+    """
+    stop = _Stop()
+    chunks = [
+        list(requests[start : start + BATCH_WRITE_LIMIT])
+        for start in range(0, len(requests), BATCH_WRITE_LIMIT)
+    ]
+    outcomes = _chunks(conn, [partial(_write_chunk, conn, c, max_attempts, stop) for c in chunks])
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+    left = [r for outcome in outcomes if not isinstance(outcome, Exception) for r in outcome]
+    if left:
+        keys = [_key_of(r) for r in left]
+        raise BatchIncompleteError(
+            f"Cannot finish the batch write of {model}: {len(keys)} item(s) were still "
+            f"unprocessed after up to {max_attempts} attempts (DynamoDB throttling). Nothing "
+            "was dropped silently: .unprocessed lists their keys; retry them later or "
+            "raise the table's capacity.",
+            unprocessed=keys,
+        )
 
 
 #: Decodes a BatchGetItem body for one table: ({key: decoded item}, UnprocessedKeys) or None.
@@ -117,6 +170,38 @@ def _read_batch(
     return conn.read("BatchGetItem", {"RequestItems": {table: request}}, wire, general)
 
 
+def _read_chunk(
+    conn: Connection,
+    chunk: Sequence[tuple[str, str]],
+    consistent: bool,
+    max_attempts: int,
+    decode: BatchDecoder | None,
+    stop: _Stop,
+) -> tuple[dict[tuple[str, str], Any], list[dict[str, str]]]:
+    """Read one chunk of <= 100 keys: (items by key, the keys still unprocessed)."""
+    if stop.failed:
+        return {}, [{PK: pk, SK: sk} for pk, sk in chunk]
+    found: dict[tuple[str, str], Any] = {}
+    first: dict[str, Any] = {"Keys": [{PK: {"S": pk}, SK: {"S": sk}} for pk, sk in chunk]}
+    if consistent:
+        first["ConsistentRead"] = True
+    request: dict[str, Any] | None = first
+    attempt = 0
+    try:
+        while request:
+            attempt += 1
+            items, request = _read_batch(conn, request, decode)
+            found.update(items)
+            if request and attempt >= max_attempts:
+                return found, [{PK: k[PK]["S"], SK: k[SK]["S"]} for k in request["Keys"]]
+            if request:
+                time.sleep(backoff(attempt))
+    except Exception:
+        stop.failed = True
+        raise
+    return found, []
+
+
 def batch_get(
     conn: Connection,
     keys: Sequence[tuple[str, str]],
@@ -126,32 +211,31 @@ def batch_get(
     max_attempts: int = MAX_BATCH_ATTEMPTS,
     decode: BatchDecoder | None = None,
 ) -> dict[tuple[str, str], Any]:
-    """Read distinct keys 100 at a time; retry UnprocessedKeys; return items by key.
+    """Read distinct keys 100 at a time, several chunks in flight; return items by key.
 
-    Items are DynamoDB JSON, or what `decode` made of a response body (it returns None to
-    leave a body to the DynamoDB JSON path).
+    Each chunk retries its UnprocessedKeys with backoff; errors and keys still unprocessed
+    are raised as in `batch_write`. Items are DynamoDB JSON, or what `decode` made of a
+    response body (it returns None to leave a body to the DynamoDB JSON path).
     """
-    found: dict[tuple[str, str], Any] = {}
+    stop = _Stop()
     unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), BATCH_GET_LIMIT):
-        chunk = unique[start : start + BATCH_GET_LIMIT]
-        first: dict[str, Any] = {"Keys": [{PK: {"S": pk}, SK: {"S": sk}} for pk, sk in chunk]}
-        if consistent:
-            first["ConsistentRead"] = True
-        request: dict[str, Any] | None = first
-        attempt = 0
-        while request:
-            attempt += 1
-            items, request = _read_batch(conn, request, decode)
-            found.update(items)
-            if request and attempt >= max_attempts:
-                left = [{PK: k[PK]["S"], SK: k[SK]["S"]} for k in request["Keys"]]
-                raise BatchIncompleteError(
-                    f"Cannot finish the batch read of {model}: {len(left)} key(s) were still "
-                    f"unprocessed after {attempt} attempts (DynamoDB throttling); "
-                    ".unprocessed lists them.",
-                    unprocessed=left,
-                )
-            if request:
-                time.sleep(backoff(attempt))
+    chunks = [unique[s : s + BATCH_GET_LIMIT] for s in range(0, len(unique), BATCH_GET_LIMIT)]
+    outcomes = _chunks(
+        conn,
+        [partial(_read_chunk, conn, c, consistent, max_attempts, decode, stop) for c in chunks],
+    )
+    found: dict[tuple[str, str], Any] = {}
+    left: list[dict[str, str]] = []
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+        found.update(outcome[0])
+        left.extend(outcome[1])
+    if left:
+        raise BatchIncompleteError(
+            f"Cannot finish the batch read of {model}: {len(left)} key(s) were still "
+            f"unprocessed after up to {max_attempts} attempts (DynamoDB throttling); "
+            ".unprocessed lists them.",
+            unprocessed=left,
+        )
     return found

@@ -280,6 +280,9 @@ class Connection:
         self.table_name = table_name
         self.transport = transport
         self._bound: dict[str, Callable[..., Any]] = {}
+        #: Whether dynorm created the client (a user's may carry hooks that expect one
+        #: request at a time, so batch chunks are sent one after another on it).
+        self.owns_client = direct
         # Only for clients dynorm created: a user's client keeps botocore's serializer.
         self._direct = direct and install_direct_serializer(client)
         install_fast_path(client)
@@ -293,6 +296,7 @@ class Connection:
         other.transport = self.transport
         other._bound = self._bound
         other._direct = self._direct
+        other.owns_client = self.owns_client
         return other
 
     @classmethod

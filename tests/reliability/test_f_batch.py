@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import dynorm._batch
 from dynorm import Model
 from dynorm.exceptions import BatchIncompleteError, QueryError
 from tests.reliability.conftest import FakeTime, Offline
@@ -41,23 +42,40 @@ def _stored_ids() -> set[str]:
 # --------------------------------------------------------------------------- scenario 36
 
 
-def test_s36_unprocessed_items_are_retried_until_all_are_written(
-    faults: Faults, dynorm_sleeps: FakeTime
-) -> None:
-    """A partial-batch injector makes DynamoDB process only half of every request."""
-    sizes: list[int] = []
-    held_back: list[list[dict[str, Any]]] = []
+def _backoffs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float]]:
+    """Record every batch back-off as (attempt, delay): chunks run in parallel threads."""
+    taken: list[tuple[int, float]] = []
+    original = dynorm._batch.backoff
 
-    def process_half(params: dict[str, Any], **_: Any) -> None:
+    def recorded(attempt: int) -> float:
+        delay = original(attempt)
+        taken.append((attempt, delay))
+        return delay
+
+    monkeypatch.setattr(dynorm._batch, "backoff", recorded)
+    return taken
+
+
+def test_s36_unprocessed_items_are_retried_until_all_are_written(
+    faults: Faults, dynorm_sleeps: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partial-batch injector makes DynamoDB process only half of every request.
+
+    Chunks are in flight at once, so the injector keeps what it held back in each request's
+    own botocore context (thread-safe), not in a shared list.
+    """
+    sizes: list[int] = []
+    taken = _backoffs(monkeypatch)
+
+    def process_half(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         ((table, requests),) = params["RequestItems"].items()
         sizes.append(len(requests))
         keep = (len(requests) + 1) // 2
         params["RequestItems"] = {table: requests[:keep]}
-        held_back.append(requests[keep:])
+        context["held_back"] = requests[keep:]
 
-    def report_unprocessed(parsed: dict[str, Any], **_: Any) -> None:
-        rest = held_back.pop()
-        if rest:
+    def report_unprocessed(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if rest := context.get("held_back"):
             parsed["UnprocessedItems"] = {_table(): rest}
 
     faults.on("before-parameter-build.dynamodb.BatchWriteItem", process_half)
@@ -71,11 +89,14 @@ def test_s36_unprocessed_items_are_retried_until_all_are_written(
         random.setstate(state)
 
     assert _stored_ids() == {f"{i:04d}" for i in range(1000)}  # nothing lost
+    assert all(o.version == 1 for o in objs)
     assert max(sizes) <= 25
     assert sizes.count(25) == 40  # 1,000 items, chunked 25 a request
     # Each chunk of 25 took 5 rounds (25 -> 12 -> 6 -> 3 -> 1 left): 4 back-offs per chunk.
-    assert len(dynorm_sleeps.sleeps) == 40 * 4
-    per_round = [dynorm_sleeps.sleeps[r::4] for r in range(4)]
+    assert len(dynorm_sleeps.sleeps) == len(taken) == 40 * 4
+    assert sorted(dynorm_sleeps.sleeps) == sorted(delay for _, delay in taken)
+    per_round = [[d for attempt, d in taken if attempt == r] for r in range(1, 5)]
+    assert [len(delays) for delays in per_round] == [40] * 4
     for earlier, later in zip(per_round, per_round[1:]):
         # Exponential: each round's largest delay is about twice the previous round's.
         assert 1.5 < max(later) / max(earlier) < 2.5
@@ -92,23 +113,27 @@ def test_s36_unprocessed_items_are_retried_until_all_are_written(
 def test_s37_batch_that_never_clears_raises_with_every_unprocessed_key(
     faults: Faults, dynorm_sleeps: FakeTime
 ) -> None:
+    """30 items: the first round of the chunk of 25 writes 16; nothing else is ever processed.
+
+    The injector decides by request size, so it is the same whichever chunk goes first.
+    """
     calls: list[int] = []
-    first_rest: list[dict[str, Any]] = []
 
-    def first_round_writes_16(params: dict[str, Any], **_: Any) -> None:
-        calls.append(len(params["RequestItems"][_table()]))
-        if len(calls) == 1:
-            requests = params["RequestItems"][_table()]
+    def first_round_writes_16(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        requests = params["RequestItems"][_table()]
+        calls.append(len(requests))
+        if len(requests) == 25:  # only the first attempt of the first chunk has 25
             params["RequestItems"] = {_table(): requests[:16]}
-            first_rest.extend(requests[16:])
+            context["rest"] = requests[16:]
 
-    def unprocessed_after(parsed: dict[str, Any], **_: Any) -> None:
-        if len(calls) == 1:
-            parsed["UnprocessedItems"] = {_table(): list(first_rest)}
+    def unprocessed_after(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if rest := context.get("rest"):
+            parsed["UnprocessedItems"] = {_table(): list(rest)}
 
     def nothing_processed(request: Any, **_: Any) -> Any:
-        if len(calls) > 1:  # every later round: DynamoDB processes nothing
-            return aws_response(200, {"UnprocessedItems": request_json(request)["RequestItems"]})
+        items = request_json(request)["RequestItems"]
+        if len(items[_table()]) != 16:  # every other request: DynamoDB processes nothing
+            return aws_response(200, {"UnprocessedItems": items})
         return None
 
     faults.on("before-parameter-build.dynamodb.BatchWriteItem", first_round_writes_16)
@@ -120,12 +145,15 @@ def test_s37_batch_that_never_clears_raises_with_every_unprocessed_key(
     err = info.value
     stored = _stored_ids()
     assert len(stored) == 16
-    unprocessed = {k["pk"].removeprefix("RELITEM#") for k in err.unprocessed}
-    assert len(err.unprocessed) == 14  # 9 never written + 5 never attempted
-    assert stored | unprocessed == {o.id for o in objs}  # nothing dropped silently
-    assert not stored & unprocessed
-    assert len(calls) >= 2 and calls[0] == 25
-    assert len(dynorm_sleeps.sleeps) == len(calls) - 1  # it backed off between rounds
+    unprocessed = [k["pk"].removeprefix("RELITEM#") for k in err.unprocessed]
+    assert len(err.unprocessed) == 14  # 9 of the first chunk + the 5 of the second
+    assert unprocessed == sorted(unprocessed)  # in request order
+    assert stored | set(unprocessed) == {o.id for o in objs}  # nothing dropped silently
+    assert not stored & set(unprocessed)
+    assert all(o.version == 0 for o in objs)  # none is reported as written
+    assert calls.count(25) == 1 and 5 in calls
+    assert len(calls) == 2 * dynorm._batch.MAX_BATCH_ATTEMPTS  # each chunk tried them all
+    assert len(dynorm_sleeps.sleeps) == len(calls) - 2  # each chunk backed off between rounds
     assert "14" in str(err) and "RELITEM#" not in str(err)
 
 
