@@ -24,6 +24,7 @@ from .tooling import (
     backfill_index,
     export_items,
     import_items,
+    migrate,
     table_as_code,
 )
 
@@ -361,5 +362,79 @@ def backfill_command(
     )
 
 
+@click.command("migrate", short_help="Rewrite items stored under an older Meta.schema_version.")
+@models_option()
+@connection_options
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    metavar="MODEL",
+    help="Migrate only this model's items (repeat); default: every model with a schema version.",
+)
+@click.option("--dry-run", is_flag=True, help="Upgrade, validate and count; write nothing.")
+@click.option(
+    "--segments",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Parallel scan segments.",
+)
+@click.option(
+    "--rate",
+    "--max-rate",
+    "max_rate",
+    type=click.FloatRange(min=1),
+    metavar="ITEMS/S",
+    help="At most this many rewrites per second.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    help="Checkpoint file: a killed migration started again with it resumes.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def migrate_command(
+    models: tuple[str, ...],
+    types: tuple[str, ...],
+    dry_run: bool,
+    segments: int,
+    max_rate: float | None,
+    checkpoint: str | None,
+    no_progress: bool,
+) -> None:
+    """Rewrite every item stored under an older Meta.schema_version at the current one.
+
+    Scans the items of the models declaring a schema version (a Scan, asked for), upgrades
+    each older item with the model's @Model.migration functions, validates it, and writes
+    it whole, conditional on the stored version: concurrent writers are never overwritten.
+    Idempotent: running it again writes nothing.
+    """
+    import_models(models)
+    chosen = _model_classes(types) if types else None
+    label = "checking" if dry_run else "migrating"
+    with friendly(), ItemProgress(label, None, not no_progress) as bar:
+        result = migrate(
+            chosen,
+            dry_run=dry_run,
+            segments=segments,
+            max_rate=max_rate,
+            checkpoint=checkpoint,
+            progress=bar,
+        )
+    invalid = sum(result.invalid.values())
+    verb = "would be upgraded (dry run)" if dry_run else "upgraded"
+    click.echo(
+        f"dynorm: {result.upgraded} items {verb}, {result.current} already current, "
+        f"{result.newer + result.skipped + invalid} skipped ({result.newer} newer than this "
+        f"code, {result.skipped} deleted meanwhile, {invalid} refused by their model), "
+        f"{result.retried} read again after a concurrent write",
+        err=True,
+    )
+    if invalid:
+        by_model = ", ".join(f"{m}: {n}" for m, n in sorted(result.invalid.items()))
+        click.echo(f"dynorm: refused items, by model: {by_model}", err=True)
+
+
 #: The commands `dynorm._cli` adds to the `dynorm` group.
-DATA_COMMANDS = [check, iac, export_command, import_command, backfill_command]
+DATA_COMMANDS = [check, iac, export_command, import_command, backfill_command, migrate_command]

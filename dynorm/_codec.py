@@ -561,6 +561,9 @@ class ModelCodec:
         self.model_name = model_name
         self.fields = tuple(fields)
         self.by_name = {f.name: f for f in self.fields}
+        #: Brings an item of an older schema version to today's shape before it is decoded
+        #: (`Migrations.upgrade`, set for a model with `Meta.schema_version`).
+        self.upgrade: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
     def encode_field(self, name: str, value: Any) -> AttributeValue | None:
         """Encode one field value, naming model and field if DynamoDB cannot store it."""
@@ -586,6 +589,8 @@ class ModelCodec:
 
     def decode(self, item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         """Return the field values stored in an item, ready for model validation."""
+        if self.upgrade is not None:
+            item = self.upgrade(item)
         data: dict[str, Any] = {}
         for f in self.fields:
             av = item.get(f.attr)

@@ -31,6 +31,8 @@ VERSION_ATTR = "version"
 TTL_ATTR = "_ttl"
 #: A random token written with every save, to recognise a retried write that already applied.
 WRITE_TOKEN_ATTR = "_wtok"
+#: The schema version an item was written at (`Meta.schema_version`; absent: version 1).
+SCHEMA_VERSION_ATTR = "_sv"
 #: A companion item's owner: the primary key of the object it belongs to (unique guards).
 OWNER_PK_ATTR = "_opk"
 OWNER_SK_ATTR = "_osk"

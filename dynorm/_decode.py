@@ -10,15 +10,16 @@ schema refuses returns None: the caller decodes that page with the general decod
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 from pydantic_core import SchemaValidator, ValidationError
 
-from ._constants import PK, SK, TYPE_ATTR, WRITE_TOKEN_ATTR
+from ._constants import PK, SCHEMA_VERSION_ATTR, SK, TYPE_ATTR, WRITE_TOKEN_ATTR
 from ._exactly_once import WriteState
+from ._migrations import UNSTAMPED
 from ._page_schema import (
     KEYS_AND_TYPE,
     Schema,
@@ -51,6 +52,10 @@ class WireDecoder:
         self.definitions: list[Schema] = []
         self.classes: set[type[BaseModel]] = set()
         self._lazy_pages: dict[object, SchemaValidator | None] = {}
+        migrations = model._meta.migrations
+        #: The stamp (number text) of an item in today's shape, for a model with a schema
+        #: version: a page holding any other item goes to the general decoder (it upgrades).
+        self.stamp = None if migrations is None else str(migrations.current)
         try:
             self._build()
         except Exception as exc:  # noqa: BLE001 - any failure leaves the general decoder
@@ -157,6 +162,8 @@ class WireDecoder:
             return None
         objs: list[Model] = data.get("Items", [])
         keys: list[dict[str, str]] = data.get("Keys", [])
+        if not self.current(keys):
+            return None
         for obj, key in zip(objs, keys):
             self._finish(obj, key)
         return objs, keys, data.get("LastEvaluatedKey")
@@ -175,7 +182,10 @@ class WireDecoder:
         type_name = self.model._meta.type_name
         found: dict[tuple[str, str], Model | None] = {}
         objs = data.get("Responses", {}).get(table, [])
-        for obj, key in zip(objs, data.get("ResponseKeys", {}).get(table, [])):
+        keys = data.get("ResponseKeys", {}).get(table, [])
+        if not self.current(k for k in keys if k.get("type") == type_name):
+            return None
+        for obj, key in zip(objs, keys):
             self._finish(obj, key)
             found[(key["pk"], key["sk"])] = obj if key.get("type") == type_name else None
         return found, data.get("UnprocessedKeys")
@@ -203,8 +213,18 @@ class WireDecoder:
         if obj is None:
             return []
         key = data["ItemKeys"]
+        if key.get("type") == self.model._meta.type_name and not self.current((key,)):
+            return None
         self._finish(obj, key)
         return [obj] if key.get("type") == self.model._meta.type_name else []
+
+    def current(self, keys: Iterable[dict[str, str]]) -> bool:
+        """Whether every item (by its keys) is stamped with today's schema version."""
+        stamp = self.stamp
+        if stamp is None:
+            return True
+        unstamped = str(UNSTAMPED)
+        return all(key.get(SCHEMA_VERSION_ATTR, unstamped) == stamp for key in keys)
 
     def _finish(self, obj: Model, key: dict[str, str]) -> None:
         """Set what a load sets besides the fields: the stored key, the fields-set, the token."""
@@ -280,7 +300,11 @@ class CollectionDecoder:
         if data is None:
             return None
         objs: list[Model] = data.get("Items", [])
-        for obj, key in zip(objs, data.get("Keys", [])):
+        keys = data.get("Keys", [])
+        for obj, key in zip(objs, keys):
+            if not self.decoders[type(obj)].current((key,)):
+                return None
+        for obj, key in zip(objs, keys):
             self.decoders[type(obj)]._finish(obj, key)
         return objs, data.get("LastEvaluatedKey")
 

@@ -31,6 +31,7 @@ from ._exactly_once import (
     stored_version,
     unknown,
 )
+from ._migrations import stored_schema_version
 from ._write_op import WriteOp
 from .exceptions import (
     DynormError,
@@ -150,6 +151,13 @@ def _conflict(
                 aws_code=exc.aws_code,
                 response=exc.response,
             )
+        migrations = meta.migrations
+        if migrations is not None and old is not None and current == expected:
+            stamp = stored_schema_version(old)
+            if stamp != migrations.current:  # the version held: the stamp refused it
+                if stamp is None or stamp > migrations.current:
+                    return migrations.newer(stamp)
+                return migrations.older(stamp, action)
         if current is None:
             state = "the item no longer exists (deleted, or its key changed)"
         elif current == expected:

@@ -20,6 +20,7 @@ from ._constants import (
     ATTRIBUTE_NAME_LIMIT,
     KEY_ATTRIBUTE_NAME_LIMIT,
     PK,
+    SCHEMA_VERSION_ATTR,
     SK,
     TTL_ATTR,
     TYPE_ATTR,
@@ -27,6 +28,7 @@ from ._constants import (
     WRITE_TOKEN_ATTR,
 )
 from ._keys import KeyTemplate
+from ._migrations import Migrations, check_schema_version
 from ._options import BoundIndex, Options, UniqueConstraint, assign_slots
 from ._pydantic_internals import is_classvar_annotation
 from .exceptions import AbstractModelError, ConfigurationError
@@ -44,7 +46,9 @@ __all__ = [
 
 _RESERVED_FIELD = re.compile(r"^(pk|sk|gsi\d+pk|gsi\d+sk)$")
 #: Attribute names dynorm writes in items (besides the fields' own).
-_DYNORM_ATTRS = frozenset({PK, SK, TYPE_ATTR, VERSION_ATTR, TTL_ATTR, WRITE_TOKEN_ATTR})
+_DYNORM_ATTRS = frozenset(
+    {PK, SK, TYPE_ATTR, VERSION_ATTR, TTL_ATTR, WRITE_TOKEN_ATTR, SCHEMA_VERSION_ATTR}
+)
 META_KEYS = frozenset(
     {
         "abstract",
@@ -61,6 +65,7 @@ META_KEYS = frozenset(
         "blob_bucket",
         "audit",
         "audit_exclude",
+        "schema_version",
     }
 )
 
@@ -313,6 +318,11 @@ def build_options(
         )
     meta.counted = counted
     meta.audit, meta.audit_exclude = _audit_options(name, raw, fields)
+    schema_version = check_schema_version(name, raw.get("schema_version"))
+    if schema_version is not None:
+        index_attrs = [a for i in bound.values() for a in (i.pk_attr, i.sk_attr)]
+        meta.migrations = Migrations(name, schema_version, index_attrs, attr_names)
+        meta.codec.upgrade = meta.migrations.upgrade
     templates = [meta.pk, meta.sk, *(t for i in bound.values() for t in (i.pk, i.sk))]
     templates += [c.template for c in meta.unique]
     for template in templates:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._codec import ModelCodec, ValueProblem
 from ._constants import PARTITION_KEY_LIMIT, SORT_KEY_LIMIT, gsi_name, gsi_pk, gsi_sk
 from ._keys import KeyTemplate, suggest as _suggest
+from ._migrations import Migrations
 from .exceptions import ConfigurationError, InvalidValueError, QueryError
 
 if TYPE_CHECKING:
@@ -146,7 +147,14 @@ class Options:
     #: never appear in them.
     audit: bool = False
     audit_exclude: tuple[str, ...] = ()
+    #: `Meta.schema_version` and the upgrade functions (`@Model.migration`); None: no stamp.
+    migrations: Migrations | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def schema_version(self) -> int | None:
+        """`Meta.schema_version` (None when the model declares none)."""
+        return None if self.migrations is None else self.migrations.current
 
     @property
     def has_companions(self) -> bool:

@@ -38,7 +38,7 @@ from pydantic import BaseModel
 from pydantic_core import CoreSchema, SchemaValidator
 
 from ._codec import Decoder, decoder_for, unwrap_optional
-from ._constants import PK, SK, TYPE_ATTR, WRITE_TOKEN_ATTR
+from ._constants import PK, SCHEMA_VERSION_ATTR, SK, TYPE_ATTR, WRITE_TOKEN_ATTR
 
 __all__ = [
     "KEYS",
@@ -69,7 +69,8 @@ def keys_schema(attrs: tuple[str, ...]) -> Schema:
     """Each item's key attributes (all strings in dynorm's table) by attribute name.
 
     And its write token (`_wtok`) when it has one: a loaded instance's writes are then
-    conditional on it, as they are for instances the general decoder builds.
+    conditional on it, as they are for instances the general decoder builds; and its schema
+    version stamp (`_sv`) when it has one.
     """
     fields: dict[str, Schema] = {
         attr: {"type": "typed-dict-field", "schema": _KEY, "validation_alias": [[attr, "S"]]}
@@ -79,6 +80,14 @@ def keys_schema(attrs: tuple[str, ...]) -> Schema:
         "type": "typed-dict-field",
         "schema": _KEY,
         "validation_alias": [[WRITE_TOKEN_ATTR, "S"]],
+        "required": False,
+    }
+    # The schema version stamp (`Meta.schema_version`), as its number text: the decoder
+    # hands an item of another version to the general decoder, which upgrades it.
+    fields[SCHEMA_VERSION_ATTR] = {
+        "type": "typed-dict-field",
+        "schema": _KEY,
+        "validation_alias": [[SCHEMA_VERSION_ATTR, "N"]],
         "required": False,
     }
     return {"type": "typed-dict", "fields": fields, "extra_behavior": "ignore"}

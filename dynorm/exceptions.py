@@ -17,6 +17,7 @@ DynormError
 ├── TransactionCanceledError    DynamoDB cancelled a transaction (`.reasons` per operation)
 ├── BatchIncompleteError        a batch still had unprocessed items after every retry
 ├── ThrottledError              DynamoDB kept throttling after every retry
+├── SchemaVersionError          an item's schema version does not fit the code (Meta.schema_version)
 ├── InvalidCursorError          a pagination cursor was tampered with or belongs to another query
 ├── ReadOnlyError               a write through a read-only manager, repository or object
 ├── BlobError                   a blob field (fields.Blob(), stored in S3) cannot be read or written
@@ -57,6 +58,7 @@ __all__ = [
     "ObjectDoesNotExist",
     "QueryError",
     "ReadOnlyError",
+    "SchemaVersionError",
     "ServiceError",
     "TableMismatchError",
     "ThrottledError",
@@ -361,6 +363,38 @@ class ImportLineError(DynormError):
         super().__init__(message)
         self.line = line
         self.model = model
+
+
+class SchemaVersionError(DynormError):
+    """Raised when a stored item's schema version (`Meta.schema_version`) does not fit.
+
+    On a read: the item was written by newer code (its stamp is above the model's
+    `schema_version`); decoding it would drop what that code stored, so nothing is decoded.
+    On a partial write (`update()`, `save(update_fields=...)`, `qs.update()`): the stored
+    item is at an older version, and changing some of its attributes without upgrading the
+    rest would mix two shapes; `save()` the whole object or run `dynorm migrate` first.
+    The message names the model and the versions, never a value.
+
+    Attributes:
+        model: The model's name.
+        stored_version: The item's stamp (None when it is not a whole number).
+        current_version: The model's `Meta.schema_version`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        stored_version: int | None,
+        current_version: int,
+        aws_code: str | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, aws_code=aws_code, response=response)
+        self.model = model
+        self.stored_version = stored_version
+        self.current_version = current_version
 
 
 class InvalidCursorError(DynormError):

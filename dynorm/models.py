@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from pydantic import (
@@ -31,6 +31,7 @@ from ._exactly_once import WriteState, bind, stored_token
 from ._executor import refresh, write
 from ._instance_writes import call_values, delete_op, save_op, update_instance_op
 from ._keys import value_from_text
+from ._migrations import Migration
 from ._model_definition import (
     META_KEYS,
     abstract_error,
@@ -523,6 +524,43 @@ class Model(BaseModel, metaclass=ModelMeta):
 
     def _update_op(self, values: dict[str, Any]) -> WriteOp:
         return update_instance_op(self, values)
+
+    # ------------------------------------------------------------------ schema versions
+
+    @classmethod
+    def migration(cls, *, from_version: int) -> Callable[[Migration], Migration]:
+        """Register an upgrade function from `from_version` to the next schema version.
+
+        ```python
+        @Customer.migration(from_version=1)
+        def split_name(data: dict) -> dict:
+            data["first"], _, data["last"] = data.pop("name").partition(" ")
+            return data
+        ```
+
+        The function gets the stored item's data (plain values by field name: `str`,
+        `int`/`Decimal`, `bool`, lists, dicts, sets; no key, version or dynorm attribute)
+        and returns it in the next version's shape. Reads run the chain from the stored
+        version up to `Meta.schema_version`; the model validates the result.
+
+        Raises:
+            ConfigurationError: The model has no `Meta.schema_version`, or `from_version`
+                is not below it, or it already has a migration from that version.
+        """
+        migrations = cls._meta.migrations
+        if migrations is None:
+            raise ConfigurationError(
+                f"Cannot register a migration of {cls.__name__}: it declares no "
+                "Meta.schema_version; add `schema_version = 2` (items without a stamp are "
+                "version 1) to its Meta.",
+                code="model-definition",
+            )
+
+        def register(function: Migration) -> Migration:
+            migrations.add(from_version, function)
+            return function
+
+        return register
 
     # ------------------------------------------------------------------ introspection
 

@@ -51,11 +51,13 @@ from .._constants import (
     OWNER_PK_ATTR,
     OWNER_SK_ATTR,
     PK,
+    SCHEMA_VERSION_ATTR,
     SK,
     TYPE_ATTR,
     VERSION_ATTR,
     WRITE_TOKEN_ATTR,
 )
+from .._migrations import UNSTAMPED
 from .._request import Request
 from .compiler import QueryState, compile_condition
 from .lookups import parse_lookup, render_condition
@@ -248,6 +250,8 @@ def model_item(meta: Options, values: Mapping[str, Any], *, token: str | None) -
             item[f.attr] = av
     if token is not None:
         item[WRITE_TOKEN_ATTR] = {"S": token}
+    if meta.migrations is not None:
+        item[SCHEMA_VERSION_ATTR] = {"N": str(meta.migrations.current)}
     check_item_size(item, meta.model_name)
     return item
 
@@ -292,6 +296,13 @@ def _condition(meta: Options, expect: Expectation, ph: Placeholders) -> str | No
             parts.append(f"({owner_pk} AND {ph.name(OWNER_SK_ATTR)} = {ph.value({'S': sk})})")
         return " OR ".join(parts)
     return None
+
+
+def _stamp_condition(current: int, ph: Placeholders) -> str:
+    """The item is stamped with schema version `current` (unstamped counts as version 1)."""
+    name = ph.name(SCHEMA_VERSION_ATTR)
+    same = f"{name} = {ph.value({'N': str(current)})}"
+    return f"(attribute_not_exists({name}) OR {same})" if current == UNSTAMPED else same
 
 
 def _set_fields(meta: Options, write: SetFields, ph: Placeholders, token: str | None) -> str:
@@ -406,6 +417,11 @@ def _compile(
         operation, params = "UpdateItem", {"Key": _key(write.key), "UpdateExpression": text}
     else:
         operation, params = "ConditionCheck", {"Key": _key(write.key)}
+    if meta.migrations is not None and isinstance(write, (SetFields, Update)):
+        # A partial write leaves the other attributes as they are: only an item already in
+        # today's shape may take it (an older one is upgraded by a whole save or migrate).
+        stamp = _stamp_condition(meta.migrations.current, ph)
+        condition = stamp if condition is None else f"{condition} AND {stamp}"
     if condition is not None:
         params["ConditionExpression"] = condition
     if isinstance(write, Update) and write.return_new:

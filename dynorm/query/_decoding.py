@@ -30,7 +30,13 @@ def decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | N
     meta = model._meta
     assert meta.codec is not None
     loaded = set(projection) | {"version"}
-    values = {k: v for k, v in meta.codec.decode(item).items() if k in loaded}
+    if meta.migrations is not None and meta.codec.upgrade is not None:
+        # The whole item was read (see the compiler's `_projection`): upgraded and validated
+        # by the model like any read, then cut down to the fields asked for.
+        whole = model.from_item(item).__dict__
+        values = {k: v for k, v in whole.items() if k in loaded}
+    else:
+        values = {k: v for k, v in meta.codec.decode(item).items() if k in loaded}
     obj = model.model_construct(_fields_set=set(values), **values)
     for name in meta.field_names:
         if name not in loaded:

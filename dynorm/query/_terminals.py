@@ -245,7 +245,11 @@ def _reader(model: type[Model], names: tuple[str, ...]) -> Any:
     codecs = [meta.codec.by_name[name] for name in names]
     adapters = [_adapter(model, name) for name in names]
 
+    upgrade = meta.codec.upgrade  # a model with a schema version reads whole items
+
     def read(item: Mapping[str, Any]) -> tuple[Any, ...]:
+        if upgrade is not None:
+            item = upgrade(item)
         out = []
         for codec, adapter in zip(codecs, adapters):
             raw = item.get(codec.attr)

@@ -63,6 +63,8 @@ def _update_params(
     version = _read_version(item)
     token = new_write_token()
     key = (item[PK]["S"], item[SK]["S"])
+    if meta.migrations is not None:  # an UpdateItem changes some attributes, not the shape
+        meta.migrations.check_current(item, "update")
     current = meta.codec.decode(item)
     # An F() on an index-key field: computed from the item read, written at its version.
     values = resolve_index_refs(meta, values, current)

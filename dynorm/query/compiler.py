@@ -192,6 +192,11 @@ def _projection(state: QueryState, ph: Placeholders, key_attrs: tuple[str, ...])
     for name in state.projection:
         meta.check_field(name, "select with only()")
         attrs.append(meta.attr_names[name])
+    if meta.migrations is not None:
+        # Upgrading an item of an older schema version needs the whole item: a model with a
+        # schema version reads whole items and keeps the fields asked for (a projection
+        # saves bandwidth only; DynamoDB charges the whole item's reads either way).
+        return None
     return ", ".join(ph.name(a) for a in dict.fromkeys(attrs))
 
 
@@ -401,6 +406,7 @@ def _range(
     exact range lets the lookup leave the filter; `lt`/`gt` on the last field keep it (the
     bound itself is inclusive).
     """
+
     def text(value: Any) -> str:
         return prefix + render_value(value, spec)
 
