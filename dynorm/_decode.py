@@ -53,9 +53,10 @@ class WireDecoder:
         self.classes: set[type[BaseModel]] = set()
         self._lazy_pages: dict[object, SchemaValidator | None] = {}
         migrations = model._meta.migrations
-        #: The stamp (number text) of an item in today's shape, for a model with a schema
-        #: version: a page holding any other item goes to the general decoder (it upgrades).
-        self.stamp = None if migrations is None else str(migrations.current)
+        #: The stamp (number text) of an item in today's shape (a model without a schema
+        #: version reads version 1): a page holding any other item goes to the general
+        #: decoder, which upgrades it (or refuses an item newer than the code).
+        self.stamp = str(UNSTAMPED if migrations is None else migrations.current)
         try:
             self._build()
         except Exception as exc:  # noqa: BLE001 - any failure leaves the general decoder
@@ -221,8 +222,6 @@ class WireDecoder:
     def current(self, keys: Iterable[dict[str, str]]) -> bool:
         """Whether every item (by its keys) is stamped with today's schema version."""
         stamp = self.stamp
-        if stamp is None:
-            return True
         unstamped = str(UNSTAMPED)
         return all(key.get(SCHEMA_VERSION_ATTR, unstamped) == stamp for key in keys)
 

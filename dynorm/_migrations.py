@@ -14,7 +14,9 @@ attribute no field of today's model has): `str`, `int`/`Decimal`, `bool`, `None`
 the version, the write token, the index keys and the stamp are dynorm's and never in it.
 
 An item stamped newer than the code raises `SchemaVersionError`: decoding it with older code
-would drop what the newer code stored.
+would drop what the newer code stored. A model without a schema version reads version 1 (an
+unstamped item, or one stamped 1) and refuses any other (`unversioned`): the release before
+the one that introduces `schema_version = 2` refuses the items that release writes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from ._codec import ValueProblem, from_wire, number_from_wire, to_wire
 from ._constants import PK, SCHEMA_VERSION_ATTR, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .exceptions import ConfigurationError, SchemaVersionError
 
-__all__ = ["Migration", "Migrations", "check_schema_version", "stored_schema_version"]
+__all__ = [
+    "UNSTAMPED",
+    "Migration",
+    "Migrations",
+    "check_schema_version",
+    "stored_schema_version",
+    "unversioned",
+]
 
 #: An upgrade function: the data of one version in, the next version's data out.
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
@@ -61,6 +70,33 @@ def stored_schema_version(item: Mapping[str, Any]) -> int | None:
     except (ValueError, ArithmeticError):
         return None
     return number if isinstance(number, int) else None
+
+
+def unversioned(model: str) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+    """The read guard of a model without `Meta.schema_version` (it reads version 1 only).
+
+    An item stamped above 1 was written by a newer release that declares a schema version:
+    decoding it here would drop what that release stored (and a whole save would write the
+    old shape over it), so it raises `SchemaVersionError` instead.
+    """
+
+    def guard(item: Mapping[str, Any]) -> Mapping[str, Any]:
+        if SCHEMA_VERSION_ATTR not in item:
+            return item
+        version = stored_schema_version(item)
+        if version == UNSTAMPED:
+            return item
+        stored = "an unreadable schema version" if version is None else f"schema version {version}"
+        raise SchemaVersionError(
+            f"Cannot read a {model} item stored at {stored}: this code declares no "
+            f"Meta.schema_version for {model} (it reads version {UNSTAMPED} only), and reading "
+            "it would drop what newer code stored. Deploy the code with the newer model here.",
+            model=model,
+            stored_version=version,
+            current_version=UNSTAMPED,
+        )
+
+    return guard
 
 
 class Migrations:

@@ -28,7 +28,7 @@ from ._constants import (
     WRITE_TOKEN_ATTR,
 )
 from ._keys import KeyTemplate
-from ._migrations import Migrations, check_schema_version
+from ._migrations import Migrations, check_schema_version, unversioned
 from ._options import BoundIndex, Options, UniqueConstraint, assign_slots
 from ._pydantic_internals import is_classvar_annotation
 from .exceptions import AbstractModelError, ConfigurationError
@@ -323,6 +323,8 @@ def build_options(
         index_attrs = [a for i in bound.values() for a in (i.pk_attr, i.sk_attr)]
         meta.migrations = Migrations(name, schema_version, index_attrs, attr_names)
         meta.codec.upgrade = meta.migrations.upgrade
+    else:
+        meta.codec.upgrade = unversioned(name)
     templates = [meta.pk, meta.sk, *(t for i in bound.values() for t in (i.pk, i.sk))]
     templates += [c.template for c in meta.unique]
     for template in templates:

@@ -30,7 +30,7 @@ def decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | N
     meta = model._meta
     assert meta.codec is not None
     loaded = set(projection) | {"version"}
-    if meta.migrations is not None and meta.codec.upgrade is not None:
+    if meta.migrations is not None:
         # The whole item was read (see the compiler's `_projection`): upgraded and validated
         # by the model like any read, then cut down to the fields asked for.
         whole = model.from_item(item).__dict__
