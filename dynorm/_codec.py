@@ -561,8 +561,7 @@ class ModelCodec:
         self.model_name = model_name
         self.fields = tuple(fields)
         self.by_name = {f.name: f for f in self.fields}
-        #: Brings an item of an older schema version to today's shape before it is decoded
-        #: (`Migrations.upgrade`, set for a model with `Meta.schema_version`).
+        #: Checks an item's schema version, upgrading an older one (`dynorm._migrations`).
         self.upgrade: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
     def encode_field(self, name: str, value: Any) -> AttributeValue | None:

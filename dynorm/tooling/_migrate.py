@@ -158,6 +158,7 @@ class _Migrate:
                 page.newer += 1
                 return
             token = new_write_token()
+            new: dict[str, Any] = {}
             try:
                 obj = model.from_item(current)
                 new = model_item(meta, {**obj.__dict__, "version": obj.version + 1}, token=token)
