@@ -177,7 +177,17 @@ class Migrations:
             else:
                 data[self.field_of.get(attr, attr)] = from_wire(av)
         for step in range(version, self.current):
-            data = self.steps[step](data)
+            function = self.steps[step]
+            try:
+                data = function(data)
+            except Exception as exc:
+                # The exception is chained, not quoted: its text may hold a stored value.
+                raise ConfigurationError(
+                    f"Cannot upgrade a {self.model} item from schema version {step}: its "
+                    f"migration {getattr(function, '__name__', 'function')} raised "
+                    f"{type(exc).__name__}; fix the migration (the item is left as stored).",
+                    code="model-definition",
+                ) from exc
             if not isinstance(data, dict):
                 raise ConfigurationError(
                     f"Cannot upgrade a {self.model} item from schema version {step}: its "

@@ -82,12 +82,13 @@ def keys_schema(attrs: tuple[str, ...]) -> Schema:
         "validation_alias": [[WRITE_TOKEN_ATTR, "S"]],
         "required": False,
     }
-    # The schema version stamp (`Meta.schema_version`), as its number text: the decoder
-    # hands an item of another version to the general decoder, which upgrades it.
+    # The schema version stamp (`Meta.schema_version`): its number text, or the whole value
+    # when it is stored under another tag. The decoder hands an item of another version (or
+    # an unreadable stamp) to the general decoder, which upgrades it or refuses it.
     fields[SCHEMA_VERSION_ATTR] = {
         "type": "typed-dict-field",
-        "schema": _KEY,
-        "validation_alias": [[SCHEMA_VERSION_ATTR, "N"]],
+        "schema": {"type": "any"},
+        "validation_alias": [[SCHEMA_VERSION_ATTR, "N"], [SCHEMA_VERSION_ATTR]],
         "required": False,
     }
     return {"type": "typed-dict", "fields": fields, "extra_behavior": "ignore"}

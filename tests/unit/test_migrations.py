@@ -231,3 +231,31 @@ def test_a_migration_sees_plain_values_and_never_dynorm_attributes() -> None:
         item["n"] = {"N": "4"}
         obj = model.from_item(item)
         assert (obj.version, obj._loaded_key, obj.n) == (1, ("S#1", "S"), 4)
+
+
+@pytest.mark.parametrize("stamp", [{"S": "2"}, {"S": "1"}, {"N": "1.5"}, {"N": "2.0"}, {"L": []}])
+def test_a_malformed_stamp_is_refused_by_both_decoders_alike(stamp: dict[str, Any]) -> None:
+    with isolated_registry():
+        for model in (define(None), define(2, "Shape2")):
+            item = {**_item(1, None, []), "_type": {"S": model._meta.type_name}, "_sv": stamp}
+            assert wire_decoder(model).decode_page(_body([item])) is None
+            with pytest.raises(SchemaVersionError, match="unreadable"):
+                model.from_item(item)
+
+
+def test_a_failing_migration_is_a_configuration_error_naming_it_never_quoting_the_value() -> None:
+    with isolated_registry():
+        model = define(2)
+
+        @model.migration(from_version=1)
+        def picky(data: dict[str, Any]) -> dict[str, Any]:
+            raise ValueError(f"bad tags {data['tags']}")
+
+        with pytest.raises(ConfigurationError, match="Shape.*version 1.*picky.*ValueError") as info:
+            model.from_item(_item(1, None, ["s3cr3t"]))
+        assert "s3cr3t" not in str(info.value) and isinstance(info.value.__cause__, ValueError)
+        with isolated_registry():
+            wrong = define(2)
+            wrong.migration(from_version=1)(lambda d: [d])  # type: ignore[arg-type, return-value]
+            with pytest.raises(ConfigurationError, match="returned list"):
+                wrong.from_item(_item(1, None, []))
