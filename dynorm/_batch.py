@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from ._capture import captured
 from ._connection import Connection
-from ._constants import BATCH_GET_LIMIT, BATCH_WRITE_LIMIT, PK, SK
+from ._constants import BATCH_GET_LIMIT, BATCH_WRITE_LIMIT
+from ._layout import DEFAULT, Layout
 from .exceptions import BatchIncompleteError
 
 __all__ = ["BATCHES_IN_FLIGHT", "batch_get", "batch_write", "backoff", "in_parallel"]
@@ -63,10 +64,10 @@ def in_parallel(
     return results
 
 
-def _key_of(request: dict[str, Any]) -> dict[str, str]:
+def _key_of(request: dict[str, Any], layout: Layout) -> dict[str, str]:
     body = request.get("PutRequest", {}).get("Item") or request.get("DeleteRequest", {}).get("Key")
     assert body is not None
-    return {PK: body[PK]["S"], SK: body[SK]["S"]}
+    return {a: layout.text(a, body) for a in layout.key_attrs}
 
 
 def _chunks(conn: Connection, tasks: Sequence[Callable[[], T]]) -> list[T | Exception]:
@@ -119,6 +120,7 @@ def batch_write(
     model: str,
     *,
     max_attempts: int = MAX_BATCH_ATTEMPTS,
+    layout: Layout = DEFAULT,
 ) -> None:
     """Send Put/Delete requests 25 at a time, several chunks in flight; never drop one.
 
@@ -138,7 +140,7 @@ def batch_write(
             raise outcome
     left = [r for outcome in outcomes if not isinstance(outcome, Exception) for r in outcome]
     if left:
-        keys = [_key_of(r) for r in left]
+        keys = [_key_of(r, layout) for r in left]
         raise BatchIncompleteError(
             f"Cannot finish the batch write of {model}: {len(keys)} item(s) were still "
             f"unprocessed after up to {max_attempts} attempts (DynamoDB throttling). Nothing "
@@ -153,7 +155,7 @@ BatchDecoder = Callable[[bytes, str], "tuple[dict[tuple[str, str], Any], Any] | 
 
 
 def _read_batch(
-    conn: Connection, request: dict[str, Any], decode: BatchDecoder | None
+    conn: Connection, request: dict[str, Any], decode: BatchDecoder | None, layout: Layout
 ) -> tuple[dict[tuple[str, str], Any], dict[str, Any] | None]:
     """One BatchGetItem: items by key (decoded by `decode`, else as DynamoDB JSON)."""
     table = conn.table_name
@@ -164,7 +166,7 @@ def _read_batch(
 
     def general(response: dict[str, Any]) -> tuple[dict[tuple[str, str], Any], Any]:
         raws = response.get("Responses", {}).get(table, [])
-        found = {(item[PK]["S"], item[SK]["S"]): item for item in raws}
+        found = {layout.key_of(item): item for item in raws}
         return found, response.get("UnprocessedKeys", {}).get(table)
 
     return conn.read("BatchGetItem", {"RequestItems": {table: request}}, wire, general)
@@ -177,12 +179,14 @@ def _read_chunk(
     max_attempts: int,
     decode: BatchDecoder | None,
     stop: _Stop,
+    layout: Layout,
 ) -> tuple[dict[tuple[str, str], Any], list[dict[str, str]]]:
     """Read one chunk of <= 100 keys: (items by key, the keys still unprocessed)."""
+    names = layout.key_attrs
     if stop.failed:
-        return {}, [{PK: pk, SK: sk} for pk, sk in chunk]
+        return {}, [dict(zip(names, key)) for key in chunk]
     found: dict[tuple[str, str], Any] = {}
-    first: dict[str, Any] = {"Keys": [{PK: {"S": pk}, SK: {"S": sk}} for pk, sk in chunk]}
+    first: dict[str, Any] = {"Keys": [layout.key_item(key) for key in chunk]}
     if consistent:
         first["ConsistentRead"] = True
     request: dict[str, Any] | None = first
@@ -190,10 +194,10 @@ def _read_chunk(
     try:
         while request:
             attempt += 1
-            items, request = _read_batch(conn, request, decode)
+            items, request = _read_batch(conn, request, decode, layout)
             found.update(items)
             if request and attempt >= max_attempts:
-                return found, [{PK: k[PK]["S"], SK: k[SK]["S"]} for k in request["Keys"]]
+                return found, [{a: layout.text(a, k) for a in names} for k in request["Keys"]]
             if request:
                 time.sleep(backoff(attempt))
     except Exception:
@@ -210,6 +214,7 @@ def batch_get(
     consistent: bool = False,
     max_attempts: int = MAX_BATCH_ATTEMPTS,
     decode: BatchDecoder | None = None,
+    layout: Layout = DEFAULT,
 ) -> dict[tuple[str, str], Any]:
     """Read distinct keys 100 at a time, several chunks in flight; return items by key.
 
@@ -222,7 +227,10 @@ def batch_get(
     chunks = [unique[s : s + BATCH_GET_LIMIT] for s in range(0, len(unique), BATCH_GET_LIMIT)]
     outcomes = _chunks(
         conn,
-        [partial(_read_chunk, conn, c, consistent, max_attempts, decode, stop) for c in chunks],
+        [
+            partial(_read_chunk, conn, c, consistent, max_attempts, decode, stop, layout)
+            for c in chunks
+        ],
     )
     found: dict[tuple[str, str], Any] = {}
     left: list[dict[str, str]] = []

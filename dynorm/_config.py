@@ -263,6 +263,17 @@ class Table:
         max_pool_connections: Keep-alive connections of this table's client.
         connect_timeout: Seconds to wait for a connection.
         read_timeout: Seconds to wait for an answer.
+        managed: False for a table dynorm did not create: `create_table()` and
+            `delete_table()` refuse it, `dynorm check` compares it with the models.
+        pk_attribute: The partition-key attribute name of every model in it (default `"pk"`).
+        sk_attribute: The sort-key attribute name (default `"sk"`); None for a table with a
+            partition key only.
+        type_attribute: The entity-type attribute (default `"_type"`); None: every item in a
+            model's key range is that model (reads check no type).
+        version_attribute: The optimistic-locking attribute (default `"version"`), e.g. an
+            existing numeric `"Version"`; None: `save()` is last-writer-wins.
+
+    A model's `Meta` may override each of the last five (`Meta.pk_attribute = ...`).
 
     Raises:
         ConfigurationError: A table name DynamoDB would refuse.
@@ -280,8 +291,25 @@ class Table:
         max_pool_connections: int | _NotGiven = NOT_GIVEN,
         connect_timeout: float | _NotGiven = NOT_GIVEN,
         read_timeout: float | _NotGiven = NOT_GIVEN,
+        managed: bool | _NotGiven = NOT_GIVEN,
+        pk_attribute: str | _NotGiven = NOT_GIVEN,
+        sk_attribute: str | None | _NotGiven = NOT_GIVEN,
+        type_attribute: str | None | _NotGiven = NOT_GIVEN,
+        version_attribute: str | None | _NotGiven = NOT_GIVEN,
     ) -> None:
         self.name = check_table_name(name, "Table(name)")
+        #: The physical names given here (the models' `Meta` may override each).
+        self.layout: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("managed", managed),
+                ("pk_attribute", pk_attribute),
+                ("sk_attribute", sk_attribute),
+                ("type_attribute", type_attribute),
+                ("version_attribute", version_attribute),
+            )
+            if not isinstance(value, _NotGiven)
+        }
         self._own: dict[str, Any] = {
             key: value
             for key, value in (

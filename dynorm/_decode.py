@@ -71,6 +71,8 @@ class WireDecoder:
         assert codec is not None
         if "blob" in model._meta.field_kinds.values():
             return  # blob pointers become BlobValues in from_item (the general decoder)
+        if not model._meta.layout.is_default:
+            return  # another table's physical names: the general decoder reads them
         root = cast(Schema, copy.copy(model.__pydantic_core_schema__))
         definitions: list[Schema] = []
         if root.get("type") == "definitions":

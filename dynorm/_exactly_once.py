@@ -39,7 +39,7 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from ._codec import from_wire
 from ._config import OWN_TABLE, Table, _OwnTable, binding, connection_for
-from ._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
+from ._constants import VERSION_ATTR, WRITE_TOKEN_ATTR
 from ._write_op import WriteOp
 from .exceptions import DynormError, WriteOutcomeUnknownError
 
@@ -236,12 +236,12 @@ def stored_item(instance: Model, key: tuple[str, str]) -> dict[str, Any] | None:
         "GetItem",
         {
             "TableName": conn.table_name,
-            "Key": {PK: {"S": key[0]}, SK: {"S": key[1]}},
+            "Key": instance._meta.layout.key_item(key),
             "ConsistentRead": True,
         },
     )
     item: dict[str, Any] | None = response.get("Item")
-    if item is None or item.get(TYPE_ATTR, {}).get("S") != instance._meta.type_name:
+    if item is None or not instance._meta.layout.is_type(item, instance._meta.type_name):
         return None
     return item
 
@@ -378,13 +378,16 @@ def first_gone(exc: DynormError) -> bool:
     return not response.get("Item")
 
 
-def stored_version(old: Mapping[str, Any] | None) -> int | None:
-    if old and VERSION_ATTR in old:
-        return int(from_wire(old[VERSION_ATTR]))
+def stored_version(old: Mapping[str, Any] | None, attr: str | None = VERSION_ATTR) -> int | None:
+    """The version a stored item holds (None: none, or no version attribute)."""
+    if old and attr is not None and attr in old:
+        return int(from_wire(old[attr]))
     return None
 
 
-def disproves(old: Mapping[str, Any] | None, expected: int) -> bool:
+def disproves(
+    old: Mapping[str, Any] | None, expected: int, attr: str | None = VERSION_ATTR
+) -> bool:
     """Whether a stored item without our token proves that our write was never applied.
 
     Every write of an instance is conditional on the version `expected` and stores
@@ -392,7 +395,7 @@ def disproves(old: Mapping[str, Any] | None, expected: int) -> bool:
     exactly `expected + 1` means ours never was (a genuine conflict). At a later version (or
     gone) ours may have been stored and then changed: that cannot be told.
     """
-    return stored_version(old) == expected + 1
+    return attr is not None and stored_version(old, attr) == expected + 1
 
 
 def unknown(
@@ -472,8 +475,9 @@ def written_key(op: WriteOp) -> tuple[str, str] | None:
         puts = [a["Put"] for a in actions if "Put" in a]
         body = puts[0] if puts else next(iter(actions[0].values()), {})
     key = body.get("Item") or body.get("Key")
-    if key and PK in key and SK in key:
-        return (key[PK]["S"], key[SK]["S"])
+    layout = op.model._meta.layout
+    if key and layout.has_key(key):
+        return layout.key_of(key)
     return None
 
 

@@ -24,7 +24,7 @@ from ._capture import captured
 from ._companions import attach, is_companion_write
 from ._config import connection_for
 from ._connection import Connection, logger
-from ._constants import PK, SK, WRITE_TOKEN_ATTR
+from ._constants import WRITE_TOKEN_ATTR
 from ._exactly_once import (
     CCF,
     bind,
@@ -271,7 +271,7 @@ def _get_consistent(instance: Model, key: tuple[str, str]) -> dict[str, Any] | N
         "GetItem",
         {
             "TableName": conn.table_name,
-            "Key": {PK: {"S": key[0]}, SK: {"S": key[1]}},
+            "Key": instance._meta.layout.key_item(key),
             "ConsistentRead": True,
         },
     )

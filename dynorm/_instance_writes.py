@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._blobs import after_save, blob_fields, blob_overrides, delete_objects_of, deleted_blobs
 from ._codec import Item
-from ._constants import PK, SK
 from ._exactly_once import (
     carrying,
     disproves,
@@ -127,6 +126,7 @@ def _conflict(
     `ItemExistsError` (create) or `VersionConflictError`.
     """
     meta = instance._meta
+    layout = meta.layout
     model = meta.model_name
     expected = instance.version
     keys = _key_names(instance)
@@ -137,8 +137,8 @@ def _conflict(
         if action == "delete" and first_gone(exc):
             return None  # gone already (e.g. our delete, retried after a lost response)
         old = old_item(exc)
-        current = stored_version(old)
-        if may_have_applied() and not disproves(old, expected):
+        current = stored_version(old, layout.version)
+        if may_have_applied() and not disproves(old, expected, layout.version):
             return unknown(model, action, keys, expected, current, exc)
         if action == "create":
             key = old or {}
@@ -146,7 +146,9 @@ def _conflict(
                 f"Cannot create {model} (key fields: {keys}): an item with the same key "
                 "already exists. Load it and save() that object, or use get_or_create().",
                 model=model,
-                keys=[{PK: key[PK]["S"], SK: key[SK]["S"]}] if PK in key and SK in key else [],
+                keys=[{a: layout.text(a, key) for a in layout.key_attrs}]
+                if layout.has_key(key)
+                else [],
                 objects=[instance],
                 aws_code=exc.aws_code,
                 response=exc.response,
@@ -227,7 +229,7 @@ def save_op(instance: Model, update_fields: Iterable[str] | None = None) -> Writ
         return _partial_update_op(instance, list(dict.fromkeys(update_fields)), overrides, token)
     values = {**instance.__dict__, **overrides}
     item = model_item(meta, values, token=token)
-    new_key = (item[PK]["S"], item[SK]["S"])
+    new_key = meta.layout.key_of(item)
     written = None if update_fields is None else tuple(update_fields)
 
     def on_success(_: dict[str, Any]) -> None:

@@ -156,20 +156,30 @@ def _formatted(value: Any, spec: str, strict: bool) -> str:
     return text
 
 
-def render_value(value: Any, spec: str = "", *, strict: bool = True) -> str:
+def render_value(
+    value: Any, spec: str = "", *, strict: bool = True, raw: bool = False
+) -> str:
     """Render one field value as key text: canonical, then escaped.
 
     With a format spec (numbers only: `{seq:010d}`, `{price:012.2f}`), `strict` refuses a
     value the spec would round, truncate or misorder (negative, or wider than the width).
+    `raw` (a plain-value key, the whole key one field): the canonical text, not escaped.
     """
     text = _formatted(value, spec, strict) if spec else _plain_text(value)
+    if raw:
+        _check_utf8(text)
+        return text
+    _check_utf8(text)
+    return escape(text)
+
+
+def _check_utf8(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueProblem(
             "contains a lone surrogate code point, which UTF-8 (and so DynamoDB) cannot store"
         ) from None
-    return escape(text)
 
 
 def successor(prefix: str) -> str | None:
@@ -268,6 +278,32 @@ class KeyTemplate:
             for literal, name, _ in self.parts
         )
         self._pattern = re.compile(pattern, re.DOTALL)
+        #: A plain-value key (see `make_raw`): the value's own text, not escaped.
+        self.raw = False
+
+    @property
+    def is_single(self) -> bool:
+        """Whether the template is exactly one field: no literal text, no format spec."""
+        return (
+            len(self.parts) == 1
+            and self.parts[0][0] == ""
+            and self.parts[0][1] is not None
+            and self.parts[0][2] == ""
+        )
+
+    def make_raw(self) -> None:
+        """Store this one-field key as the value itself, not escaped.
+
+        For a key attribute that *is* a field, or a table dynorm does not manage: one field
+        and no literal text is already injective.
+        """
+        assert self.is_single
+        self.raw = True
+        self._pattern = re.compile("(.*)", re.DOTALL)
+
+    def value_text(self, value: Any, spec: str = "", *, strict: bool = True) -> str:
+        """One field value's text in this template (escaped unless the key is raw)."""
+        return render_value(value, spec, strict=strict, raw=self.raw)
 
     def check_specs(self, is_number: Callable[[str], bool]) -> None:
         """Refuse a format spec on a field that is not a number (called at class creation)."""
@@ -289,7 +325,7 @@ class KeyTemplate:
                 value = values[name]
                 if value is None:
                     return None
-                out.append(render_value(value, spec))
+                out.append(render_value(value, spec, raw=self.raw))
         return "".join(out)
 
     def render_prefix(self, values: Mapping[str, Any]) -> tuple[str, int]:
@@ -307,7 +343,7 @@ class KeyTemplate:
                 break
             if name not in values:
                 break
-            out.append(render_value(values[name], spec))
+            out.append(render_value(values[name], spec, raw=self.raw))
             fixed += 1
         return "".join(out), fixed
 
@@ -316,6 +352,8 @@ class KeyTemplate:
         match = self._pattern.fullmatch(text)
         if match is None:
             return None
+        if self.raw:
+            return {self.fields[0]: match.group(1)}
         return {name: unescape(raw) for name, raw in zip(self.fields, match.groups())}
 
     def __repr__(self) -> str:

@@ -28,8 +28,10 @@ from ._constants import (
     WRITE_TOKEN_ATTR,
 )
 from ._keys import KeyTemplate
+from ._layout import LAYOUT_OPTIONS, Layout
 from ._migrations import Migrations, check_schema_version, unversioned
 from ._options import BoundIndex, Options, UniqueConstraint, assign_slots
+from ._physical import KeySpec, check_index_projection, check_keys, resolve_layout
 from ._pydantic_internals import is_classvar_annotation
 from .exceptions import AbstractModelError, ConfigurationError
 from .fields import DynormField, FieldKind
@@ -66,6 +68,7 @@ META_KEYS = frozenset(
         "audit",
         "audit_exclude",
         "schema_version",
+        *LAYOUT_OPTIONS,
     }
 )
 
@@ -230,8 +233,9 @@ def build_options(
     for field_name, info in fields.items():
         if info.alias or info.validation_alias or info.serialization_alias:
             raise ConfigurationError(
-                f"Cannot use an alias on {name}.{field_name}: dynorm stores every field under "
-                "its own name. Rename the field instead (or convert at your API boundary).",
+                f"Cannot use a pydantic alias on {name}.{field_name}: to store the field under "
+                f"another attribute name, declare it with fields.Attr (e.g. `{field_name}: str "
+                f'= fields.Attr("{field_name}Name")`), or rename the field.',
                 code="model-definition",
             )
         if "__" in field_name:
@@ -247,9 +251,26 @@ def build_options(
             f"{', '.join(ttl_fields)}); DynamoDB has one TTL attribute per table.",
             code="model-definition",
         )
-    attr_names = {f: (TTL_ATTR if kinds.get(f) == "ttl" else f) for f in fields}
-    for field_name, attr in attr_names.items():
-        _check_attribute_name(name, field_name, attr, kinds.get(field_name))
+    given_attrs: dict[str, str] = dict(raw.get("_attributes") or {})
+    attr_names = {
+        f: given_attrs.get(f) or (TTL_ATTR if kinds.get(f) == "ttl" else f) for f in fields
+    }
+    if "version" in given_attrs:
+        raise ConfigurationError(
+            f"Cannot rename the version field of {name} with fields.Attr: name its attribute "
+            'with Meta.version_attribute (e.g. version_attribute = "Version").',
+            code="model-definition",
+        )
+    table = as_table(raw["table"]) if raw.get("table") is not None else None
+    annotations = {f: i.annotation for f, i in fields.items()}
+    layout, _ = resolve_layout(
+        name,
+        raw,
+        table.layout if table is not None else {},
+        attr_names,
+        annotations,
+        ttl_fields[0] if ttl_fields else None,
+    )
     abstract = bool(raw.get("abstract", False))
     type_name = str(raw.get("type_name") or name)
     if "#" in type_name:
@@ -266,18 +287,22 @@ def build_options(
         field_kinds=dict(kinds),
         attr_names=attr_names,
         ttl_field=ttl_fields[0] if ttl_fields else None,
-        extra={"raw": raw, "annotations": {f: i.annotation for f, i in fields.items()}},
+        extra={"raw": raw, "annotations": annotations},
+        layout=layout,
     )
-    if raw.get("table") is not None:
-        meta.table = as_table(raw["table"])
+    if table is not None:
+        meta.table = table
     meta.codec = ModelCodec(
         name,
         (
             compile_field(f, attr_names[f], info.annotation, kinds.get(f))
             for f, info in fields.items()
+            if f != "version" or layout.version is not None
         ),
     )
     if abstract:
+        for field_name, attr in attr_names.items():
+            _check_attribute_name(name, field_name, attr, kinds.get(field_name), layout, set())
         return meta
     if "pk" not in raw and getattr(cls, "__dynorm_singleton__", False):
         raw = {**raw, "pk": f"SINGLETON#{type_name}"}
@@ -288,16 +313,31 @@ def build_options(
             code="model-definition",
         )
     known = [f for f in fields if kinds.get(f) not in ("compressed", "blob")]
+    if layout.sk is None and raw.get("sk") is not None:
+        raise ConfigurationError(
+            f"Cannot use Meta.sk on {name}: its table has no sort key (sk_attribute=None); "
+            "drop Meta.sk, or name the table's sort-key attribute.",
+            code="model-definition",
+        )
     meta.pk = KeyTemplate(str(raw["pk"]), name, known, "partition key")
     meta.sk = KeyTemplate(str(raw.get("sk") or type_name), name, known, "sort key")
-    bound: dict[str, BoundIndex] = {}
-    for index, slot in assign_slots(list(raw.get("indexes") or ()), name):
-        bound[index.name] = BoundIndex(
-            name=index.name,
-            slot=slot,
-            pk=KeyTemplate(index.pk, name, known, f"index {index.name!r} partition key"),
-            sk=KeyTemplate(index.sk or type_name, name, known, f"index {index.name!r} sort key"),
+    keys = [KeySpec("partition key", "Meta.pk_attribute", layout.pk, meta.pk)]
+    if layout.sk is not None:
+        keys.append(KeySpec("sort key", "Meta.sk_attribute", layout.sk, meta.sk))
+    bound = _bind_indexes(name, raw, known, type_name, layout, meta.pk, keys)
+    types, owned = check_keys(name, layout, keys, attr_names, annotations)
+    layout = Layout(**{**vars(layout), "types": types})
+    meta.layout = layout
+    for key, bound_index in list(bound.items()):
+        writes = tuple(
+            a
+            for a in (bound_index.pk_attr, bound_index.sk_attr)
+            if a not in layout.key_attrs and a not in owned
         )
+        bound[key] = BoundIndex(**{**vars(bound_index), "writes": writes})
+    for field_name, attr in attr_names.items():
+        _check_attribute_name(name, field_name, attr, kinds.get(field_name), layout, owned)
+    _check_needs(cls, name, raw, layout)
     for bound_index in bound.values():
         if len(bound_index.pk_attr) > KEY_ATTRIBUTE_NAME_LIMIT:
             raise ConfigurationError(
@@ -321,6 +361,9 @@ def build_options(
     schema_version = check_schema_version(name, raw.get("schema_version"))
     if schema_version is not None:
         index_attrs = [a for i in bound.values() for a in (i.pk_attr, i.sk_attr)]
+        fields_at = {a for f, a in attr_names.items() if f != "version"}
+        physical = (layout.pk, layout.sk, layout.type, layout.version)
+        index_attrs += [a for a in physical if a is not None and a not in fields_at]
         meta.migrations = Migrations(name, schema_version, index_attrs, attr_names)
         meta.codec.upgrade = meta.migrations.upgrade
     else:
@@ -339,6 +382,115 @@ def build_options(
                 )
         template.check_specs(lambda f: unwrap_optional(fields[f].annotation)[0] in (int, Decimal))
     return meta
+
+
+def _bind_indexes(
+    name: str,
+    raw: Mapping[str, Any],
+    known: list[str],
+    type_name: str,
+    layout: Layout,
+    table_pk: KeyTemplate,
+    keys: list[KeySpec],
+) -> dict[str, BoundIndex]:
+    """Compile `Meta.indexes`: slots, templates and the physical names of existing ones."""
+    bound: dict[str, BoundIndex] = {}
+    for index, slot in assign_slots(list(raw.get("indexes") or ()), name):
+        label = f"Index({index.name!r})"
+        pk_tpl = KeyTemplate(index.pk, name, known, f"index {index.name!r} partition key")
+        sk_tpl = KeyTemplate(index.sk or type_name, name, known, f"index {index.name!r} sort key")
+        custom = bool(index.physical or index.pk_attribute or index.sk_attribute or index.local)
+        pk_attr = index.pk_attribute or (layout.pk if index.local else "")
+        if index.local:
+            if pk_attr != layout.pk or index.pk != table_pk.source:
+                raise ConfigurationError(
+                    f"Cannot declare the local index {index.name!r} on {name}: a local "
+                    f"secondary index shares the table's partition key; give it "
+                    f"pk={table_pk.source!r} and pk_attribute={layout.pk!r}.",
+                    code="index",
+                )
+            if not index.sk_attribute or layout.sk is None:
+                raise ConfigurationError(
+                    f"Cannot declare the local index {index.name!r} on {name} without "
+                    "sk_attribute (or on a table with no sort key); name the index's sort-key "
+                    "attribute.",
+                    code="index",
+                )
+        for option, attr in (
+            ("pk_attribute", index.pk_attribute),
+            ("sk_attribute", index.sk_attribute),
+        ):
+            if attr is not None and (not isinstance(attr, str) or not attr):
+                raise ConfigurationError(
+                    f"Cannot use {label}.{option} on {name}: give a non-empty attribute name.",
+                    code="index",
+                )
+        if index.physical is not None and not (isinstance(index.physical, str) and index.physical):
+            raise ConfigurationError(
+                f"Cannot use {label}.name on {name}: give the index's DynamoDB name.",
+                code="index",
+            )
+        bound_index = BoundIndex(
+            name=index.name,
+            slot=slot,
+            pk=pk_tpl,
+            sk=sk_tpl,
+            physical_name=index.physical or "",
+            pk_attr=pk_attr,
+            sk_attr=index.sk_attribute or "",
+            projection=check_index_projection(name, index.name, index.projection),
+            local=index.local,
+            custom=custom,
+        )
+        if bound_index.pk_attr == bound_index.sk_attr:
+            raise ConfigurationError(
+                f"Cannot use one attribute for both keys of index {index.name!r} on {name}; "
+                "name two attributes.",
+                code="index",
+            )
+        keys.append(
+            KeySpec(
+                f"index {index.name!r} partition key",
+                f"{label}.pk_attribute",
+                bound_index.pk_attr,
+                pk_tpl,
+            )
+        )
+        keys.append(
+            KeySpec(
+                f"index {index.name!r} sort key",
+                f"{label}.sk_attribute",
+                bound_index.sk_attr,
+                sk_tpl,
+            )
+        )
+        bound[index.name] = bound_index
+    return bound
+
+
+def _check_needs(cls: type[BaseModel], name: str, raw: Mapping[str, Any], layout: Layout) -> None:
+    """Refuse features a layout cannot hold (history, guards, counters, audit entries)."""
+    versioned = any(str(k.__module__).startswith("dynorm.versioning") for k in cls.__mro__)
+    text_keys = not layout.types.get(layout.pk) and not (layout.sk and layout.types.get(layout.sk))
+    needs = [
+        ("a VersionedModel", versioned, layout.version is not None),
+        ("Meta.unique", bool(raw.get("unique")), True),
+        ("Meta.counted", bool(raw.get("counted")), True),
+        ("Meta.audit", bool(raw.get("audit")), True),
+    ]
+    for feature, wanted, extra in needs:
+        if not wanted:
+            continue
+        if layout.sk is None or layout.type is None or not text_keys or not extra:
+            raise ConfigurationError(
+                f"Cannot use {feature} on {name} with this layout: it stores items of its "
+                "own beside the model's, which needs a string partition and sort key and a "
+                "type attribute"
+                + (" and a version attribute" if versioned else "")
+                + "; give the table sk_attribute/type_attribute, or drop "
+                f"{feature}.",
+                code="model-definition",
+            )
 
 
 def _ordering(model: str, raw: Any, sort_keys: list[KeyTemplate]) -> tuple[str, bool] | None:
@@ -447,10 +599,13 @@ def _check_utf8(model: str, name: str) -> int:
         ) from None
 
 
-def _check_attribute_name(model: str, field: str, attr: str, kind: FieldKind | None) -> None:
+def _check_attribute_name(
+    model: str, field: str, attr: str, kind: FieldKind | None, layout: Layout, owned: set[str]
+) -> None:
     """Refuse a field whose stored attribute name DynamoDB would refuse or dynorm uses."""
-    ours = field == VERSION_ATTR or (kind == "ttl" and attr == TTL_ATTR)
-    if not ours and (attr in _DYNORM_ATTRS or _RESERVED_FIELD.match(attr)):
+    ours = field == VERSION_ATTR or (kind == "ttl" and attr == layout.ttl) or attr in owned
+    physical = {layout.pk, layout.sk, layout.type, layout.version, layout.ttl} - {None}
+    if not ours and (attr in _DYNORM_ATTRS | physical or _RESERVED_FIELD.match(attr)):
         raise ConfigurationError(
             f"Cannot name a field {field!r} on {model}: dynorm stores its keys (or its own "
             f"data) under the attribute name {attr!r}; rename the field.",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._codec import ModelCodec, ValueProblem
 from ._constants import PARTITION_KEY_LIMIT, SORT_KEY_LIMIT, gsi_name, gsi_pk, gsi_sk
 from ._keys import KeyTemplate, suggest as _suggest
+from ._layout import DEFAULT, Key, Layout
 from ._migrations import Migrations
 from .exceptions import ConfigurationError, InvalidValueError, QueryError
 
@@ -16,22 +17,69 @@ if TYPE_CHECKING:
     from .fields import FieldKind
 
 
-@dataclass(frozen=True)
+Projection = Any  # "ALL", "KEYS_ONLY" or a tuple of attribute names
+
+
+@dataclass(frozen=True, init=False)
 class Index:
-    """A global secondary index of a model, declared in `Meta.indexes`.
+    """A secondary index of a model, declared in `Meta.indexes`.
 
     Args:
-        name: The name queries use: `Order.objects.using_gsi("by_status")`.
+        alias: The name queries use: `Order.objects.using_gsi("by_status")`.
         pk: The partition-key template, e.g. `"STATUS#{status}"`.
         sk: The sort-key template; defaults to the model's entity type name.
         slot: Pin the physical index (`gsi{slot}`); by default slots are assigned in
             declaration order, lowest free first.
+        name: The physical name of an existing index (default: `gsi{slot}`). Given with no
+            alias, it is the name queries use (the older spelling `Index(name=..., pk=...)`).
+        pk_attribute: The index's partition-key attribute (default `gsi{slot}pk`).
+        sk_attribute: The index's sort-key attribute (default `gsi{slot}sk`).
+        projection: `"ALL"` (default), `"KEYS_ONLY"` or a list of the attribute names the
+            index projects; a query needing an attribute it lacks raises `QueryError`.
+        local: A local secondary index: it shares the table's partition key.
     """
 
     name: str
     pk: str
-    sk: str | None = None
-    slot: int | None = None
+    sk: str | None
+    slot: int | None
+    physical: str | None
+    pk_attribute: str | None
+    sk_attribute: str | None
+    projection: Projection
+    local: bool
+
+    def __init__(
+        self,
+        alias: str | None = None,
+        pk: str | None = None,
+        sk: str | None = None,
+        slot: int | None = None,
+        *,
+        name: str | None = None,
+        pk_attribute: str | None = None,
+        sk_attribute: str | None = None,
+        projection: str | Sequence[str] = "ALL",
+        local: bool = False,
+    ) -> None:
+        if alias is None:
+            alias, name = name, None
+        if alias is None or pk is None:
+            raise TypeError("Index() needs a name and pk, e.g. Index('by_x', pk='X#{x}')")
+        if not isinstance(projection, str):
+            projection = tuple(projection)
+        for key, value in (
+            ("name", alias),
+            ("pk", pk),
+            ("sk", sk),
+            ("slot", slot),
+            ("physical", name),
+            ("pk_attribute", pk_attribute),
+            ("sk_attribute", sk_attribute),
+            ("projection", projection),
+            ("local", local),
+        ):
+            object.__setattr__(self, key, value)
 
 
 @dataclass(frozen=True)
@@ -42,21 +90,28 @@ class BoundIndex:
     slot: int
     pk: KeyTemplate
     sk: KeyTemplate
+    #: The DynamoDB index name (`gsi{slot}` unless `Index(name=...)`).
+    physical_name: str = ""
+    #: The index's key attributes (`gsi{slot}pk/sk` unless declared).
+    pk_attr: str = ""
+    sk_attr: str = ""
+    #: "ALL", "KEYS_ONLY" or the projected attribute names.
+    projection: Projection = "ALL"
+    local: bool = False
+    #: Whether the index declares its physical names (an existing index).
+    custom: bool = False
+    #: Key attributes this index writes itself (not a table key or a field's own attribute).
+    writes: tuple[str, ...] = ()
 
-    @property
-    def physical_name(self) -> str:
-        """The DynamoDB GSI name (`gsi{slot}`)."""
-        return gsi_name(self.slot)
-
-    @property
-    def pk_attr(self) -> str:
-        """The partition-key attribute of this index's slot."""
-        return gsi_pk(self.slot)
-
-    @property
-    def sk_attr(self) -> str:
-        """The sort-key attribute of this index's slot."""
-        return gsi_sk(self.slot)
+    def __post_init__(self) -> None:
+        if not self.physical_name:
+            object.__setattr__(self, "physical_name", gsi_name(self.slot))
+        if not self.pk_attr:
+            object.__setattr__(self, "pk_attr", gsi_pk(self.slot))
+        if not self.sk_attr:
+            object.__setattr__(self, "sk_attr", gsi_sk(self.slot))
+        if not self.writes and not self.custom:
+            object.__setattr__(self, "writes", (self.pk_attr, self.sk_attr))
 
 
 def assign_slots(indexes: Sequence[Index], model: str) -> list[tuple[Index, int]]:
@@ -150,6 +205,8 @@ class Options:
     #: `Meta.schema_version` and the upgrade functions (`@Model.migration`); None: no stamp.
     migrations: Migrations | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The physical names of the model's items (key, type and version attributes).
+    layout: Layout = DEFAULT
 
     @property
     def schema_version(self) -> int | None:
@@ -191,11 +248,14 @@ class Options:
             )
         return text
 
-    def primary_key(self, values: Mapping[str, Any]) -> tuple[str, str]:
-        """Return (pk, sk) for field values; raises when a key field is None or empty."""
+    def primary_key(self, values: Mapping[str, Any]) -> Key:
+        """Return (pk, sk) for field values; raises when a key field is None or empty.
+
+        The sort key of a table that has none is `""`.
+        """
         assert self.pk is not None and self.sk is not None
         pk = self.key_value(self.pk, values, "partition key")
-        sk = self.key_value(self.sk, values, "sort key")
+        sk = "" if self.layout.sk is None else self.key_value(self.sk, values, "sort key")
         if pk is None or sk is None:
             missing = [f for f in self.key_fields if values.get(f) is None]
             raise InvalidValueError(
@@ -205,16 +265,14 @@ class Options:
             )
         return pk, sk
 
-    def parse_key(
-        self, pk: str, sk: str, read: Callable[[str, str], Any]
-    ) -> dict[str, Any] | None:
+    def parse_key(self, pk: str, sk: str, read: Callable[[str, str], Any]) -> dict[str, Any] | None:
         """Split a stored (pk, sk) into this model's key-field values; None if not its key.
 
         `read(field, text)` turns a field's key text back into a value of the field's type.
         """
         assert self.pk is not None and self.sk is not None
         texts = self.pk.parse(pk)
-        sk_texts = self.sk.parse(sk)
+        sk_texts = {} if self.layout.sk is None else self.sk.parse(sk)
         if texts is None or sk_texts is None:
             return None
         for name, text in sk_texts.items():
@@ -226,16 +284,23 @@ class Options:
             return None
 
     def index_keys(self, values: Mapping[str, Any]) -> dict[str, str | None]:
-        """Return each index slot's key attributes (None where the index is sparse)."""
+        """Return the key attributes each index writes, as key text (`layout.av` types it).
+
+        None where the index is sparse. An index key that is the table's key or a field's
+        own attribute is not among them: that attribute is written once, by the table key
+        or the field.
+        """
         out: dict[str, str | None] = {}
         for index in self.indexes.values():
+            if not index.writes:
+                continue
             role = f"index {index.name!r}"
             pk = self.key_value(index.pk, values, f"{role} partition key")
             sk = self.key_value(index.sk, values, f"{role} sort key")
-            if pk is None or sk is None:
-                out[index.pk_attr] = out[index.sk_attr] = None
-            else:
-                out[index.pk_attr], out[index.sk_attr] = pk, sk
+            for attr, text in ((index.pk_attr, pk), (index.sk_attr, sk)):
+                if attr in index.writes:
+                    sparse = pk is None or sk is None or text is None
+                    out[attr] = None if sparse else text
         return out
 
     def check_field(self, name: str, action: str) -> None:

@@ -21,7 +21,7 @@ from ._codec import item_size, value_size
 from ._companions import explain, is_companion_write
 from ._config import TableChoice, binding, connection_for, table_name_for
 from ._connection import logger
-from ._constants import PK, SK, TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT, TYPE_ATTR
+from ._constants import TRANSACT_ITEMS_LIMIT, TRANSACT_SIZE_LIMIT
 from ._counters import merge_counts
 from ._exactly_once import (
     CCF,
@@ -187,10 +187,14 @@ class Transaction:
                 code="bad-query",
             )
         keys = [  # (kind, table, pk, sk): one key in two tables is two items
-            (kind, body["TableName"], body["Item"][PK]["S"], body["Item"][SK]["S"])
-            if "Item" in body
-            else (kind, body["TableName"], body["Key"][PK]["S"], body["Key"][SK]["S"])
-            for a in items
+            (
+                kind,
+                body["TableName"],
+                *self.ops[op].model._meta.layout.key_of(
+                    body["Item"] if "Item" in body else body["Key"]
+                ),
+            )
+            for a, op in zip(items, owner)
             for kind, body in a.items()
         ]
         if len({k[1:] for k in keys}) != len(keys):
@@ -260,9 +264,7 @@ class Transaction:
                 bind(op.instance, written_to(op))
         self._reload(conn)
 
-    def _companion_error(
-        self, exc: TransactionCanceledError, owner: list[int]
-    ) -> Exception | None:
+    def _companion_error(self, exc: TransactionCanceledError, owner: list[int]) -> Exception | None:
         """The typed error of a refused companion (a taken unique value), if that is why."""
         own: dict[int, list[str | None]] = {}
         for index, reason in zip(owner, exc.reasons):
@@ -322,7 +324,11 @@ class Transaction:
                 and op.operation != "ConditionCheck"
                 and live_attempts(op.instance)
                 and first.get(index, {}).get("Code") == CCF
-                and not disproves(first[index].get("Item"), op.instance.version)
+                and not disproves(
+                    first[index].get("Item"),
+                    op.instance.version,
+                    op.instance._meta.layout.version,
+                )
             ]
             if unknown:
                 op = unknown[0]
@@ -384,9 +390,12 @@ class Transaction:
         for op in stale:  # each from its own table
             by_table.setdefault(table_name_for(op.model, op.table), []).append(op)
         for name, ops in by_table.items():
-            keys = [(op.params["Key"][PK]["S"], op.params["Key"][SK]["S"]) for op in ops]
+            layout = ops[0].model._meta.layout
+            keys = [op.model._meta.layout.key_of(op.params["Key"]) for op in ops]
             try:
-                found = batch_get(conn.for_table(name), keys, "transaction", consistent=True)
+                found = batch_get(
+                    conn.for_table(name), keys, "transaction", consistent=True, layout=layout
+                )
             except DynormError as exc:
                 logger.warning(
                     "re-reading the objects updated in a transaction failed (%s); they "
@@ -398,7 +407,8 @@ class Transaction:
                 item = found.get(key)
                 instance = op.instance
                 assert instance is not None
-                if item is None or item.get(TYPE_ATTR, {}).get("S") != instance._meta.type_name:
+                meta = instance._meta
+                if item is None or not meta.layout.is_type(item, meta.type_name):
                     continue
                 take(instance, item)
 
@@ -574,7 +584,7 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
                 code="bad-query",
             )
         pk, sk = meta.primary_key({f: _coerce(meta, f, key[f]) for f in meta.key_fields})
-        key_av = {PK: {"S": pk}, SK: {"S": sk}}
+        key_av = meta.layout.key_item((pk, sk))
         items.append({"Get": {"TableName": table_name_for(model, table), "Key": key_av}})
     if not items:
         return () if isinstance(keys, tuple) else []

@@ -179,9 +179,13 @@ class ModelMeta(ModelMetaclass):
             )
         kinds: dict[str, FieldKind] = {}
         blobs: dict[str, BlobSpec] = {}
+        attributes: dict[str, str] = {}
         for key, value in list(namespace.items()):
             if isinstance(value, DynormField):
-                kinds[key] = value.kind
+                if value.kind is not None:
+                    kinds[key] = value.kind
+                if value.attribute is not None:
+                    attributes[key] = value.attribute
                 namespace[key] = value.to_field_info()
                 if value.blob is not None:
                     blobs[key] = value.blob
@@ -209,6 +213,8 @@ class ModelMeta(ModelMetaclass):
             for name, kind in parent_meta.field_kinds.items():
                 kinds.setdefault(name, kind)
         raw.update(own_raw)
+        # fields.Attr names, inherited with the fields (a subclass may rename its own).
+        raw["_attributes"] = {**raw.get("_attributes", {}), **attributes}
         meta = build_options(cls, raw, kinds)
         if parent_meta is not None:
             blobs = {**parent_meta.extra.get("blobs", {}), **blobs}
@@ -307,9 +313,11 @@ class Model(BaseModel, metaclass=ModelMeta):
             raise abstract_error(cls, "load items as")
         assert cls._meta.codec is not None
         obj = cls.model_validate(cls._meta.codec.decode(item), context=_TRUSTED_CONTEXT)
-        pk, sk = item.get("pk"), item.get("sk")
-        if pk is not None and sk is not None:
-            obj._loaded_key = (pk["S"], sk["S"])
+        layout = cls._meta.layout
+        if layout.has_key(item):
+            obj._loaded_key = layout.key_of(item)
+            if layout.version is None:  # no version stored: a loaded object counts as saved
+                obj.__dict__["version"] = 1
         token = stored_token(item)
         if token is not None:
             obj._writes = WriteState(token)

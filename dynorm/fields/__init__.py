@@ -22,6 +22,7 @@ from ulid import ULID as _ULID
 
 __all__ = [
     "TTL",
+    "Attr",
     "ULID",
     "Blob",
     "BlobSpec",
@@ -62,11 +63,13 @@ class BlobSpec:
 class DynormField:
     """A field marker the model metaclass turns into a pydantic field and remembers by kind."""
 
-    kind: FieldKind
+    kind: FieldKind | None
     default: Any = PydanticUndefined
     default_factory: Callable[[], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     blob: BlobSpec | None = None
+    #: The attribute name the field is stored under (None: the field's own name).
+    attribute: str | None = None
 
     def to_field_info(self) -> FieldInfo:
         """Return the pydantic FieldInfo this marker stands for."""
@@ -77,36 +80,53 @@ class DynormField:
         return info
 
 
-def ULID(**kwargs: Any) -> Any:  # noqa: N802 - reads like a type, as in the API contract
+def Attr(  # noqa: N802 - reads like a type, as in the API contract
+    attribute: str, default: Any = PydanticUndefined, **kwargs: Any
+) -> Any:
+    """Declare a field stored under another attribute name: `fields.Attr("createdAt")`.
+
+    Filters, projections, updates, cursors and both decoders use the stored name; the
+    Python name stays the field's. `**kwargs` go to pydantic's `Field` (`default_factory`...).
+    """
+    factory = kwargs.pop("default_factory", None)
+    return DynormField(
+        None, default=default, default_factory=factory, extra=kwargs, attribute=attribute
+    )
+
+
+def ULID(*, attribute: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
     """Declare a string id that defaults to a new ULID (time-ordered, 26 characters)."""
-    return DynormField("ulid", default_factory=new_ulid, extra=kwargs)
+    return DynormField("ulid", default_factory=new_ulid, extra=kwargs, attribute=attribute)
 
 
-def CreatedAt(**kwargs: Any) -> Any:  # noqa: N802
+def CreatedAt(*, attribute: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
     """Declare a UTC datetime set when the object is first saved (unless given explicitly)."""
-    return DynormField("created_at", default_factory=utcnow, extra=kwargs)
+    return DynormField("created_at", default_factory=utcnow, extra=kwargs, attribute=attribute)
 
 
-def UpdatedAt(**kwargs: Any) -> Any:  # noqa: N802
+def UpdatedAt(*, attribute: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
     """Declare a UTC datetime set on every successful save."""
-    return DynormField("updated_at", default_factory=utcnow, extra=kwargs)
+    return DynormField("updated_at", default_factory=utcnow, extra=kwargs, attribute=attribute)
 
 
-def TTL(default: Any = None, **kwargs: Any) -> Any:  # noqa: N802
+def TTL(default: Any = None, *, attribute: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
     """Declare an expiry datetime, stored as epoch seconds in the table's TTL attribute.
 
     `dynorm.create_table()` enables DynamoDB's time to live on it. DynamoDB deletes expired
     items lazily (typically within a few days), so filter on the field if that matters.
+    `attribute` names the TTL attribute of an existing table (default `_ttl`).
     """
-    return DynormField("ttl", default=default, extra=kwargs)
+    return DynormField("ttl", default=default, extra=kwargs, attribute=attribute)
 
 
-def Compressed(default: Any = PydanticUndefined, **kwargs: Any) -> Any:  # noqa: N802
+def Compressed(  # noqa: N802
+    default: Any = PydanticUndefined, *, attribute: str | None = None, **kwargs: Any
+) -> Any:
     """Declare a str, bytes or JSON-able value stored gzip-compressed as binary.
 
     Compressed fields cannot be used in key templates or filters (DynamoDB sees only bytes).
     """
-    return DynormField("compressed", default=default, extra=kwargs)
+    return DynormField("compressed", default=default, extra=kwargs, attribute=attribute)
 
 
 def Blob(  # noqa: N802
@@ -116,6 +136,7 @@ def Blob(  # noqa: N802
     max_size: int = DEFAULT_BLOB_MAX_SIZE,
     content_type: str | None = None,
     lazy: bool = True,
+    attribute: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Declare a `bytes`, `str` or JSON-able value stored as an S3 object, not in the item.
@@ -132,6 +153,7 @@ def Blob(  # noqa: N802
             values raise `BlobTooLargeError` before anything is sent.
         content_type: The object's Content-Type (default: `application/octet-stream` for
             bytes, `text/plain; charset=utf-8` for str, `application/json` otherwise).
+        attribute: The attribute name the pointer is stored under (default: the field's).
         lazy: Load on first access (default). `False`: reading an unloaded value raises
             `BlobNotLoadedError`; load it with `.with_blobs()` or `obj.load_blobs()`.
         **kwargs: Passed to pydantic's `Field`.
@@ -139,4 +161,4 @@ def Blob(  # noqa: N802
     if max_size < 1:
         raise ValueError("Blob(max_size=...) must be at least 1 byte")
     spec = BlobSpec(compress=compress, max_size=max_size, content_type=content_type, lazy=lazy)
-    return DynormField("blob", default=default, extra=kwargs, blob=spec)
+    return DynormField("blob", default=default, extra=kwargs, blob=spec, attribute=attribute)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._batch import batch_get, batch_write, in_parallel
 from .._config import Table
-from .._constants import TYPE_ATTR
 from .._decode import wire_decoder
 from .._exactly_once import bind, bind_all, new_write_token, set_stored_token, written_key
 from .._executor import execute, prepare
@@ -76,7 +75,7 @@ def _create_ops(qs: QuerySet[M], objs: list[M], overwrite: bool) -> list[WriteOp
             token = new_write_token()
             values = {**obj.__dict__, **overrides}
             request = compile_write(meta, Put(values), Unconditional(), token=token)
-            key = key_of(request)
+            key = key_of(request, meta)
             applier = _applier(obj, {**overrides, "_key": key}, token, qs._binding())
             ops.append(WriteOp.of(request, qs.model, same_error, applier, token=token))
         else:
@@ -117,7 +116,7 @@ def bulk_create(qs: QuerySet[M], objs: Iterable[M], *, overwrite: bool = False) 
         return objs
     if overwrite:
         puts = [{"PutRequest": {"Item": op.params["Item"]}} for op in ops]
-        batch_write(qs._connection(), puts, meta.model_name)
+        batch_write(qs._connection(), puts, meta.model_name, layout=meta.layout)
         for op in ops:
             op.on_success({})
         return objs
@@ -176,6 +175,7 @@ def bulk_get(
         meta.model_name,
         consistent=consistent,
         decode=wire_decoder(qs.model).decode_batch,
+        layout=meta.layout,
     )
     out: list[M | None] = []
     given: set[tuple[str, str]] = set()
@@ -188,7 +188,7 @@ def bulk_get(
             given.add(key_pair)
             out.append(obj)
             continue
-        ok = item.get(TYPE_ATTR, {}).get("S") == meta.type_name
+        ok = meta.layout.is_type(item, meta.type_name)
         out.append(qs.model.from_item(item) if ok else None)
     bind_all([obj for obj in out if obj is not None], qs._binding())
     return out

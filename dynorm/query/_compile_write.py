@@ -50,13 +50,10 @@ from .._codec import Item, ValueProblem, check_item_size, invalid_value
 from .._constants import (
     OWNER_PK_ATTR,
     OWNER_SK_ATTR,
-    PK,
     SCHEMA_VERSION_ATTR,
-    SK,
-    TYPE_ATTR,
-    VERSION_ATTR,
     WRITE_TOKEN_ATTR,
 )
+from .._layout import DEFAULT
 from .._migrations import UNSTAMPED
 from .._request import Request
 from .compiler import QueryState, compile_condition
@@ -236,11 +233,13 @@ def model_item(meta: Options, values: Mapping[str, Any], *, token: str | None) -
     """
     codec = meta.codec
     assert codec is not None
-    pk, sk = meta.primary_key(values)
-    item: Item = {PK: {"S": pk}, SK: {"S": sk}, TYPE_ATTR: {"S": meta.type_name}}
+    layout = meta.layout
+    item: Item = layout.key_item(meta.primary_key(values))
+    if layout.type is not None:
+        item[layout.type] = {"S": meta.type_name}
     for attr, index_key in meta.index_keys(values).items():
         if index_key is not None:
-            item[attr] = {"S": index_key}
+            item[attr] = layout.av(attr, index_key)
     for f in codec.fields:
         try:
             av = f.encode(values[f.name])
@@ -256,41 +255,50 @@ def model_item(meta: Options, values: Mapping[str, Any], *, token: str | None) -
     return item
 
 
-def key_of(request: Request) -> Key:
+def key_of(request: Request, meta: Options | None = None) -> Key:
     """The primary key a compiled Put/Update/Delete/ConditionCheck writes (or checks)."""
     body = request.params.get("Item") or request.params["Key"]
-    return body[PK]["S"], body[SK]["S"]
+    return (DEFAULT if meta is None else meta.layout).key_of(body)
 
 
 # --------------------------------------------------------------------------- compiling
 
 
-def _key(key: Key) -> Item:
-    return {PK: {"S": key[0]}, SK: {"S": key[1]}}
+def _version_is(meta: Options, version: int, ph: Placeholders) -> str:
+    """The condition that the stored version is `version`.
+
+    With no version attribute (locking off): the item still exists; the write is
+    last-writer-wins but never recreates a deleted item.
+    """
+    attr = meta.layout.version
+    if attr is None:
+        return f"attribute_exists({ph.name(meta.layout.pk)})"
+    return f"{ph.name(attr)} = {ph.value({'N': str(version)})}"
 
 
 def _condition(meta: Options, expect: Expectation, ph: Placeholders) -> str | None:
     """The ConditionExpression of an expectation (None: unconditional)."""
+    pk = meta.layout.pk
     if isinstance(expect, Absent):
-        return f"attribute_not_exists({ph.name(PK)})"
+        return f"attribute_not_exists({ph.name(pk)})"
     if isinstance(expect, Loaded):
-        condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(expect.version)})}"
-        if expect.token is not None:
+        condition = _version_is(meta, expect.version, ph)
+        if expect.token is not None and meta.layout.version is not None:
             condition += f" AND {ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': expect.token})}"
         return condition
     if isinstance(expect, Matches):
         if not expect.lookups:
-            return f"attribute_exists({ph.name(PK)})"
+            return f"attribute_exists({ph.name(pk)})"
         return " AND ".join(
             render_condition(meta, parse_lookup(meta, name, value), ph)
             for name, value in expect.lookups.items()
         )
     if isinstance(expect, StillMatches):
-        condition = f"{ph.name(VERSION_ATTR)} = {ph.value({'N': str(expect.version)})}"
+        condition = _version_is(meta, expect.version, ph)
         extra = compile_condition(expect.state, ph)
         return f"{condition} AND {extra}" if extra else condition
     if isinstance(expect, Owned):
-        parts = [f"attribute_not_exists({ph.name(PK)})"]
+        parts = [f"attribute_not_exists({ph.name(pk)})"]
         for pk, sk in expect.owners:
             owner_pk = f"{ph.name(OWNER_PK_ATTR)} = {ph.value({'S': pk})}"
             parts.append(f"({owner_pk} AND {ph.name(OWNER_SK_ATTR)} = {ph.value({'S': sk})})")
@@ -310,6 +318,8 @@ def _set_fields(meta: Options, write: SetFields, ph: Placeholders, token: str | 
     assert codec is not None
     plan = UpdatePlan()
     for name in write.names:
+        if meta.attr_names[name] in meta.layout.key_attrs:
+            continue  # the field is the key itself: the item's key already holds it
         target = ph.name(meta.attr_names[name])
         av = codec.encode_field(name, write.values[name])
         if av is None:
@@ -392,6 +402,7 @@ def _compile(
     return_old: bool,
 ) -> tuple[Request, dict[str, Any]]:
     ph = Placeholders()
+    key = meta.layout.key_item
     condition = _condition(meta, expect, ph)
     params: dict[str, Any]
     plain: dict[str, Any] = {}
@@ -402,21 +413,21 @@ def _compile(
         operation, params = "PutItem", {"Item": write.item}
     elif isinstance(write, SetFields):
         operation = "UpdateItem"
-        params = {"Key": _key(write.key), "UpdateExpression": _set_fields(meta, write, ph, token)}
+        params = {"Key": key(write.key), "UpdateExpression": _set_fields(meta, write, ph, token)}
     elif isinstance(write, Update):
         operation = "UpdateItem"
         plan = _update(meta, write, ph, token, now)
-        params = {"Key": _key(write.key), "UpdateExpression": plan.expression()}
+        params = {"Key": key(write.key), "UpdateExpression": plan.expression()}
         plain = plan.plain
     elif isinstance(write, Delete):
-        operation, params = "DeleteItem", {"Key": _key(write.key)}
+        operation, params = "DeleteItem", {"Key": key(write.key)}
     elif isinstance(write, Add):
         sets = [f"{ph.name(a)} = {ph.value(dict(v))}" for a, v in write.sets.items()]
         adds = [f"{ph.name(a)} {ph.value({'N': str(d)})}" for a, d in write.deltas.items()]
         text = (f"SET {', '.join(sets)} " if sets else "") + f"ADD {', '.join(adds)}"
-        operation, params = "UpdateItem", {"Key": _key(write.key), "UpdateExpression": text}
+        operation, params = "UpdateItem", {"Key": key(write.key), "UpdateExpression": text}
     else:
-        operation, params = "ConditionCheck", {"Key": _key(write.key)}
+        operation, params = "ConditionCheck", {"Key": key(write.key)}
     if meta.migrations is not None and isinstance(write, (SetFields, Update)):
         # A partial write leaves the other attributes as they are: only an item already in
         # today's shape may take it (an older one is upgraded by a whole save or migrate).

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .. import _registry
-from .._constants import PK, SK, TYPE_ATTR
+from .._constants import TYPE_ATTR
 from .._decode import CollectionDecoder, wire_decoder
 from .._exactly_once import WriteState, stored_token
 from .updates import key_params
@@ -41,7 +41,9 @@ def decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | N
     for name in meta.field_names:
         if name not in loaded:
             vars(obj).pop(name, None)
-    obj._loaded_key = (item[PK]["S"], item[SK]["S"])
+    obj._loaded_key = meta.layout.key_of(item)
+    if meta.layout.version is None:  # no version stored: a loaded object counts as saved
+        obj.__dict__["version"] = 1
     obj._partial = frozenset(loaded)
     token = stored_token(item)
     if token is not None:
@@ -137,7 +139,10 @@ def get_item(
     wire: bool,
 ) -> M | None:
     """Read one item of `model` by primary key (GetItem); None if absent or of another type."""
-    params: dict[str, Any] = {"TableName": conn.table_name, "Key": key_params(*key)}
+    params: dict[str, Any] = {
+        "TableName": conn.table_name,
+        "Key": key_params(model._meta, *key),
+    }
     if consistent:
         params["ConsistentRead"] = True
 
@@ -148,7 +153,7 @@ def get_item(
 
     def general(response: dict[str, Any]) -> list[M]:
         item = response.get("Item")
-        if item is None or item.get(TYPE_ATTR, {}).get("S") != model._meta.type_name:
+        if item is None or not model._meta.layout.is_type(item, model._meta.type_name):
             return []
         return [general_decode(item)]
 

@@ -13,7 +13,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .._batch import backoff, in_parallel
-from .._constants import PK, SK, VERSION_ATTR
 from .._counters import count_write
 from .._exactly_once import CCF, already_applied, disproves, new_write_token, old_item, tracking
 from .._request import Request
@@ -47,8 +46,9 @@ def _no_op(_: dict[str, Any]) -> None:
     return None
 
 
-def _read_version(item: Mapping[str, Any]) -> int:
-    return int(item[VERSION_ATTR]["N"]) if VERSION_ATTR in item else 0
+def _read_version(item: Mapping[str, Any], attr: str | None) -> int:
+    """The version an item holds (0: none, or no version attribute in the layout)."""
+    return int(item[attr]["N"]) if attr is not None and attr in item else 0
 
 
 def _update_params(
@@ -60,9 +60,9 @@ def _update_params(
     """
     meta = qs.model._meta
     assert meta.codec is not None
-    version = _read_version(item)
+    version = _read_version(item, meta.layout.version)
     token = new_write_token()
-    key = (item[PK]["S"], item[SK]["S"])
+    key = meta.layout.key_of(item)
     if meta.migrations is not None:  # an UpdateItem changes some attributes, not the shape
         meta.migrations.check_current(item, "update")
     current = meta.codec.decode(item)
@@ -89,10 +89,11 @@ def _update_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any], valu
                 old = (exc.response or {}).get("Item")
                 if already_applied(old, token):  # a retry after a lost response
                     return True
-                stored = _read_version(old) if old and VERSION_ATTR in old else None
+                attr = meta.layout.version
+                stored = _read_version(old, attr) if old and (attr is None or attr in old) else None
                 if old is None or stored == version:
                     return False  # deleted, or no longer matches the filters
-                if box.uncertain and not disproves(old, version):
+                if box.uncertain and not disproves(old, version, attr):
                     raise WriteOutcomeUnknownError(
                         f"Cannot tell whether the update of a {meta.model_name} was "
                         "applied: its response was lost and the item has been changed "
@@ -174,8 +175,8 @@ def _delete_request(qs: QuerySet[Any], item: dict[str, Any]) -> Request:
     A counted model's delete also takes 1 from its count, in one TransactWriteItems.
     """
     meta = qs.model._meta
-    key = (item[PK]["S"], item[SK]["S"])
-    expect = StillMatches(qs._state, _read_version(item))
+    key = meta.layout.key_of(item)
+    expect = StillMatches(qs._state, _read_version(item, meta.layout.version))
     request = compile_write(meta, Delete(key), expect)
     check_expressions(request.params, meta.model_name)
     if meta.counted:
@@ -197,7 +198,7 @@ def _delete_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any]) -> b
     for attempt in range(1, MAX_ATTEMPTS + 1):
         request = _delete_request(qs, item)
         params = _in_table(request, conn.table_name)
-        version = _read_version(item)
+        version = _read_version(item, meta.layout.version)
         with tracking(conn) as box:
             try:
                 conn.send(request.operation, params)
@@ -216,7 +217,7 @@ def _delete_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any]) -> b
             if not old:
                 # Gone: by our own attempt whose response was lost, or by another.
                 return box.uncertain
-            if int(old.get(VERSION_ATTR, {}).get("N", "0")) == version:
+            if _read_version(old, meta.layout.version) == version:
                 return False  # no longer matches the filters
             if attempt == MAX_ATTEMPTS:
                 raise VersionConflictError(

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._codec import ValueProblem
-from .._constants import PK, SK, SORT_KEY_LIMIT, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
+from .._constants import PK, SK, SORT_KEY_LIMIT, WRITE_TOKEN_ATTR
 from .._keys import SEPARATOR, KeyTemplate, render_value, successor
 from .._options import BoundIndex
 from .._request import Request
 from ..exceptions import InvalidValueError, QueryError
+from ._plain_keys import check_projection, plain_sort_condition
 from .expressions import Q
 from .lookups import (
     RANGE_LOOKUPS,
@@ -66,7 +67,7 @@ class Plan:
     #: (pk, sk) when the query names one whole primary key and nothing else (GetItem-able).
     get_key: tuple[str, str] | None = None
     has_filter: bool = False
-    key_attrs: tuple[str, ...] = (PK, SK)
+    key_attrs: tuple[str, ...] = (PK, SK)  # the layout's, set by compile_query
     models: tuple[type[Model], ...] = field(default_factory=tuple)
 
 
@@ -120,7 +121,8 @@ def _key_templates(
     meta = state.model._meta
     if state.index is None:
         assert meta.pk is not None and meta.sk is not None
-        return meta.pk, meta.sk, PK, SK, None
+        # A table with no sort key: sk_attr "" (no sort condition, the key is the pk).
+        return meta.pk, meta.sk, meta.layout.pk, meta.layout.sk or "", None
     index = meta.indexes[state.index]
     return index.pk, index.sk, index.pk_attr, index.sk_attr, index
 
@@ -188,7 +190,10 @@ def _projection(state: QueryState, ph: Placeholders, key_attrs: tuple[str, ...])
         return None
     meta = state.model._meta
     # The write token too: a partial object's writes are conditional on it, as a whole one's.
-    attrs: list[str] = [*key_attrs, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR]
+    layout = meta.layout
+    attrs: list[str] = [*key_attrs]
+    attrs += [a for a in (layout.type, layout.version) if a is not None]
+    attrs.append(WRITE_TOKEN_ATTR)
     for name in state.projection:
         meta.check_field(name, "select with only()")
         attrs.append(meta.attr_names[name])
@@ -222,7 +227,18 @@ def _compile_query(state: QueryState, table_name: str) -> Plan:
             code="unknown-index",
         )
     pk_tpl, sk_tpl, pk_attr, sk_attr, index = _key_templates(state)
-    key_attrs = (PK, SK) if index is None else (PK, SK, pk_attr, sk_attr)
+    table_keys = meta.layout.key_attrs
+    key_attrs = table_keys if index is None else (*table_keys, pk_attr, sk_attr)
+    key_attrs = tuple(dict.fromkeys(key_attrs))  # an LSI shares the table's pk
+    if index is not None:
+        check_projection(state, index)
+    if state.include and meta.layout.type is None:
+        raise QueryError(
+            f"Cannot include() other models with {meta.model_name}: its layout has no type "
+            "attribute (type_attribute=None), so the items of several models cannot be told "
+            "apart; query each model on its own.",
+            code="bad-query",
+        )
     leaves, residual = _flatten(state)
     eq: dict[str, Lookup] = {}
     for lk in leaves:
@@ -247,13 +263,17 @@ def _compile_query(state: QueryState, table_name: str) -> Plan:
     pk_value = _render(meta, pk_tpl, values, "partition key")
     for f in pk_tpl.fields:
         consumed.add(id(eq[f]))
-    key_cond = f"{ph.name(pk_attr)} = {ph.value({'S': pk_value})}"
+    key_cond = f"{ph.name(pk_attr)} = {ph.value(meta.layout.av(pk_attr, pk_value))}"
 
     prefix = ""
     sk_mode = "none"
     get_key: tuple[str, str] | None = None
-    if not state.include:
-        prefix, sk_mode, sk_cond, used = _sort_condition(state, sk_tpl, sk_attr, leaves, eq, ph)
+    if not sk_attr:  # a table with no sort key: the partition key is the whole key
+        if not state.include:
+            get_key = (pk_value, "")
+    elif not state.include:
+        sort = plain_sort_condition if sk_tpl.raw else _sort_condition
+        prefix, sk_mode, sk_cond, used = sort(state, sk_tpl, sk_attr, leaves, eq, ph)
         consumed |= used
         if sk_cond:
             key_cond += f" AND {sk_cond}"
@@ -264,8 +284,10 @@ def _compile_query(state: QueryState, table_name: str) -> Plan:
     filters += [text for q in residual if (text := _render_q(meta, q, ph))]
     has_filter = bool(filters)
     # Every read of a model is restricted to its entity type: key text alone cannot prove
-    # it (another model may render the same prefix, and GSI keys are not unique).
-    filters.append(_type_filter(models, ph))
+    # it (another model may render the same prefix, and GSI keys are not unique). With no
+    # type attribute, the model's key range holds only that model (the docs say so).
+    if meta.layout.type is not None:
+        filters.append(_type_filter(models, ph))
     if get_key is not None and (has_filter or state.projection is not None):
         get_key = None
     params: dict[str, Any] = {"TableName": table_name}
@@ -302,9 +324,11 @@ def _default_descending(state: QueryState, sk_tpl: KeyTemplate) -> bool:
 def _type_filter(models: tuple[type[Model], ...], ph: Placeholders) -> str:
     """The condition that keeps only items of the queried entity type(s)."""
     types = [m._meta.type_name for m in models]
+    attr = models[0]._meta.layout.type
+    assert attr is not None
     if len(types) == 1:
-        return f"{ph.name(TYPE_ATTR)} = {ph.value({'S': types[0]})}"
-    return f"{ph.name(TYPE_ATTR)} IN ({', '.join(ph.value({'S': t}) for t in types)})"
+        return f"{ph.name(attr)} = {ph.value({'S': types[0]})}"
+    return f"{ph.name(attr)} IN ({', '.join(ph.value({'S': t}) for t in types)})"
 
 
 def _render(meta: Options, tpl: KeyTemplate, values: dict[str, Any], role: str) -> str:
@@ -336,7 +360,7 @@ def _sort_condition(
         if name is None:
             continue
         if name in eq:
-            prefix += render_value(eq[name].value, spec)
+            prefix += tpl.value_text(eq[name].value, spec)
             used.add(id(eq[name]))
             continue
         last = i == len(tpl.parts) - 1
@@ -455,11 +479,13 @@ def _compile_scan(
     filters = [render_condition(meta, lk, ph) for lk in leaves]
     filters += [text for q in residual if (text := _render_q(meta, q, ph))]
     has_filter = bool(filters)
-    filters.append(_type_filter(models, ph))
+    if meta.layout.type is not None:
+        filters.append(_type_filter(models, ph))
     params: dict[str, Any] = {"TableName": table_name}
     if index is not None:
         params["IndexName"] = index.physical_name
-    params["FilterExpression"] = " AND ".join(filters)
+    if filters:
+        params["FilterExpression"] = " AND ".join(filters)
     projection = _projection(state, ph, key_attrs)
     if projection:
         params["ProjectionExpression"] = projection
@@ -482,7 +508,8 @@ def compile_condition(state: QueryState, ph: Placeholders) -> str | None:
     leaves, residual = _flatten(state)
     parts = [render_condition(meta, lk, ph) for lk in leaves]
     parts += [text for q in residual if (text := _render_q(meta, q, ph))]
-    parts.append(f"{ph.name(TYPE_ATTR)} = {ph.value({'S': meta.type_name})}")
+    if meta.layout.type is not None:
+        parts.append(f"{ph.name(meta.layout.type)} = {ph.value({'S': meta.type_name})}")
     return " AND ".join(parts) if parts else None
 
 

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._codec import ValueProblem, invalid_value, number_to_wire, to_wire
-from .._constants import PK, SK, VERSION_ATTR
 from ..exceptions import QueryError
 from .expressions import F, UpdateOp
 from .lookups import _coerce, encode_value
@@ -171,7 +170,9 @@ def plan_update(
             )
     merged = {**current, **plan.plain}
     rewrite_index_keys(meta, merged, set(plan.plain), ph, plan, require=False)
-    version = ph.name(VERSION_ATTR)
+    if meta.layout.version is None:
+        return plan  # no version attribute: locking is off for this model
+    version = ph.name(meta.layout.version)
     if new_version is None:
         plan.sets.append(f"{version} = {version} + {ph.value({'N': '1'})}")
     else:
@@ -207,14 +208,16 @@ def rewrite_index_keys(
                 f"{', '.join(sorted(fields))}; load {', '.join(missing)} with only() too.",
                 code="bad-query",
             )
+        if not index.writes:
+            continue
         if keys is None:
             keys = meta.index_keys({f: values.get(f) for f in meta.field_names})
-        for attr in (index.pk_attr, index.sk_attr):
+        for attr in index.writes:
             key = keys[attr]
             if key is None:
                 plan.removes.append(ph.name(attr))
             else:
-                plan.sets.append(f"{ph.name(attr)} = {ph.value({'S': key})}")
+                plan.sets.append(f"{ph.name(attr)} = {ph.value(meta.layout.av(attr, key))}")
 
 
 def _apply_op(
@@ -263,6 +266,6 @@ def _apply_op(
         (plan.adds if op.kind == "add" else plan.deletes).append(clause)
 
 
-def key_params(pk: str, sk: str) -> dict[str, Any]:
+def key_params(meta: Options, pk: str, sk: str) -> dict[str, Any]:
     """The Key parameter for a primary key."""
-    return {PK: {"S": pk}, SK: {"S": sk}}
+    return meta.layout.key_item((pk, sk))

@@ -28,7 +28,8 @@ from pydantic import ValidationError
 
 from .._config import get_connection
 from .._connection import Connection
-from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
+from .._constants import TYPE_ATTR, WRITE_TOKEN_ATTR
+from .._options import Options
 from .._table import _chosen
 from ..exceptions import ConditionFailedError, ConfigurationError, ThrottledError
 from ..models import Model
@@ -144,24 +145,29 @@ class _Backfill:
                 page.invalid[meta.model_name] = page.invalid.get(meta.model_name, 0) + 1
                 return
             spec = meta.indexes[self.index]
-            wanted = {a: keys[a] for a in (spec.pk_attr, spec.sk_attr)}
-            stored = {a: current.get(a, {}).get("S") for a in wanted}
+            wanted = {
+                a: None if (text := keys[a]) is None else meta.layout.av(a, text)
+                for a in spec.writes
+            }
+            stored = {a: current.get(a) for a in wanted}
             if stored == wanted:
                 page.skipped += 1
                 return
             self.rate.wait(1)
             try:
-                self.conn.send("UpdateItem", self._update(current, wanted))
+                self.conn.send("UpdateItem", self._update(meta, current, wanted))
             except ConditionFailedError:
                 page.retried += 1
-                current = self._reread(current)
+                current = self._reread(meta, current)
                 continue
             page.changed += 1
             return
 
-    def _update(self, item: dict[str, Any], wanted: dict[str, str | None]) -> dict[str, Any]:
+    def _update(
+        self, meta: Options, item: dict[str, Any], wanted: dict[str, dict[str, str] | None]
+    ) -> dict[str, Any]:
         ph = Placeholders()
-        sets = [f"{ph.name(a)} = {ph.value({'S': v})}" for a, v in wanted.items() if v]
+        sets = [f"{ph.name(a)} = {ph.value(v)}" for a, v in wanted.items() if v]
         removes = [ph.name(a) for a, v in wanted.items() if not v]
         update = " ".join(
             part
@@ -171,27 +177,31 @@ class _Backfill:
             )
             if part
         )
-        v = ph.name(VERSION_ATTR)
-        version = item.get(VERSION_ATTR)  # absent on an item another tool wrote
-        condition = f"{v} = {ph.value(version)}" if version else f"attribute_not_exists({v})"
+        layout = meta.layout
+        if layout.version is None:
+            condition = f"attribute_exists({ph.name(layout.pk)})"
+        else:
+            v = ph.name(layout.version)
+            version = item.get(layout.version)  # absent on an item another tool wrote
+            condition = f"{v} = {ph.value(version)}" if version else f"attribute_not_exists({v})"
         token = item.get(WRITE_TOKEN_ATTR)
         w = ph.name(WRITE_TOKEN_ATTR)
         condition += f" AND {w} = {ph.value(token)}" if token else f" AND attribute_not_exists({w})"
         return ph.apply(
             {
                 "TableName": self.conn.table_name,
-                "Key": {PK: item[PK], SK: item[SK]},
+                "Key": {a: item[a] for a in layout.key_attrs},
                 "UpdateExpression": update,
                 "ConditionExpression": condition,
             }
         )
 
-    def _reread(self, item: dict[str, Any]) -> dict[str, Any] | None:
+    def _reread(self, meta: Options, item: dict[str, Any]) -> dict[str, Any] | None:
         response = self.conn.send(
             "GetItem",
             {
                 "TableName": self.conn.table_name,
-                "Key": {PK: item[PK], SK: item[SK]},
+                "Key": {a: item[a] for a in meta.layout.key_attrs},
                 "ConsistentRead": True,
             },
         )

@@ -159,7 +159,7 @@ def _delete_writes(
     the refusal of a step sent after `n` of the listed versions were deleted. Everything
     is read from and written to `table` when given (`qs.using(...)`), else the model's table.
     """
-    key = key_of(current)
+    key = key_of(current, model._meta)
     # Consistent: with the version condition, no version this read missed can exist.
     history = _history_keys(model, *key, consistent=True, table=table)
     steps = delete_steps(history)

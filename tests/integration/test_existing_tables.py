@@ -1,0 +1,315 @@
+"""Models mapped onto tables dynorm did not create, on DynamoDB Local: physical key, type and
+version attribute names, `fields.Attr`, plain-value keys, existing indexes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import dynorm
+from dynorm import Index, Model, fields
+from dynorm import _config
+from dynorm.exceptions import ConfigurationError, QueryError, VersionConflictError
+
+pytestmark = pytest.mark.usefixtures("dynorm_table")
+
+SUFFIX = uuid.uuid4().hex[:8]
+FORUM = f"legacy-forum-{SUFFIX}"
+PLAIN = f"legacy-plain-{SUFFIX}"
+EVENTS = f"legacy-events-{SUFFIX}"
+
+legacy = dynorm.Table(
+    FORUM,
+    managed=False,
+    pk_attribute="ForumName",
+    sk_attribute="Subject",
+    type_attribute=None,
+    version_attribute=None,
+)
+
+
+class Thread(Model):
+    forum: str = fields.Attr("ForumName")
+    subject: str = fields.Attr("Subject")
+    views: int = 0
+    last_post: datetime | None = fields.Attr("LastPostDateTime", default=None)
+
+    class Meta:
+        table = legacy
+        pk = "{forum}"
+        sk = "{subject}"
+        version_attribute = "Version"
+        indexes = [
+            Index(
+                "by_views",
+                pk="{forum}",
+                sk="{views}",
+                name="ViewsIndex",
+                pk_attribute="ForumName",
+                sk_attribute="Views",
+                projection="ALL",
+                local=True,
+            ),
+        ]
+
+
+class LegacyNote(Model):  # the same table, locking off (last writer wins)
+    forum: str = fields.Attr("ForumName")
+    subject: str = fields.Attr("Subject")
+    text: str = ""
+
+    class Meta:
+        table = legacy
+        pk = "{forum}"
+        sk = "{subject}"
+
+
+plain = dynorm.Table(PLAIN, managed=False, pk_attribute="id", sk_attribute=None)
+
+
+class LegacyDoc(Model):  # a partition key only, the id stored as it is
+    id: str
+    body: str = ""
+
+    class Meta:
+        table = plain
+        pk = "{id}"
+        type_attribute = None
+        version_attribute = None
+
+
+events = dynorm.Table(EVENTS, managed=False, pk_attribute="Owner", sk_attribute="Seq")
+
+
+class LegacyEvent(Model):  # a numeric sort key
+    owner: str = fields.Attr("Owner")
+    seq: int = fields.Attr("Seq")
+    kind: str = ""
+
+    class Meta:
+        table = events
+        pk = "{owner}"
+        sk = "{seq}"
+
+
+def _client() -> Any:
+    return _config.get_connection().client
+
+
+@pytest.fixture(autouse=True)
+def foreign_tables(dynorm_table: str) -> Iterator[None]:
+    client = _client()
+    client.create_table(
+        TableName=FORUM,
+        KeySchema=[
+            {"AttributeName": "ForumName", "KeyType": "HASH"},
+            {"AttributeName": "Subject", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "ForumName", "AttributeType": "S"},
+            {"AttributeName": "Subject", "AttributeType": "S"},
+            {"AttributeName": "Views", "AttributeType": "N"},
+        ],
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": "ViewsIndex",
+                "KeySchema": [
+                    {"AttributeName": "ForumName", "KeyType": "HASH"},
+                    {"AttributeName": "Views", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
+        TableName=PLAIN,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
+        TableName=EVENTS,
+        KeySchema=[
+            {"AttributeName": "Owner", "KeyType": "HASH"},
+            {"AttributeName": "Seq", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "Owner", "AttributeType": "S"},
+            {"AttributeName": "Seq", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    try:
+        yield
+    finally:
+        for name in (FORUM, PLAIN, EVENTS):
+            client.delete_table(TableName=name)
+
+
+def _raw(table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = _client().get_item(TableName=table, Key=key).get("Item")
+    return item
+
+
+def test_a_foreign_item_is_read_and_written_under_its_physical_names() -> None:
+    _client().put_item(
+        TableName=FORUM,
+        Item={
+            "ForumName": {"S": "DynamoDB"},
+            "Subject": {"S": "How do I #1?"},
+            "views": {"N": "3"},
+            "Version": {"N": "1"},
+        },
+    )
+    thread = Thread.objects.get(forum="DynamoDB", subject="How do I #1?")
+    assert (thread.views, thread.version, thread.last_post) == (3, 1, None)
+    thread.views = 4
+    thread.last_post = datetime(2024, 1, 2, tzinfo=timezone.utc)
+    thread.save()
+    item = _raw(FORUM, {"ForumName": {"S": "DynamoDB"}, "Subject": {"S": "How do I #1?"}})
+    assert item is not None
+    assert item["Version"] == {"N": "2"}
+    assert item["views"] == {"N": "4"}
+    assert item["Views"] == {"N": "4"}  # the LSI's own sort key
+    assert item["LastPostDateTime"]["S"].startswith("2024-01-02T00:00:00")
+    assert not {"pk", "sk", "_type", "version", "forum", "subject"} & set(item)
+
+
+def test_pynamodb_style_locking_refuses_a_stale_copy() -> None:
+    first = Thread.objects.create(forum="f", subject="s")
+    stored = _raw(FORUM, {"ForumName": {"S": "f"}, "Subject": {"S": "s"}})
+    assert stored is not None and stored["Version"] == {"N": "1"}  # first save writes 1
+    stale = Thread.objects.get(forum="f", subject="s")
+    first.views = 1
+    first.save()
+    stale.views = 2
+    with pytest.raises(VersionConflictError):
+        stale.save()
+    assert Thread.objects.get(forum="f", subject="s").views == 1
+
+
+def test_with_no_version_attribute_save_is_last_writer_wins() -> None:
+    LegacyNote.objects.create(forum="f", subject="n", text="a")
+    one = LegacyNote.objects.get(forum="f", subject="n")
+    two = LegacyNote.objects.get(forum="f", subject="n")
+    one.text = "one"
+    one.save()
+    two.text = "two"
+    two.save()  # no conflict: locking is off for LegacyNote
+    item = _raw(FORUM, {"ForumName": {"S": "f"}, "Subject": {"S": "n"}})
+    assert item is not None and item["text"] == {"S": "two"}
+    assert "Version" not in item and "version" not in item
+
+
+def test_an_lsi_with_a_numeric_sort_key_orders_numerically() -> None:
+    for n in (2, 10, 9, 100):
+        Thread.objects.create(forum="g", subject=f"s{n}", views=n)
+    got = Thread.objects.using_gsi("by_views").filter(forum="g", views__gt=5)
+    assert [t.views for t in got] == [9, 10, 100]
+
+
+_key_text = st.text(min_size=1, max_size=40).filter(lambda s: "\x00" not in s)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ids=st.lists(_key_text, min_size=1, max_size=4, unique=True), data=st.data())
+def test_a_plain_key_is_stored_as_the_value_and_finds_exactly_it(
+    ids: list[str], data: st.DataObject
+) -> None:
+    run = uuid.uuid4().hex[:6]  # examples share the table: each writes its own ids
+    ids = [f"{value}{run}" if i % 2 else f"{run}{value}" for i, value in enumerate(ids)]
+    for i, value in enumerate(ids):
+        LegacyDoc.objects.create(id=value, body=str(i))
+    for i, value in enumerate(ids):
+        item = _raw(PLAIN, {"id": {"S": value}})
+        assert item is not None and item["body"] == {"S": str(i)}  # stored == value
+        assert LegacyDoc.objects.get(id=value).body == str(i)
+        assert [d.body for d in LegacyDoc.objects.filter(id=value)] == [str(i)]
+    gone = data.draw(st.sampled_from(ids))
+    LegacyDoc.objects.get(id=gone).delete()
+    assert _raw(PLAIN, {"id": {"S": gone}}) is None
+    for value in ids:
+        if value != gone:
+            assert _raw(PLAIN, {"id": {"S": value}}) is not None  # no other item matched
+            LegacyDoc.objects.get(id=value).delete()
+
+
+def test_a_numeric_sort_key_takes_range_lookups_in_numeric_order() -> None:
+    for n in (1, 2, 9, 10, 11, 100):
+        LegacyEvent.objects.create(owner="o", seq=n)
+    LegacyEvent.objects.create(owner="p", seq=5)
+    assert [e.seq for e in LegacyEvent.objects.filter(owner="o", seq__gt=9)] == [10, 11, 100]
+    assert [e.seq for e in LegacyEvent.objects.filter(owner="o", seq__lte=9)] == [1, 2, 9]
+    assert [e.seq for e in LegacyEvent.objects.filter(owner="o", seq__between=(2, 10))] == [2, 9, 10]
+    assert LegacyEvent.objects.get(owner="o", seq=11).seq == 11
+    item = _raw(EVENTS, {"Owner": {"S": "o"}, "Seq": {"N": "10"}})
+    assert item is not None and item["Seq"] == {"N": "10"}  # stored once, as a number
+    assert "seq" not in item and "owner" not in item
+
+
+def test_a_model_without_a_type_attribute_never_leaks_into_a_typed_model() -> None:
+    # LegacyDoc (no type attribute) and a typed model in one table: the typed one still filters.
+    class TypedDoc(Model):
+        id: str
+        body: str = ""
+
+        class Meta:
+            table = plain
+            pk = "{id}"
+
+    LegacyDoc.objects.create(id="shared", body="doc")
+    assert TypedDoc.objects.filter(id="shared").first() is None
+    with pytest.raises(TypedDoc.DoesNotExist):
+        TypedDoc.objects.get(id="shared")
+
+
+def test_a_field_stored_over_a_key_attribute_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"Subject.*exactly"):
+
+        class ClashThread(Model):
+            forum: str = fields.Attr("ForumName")
+            title: str = fields.Attr("Subject")
+            subject: str = ""
+
+            class Meta:
+                table = legacy
+                pk = "{forum}"
+                sk = "{subject}"
+
+
+def test_an_index_projection_that_lacks_a_field_is_refused() -> None:
+    class SlimThread(Model):
+        forum: str = fields.Attr("ForumName")
+        subject: str = fields.Attr("Subject")
+        views: int = 0
+        body: str = ""
+
+        class Meta:
+            table = legacy
+            pk = "{forum}"
+            sk = "{subject}"
+            indexes = [
+                Index(
+                    "by_views",
+                    pk="{forum}",
+                    sk="{views}",
+                    name="ViewsIndex",
+                    pk_attribute="ForumName",
+                    sk_attribute="Views",
+                    projection=["views"],
+                    local=True,
+                )
+            ]
+
+    with pytest.raises(QueryError, match=r"body.*only\("):
+        list(SlimThread.objects.using_gsi("by_views").filter(forum="f"))
+    # only() the projected fields reads them.
+    assert list(SlimThread.objects.using_gsi("by_views").filter(forum="f").only("views")) == []
