@@ -30,8 +30,8 @@ from ._constants import (
 from ._keys import KeyTemplate
 from ._layout import LAYOUT_OPTIONS, Layout
 from ._migrations import Migrations, check_schema_version, unversioned
-from ._options import BoundIndex, Options, UniqueConstraint, assign_slots
-from ._physical import KeySpec, check_index_projection, check_keys, resolve_layout
+from ._options import BoundIndex, Options, UniqueConstraint
+from ._physical import KeySpec, bind_indexes, check_keys, check_needs, resolve_layout
 from ._pydantic_internals import is_classvar_annotation
 from .exceptions import AbstractModelError, ConfigurationError
 from .fields import DynormField, FieldKind
@@ -324,7 +324,7 @@ def build_options(
     keys = [KeySpec("partition key", "Meta.pk_attribute", layout.pk, meta.pk)]
     if layout.sk is not None:
         keys.append(KeySpec("sort key", "Meta.sk_attribute", layout.sk, meta.sk))
-    bound = _bind_indexes(name, raw, known, type_name, layout, meta.pk, keys)
+    bound = bind_indexes(name, raw, known, type_name, layout, meta.pk, keys)
     types, owned = check_keys(name, layout, keys, attr_names, annotations)
     layout = Layout(**{**vars(layout), "types": types})
     meta.layout = layout
@@ -337,7 +337,7 @@ def build_options(
         bound[key] = BoundIndex(**{**vars(bound_index), "writes": writes})
     for field_name, attr in attr_names.items():
         _check_attribute_name(name, field_name, attr, kinds.get(field_name), layout, owned)
-    _check_needs(cls, name, raw, layout)
+    check_needs(cls, name, raw, layout)
     for bound_index in bound.values():
         if len(bound_index.pk_attr) > KEY_ATTRIBUTE_NAME_LIMIT:
             raise ConfigurationError(
@@ -382,115 +382,6 @@ def build_options(
                 )
         template.check_specs(lambda f: unwrap_optional(fields[f].annotation)[0] in (int, Decimal))
     return meta
-
-
-def _bind_indexes(
-    name: str,
-    raw: Mapping[str, Any],
-    known: list[str],
-    type_name: str,
-    layout: Layout,
-    table_pk: KeyTemplate,
-    keys: list[KeySpec],
-) -> dict[str, BoundIndex]:
-    """Compile `Meta.indexes`: slots, templates and the physical names of existing ones."""
-    bound: dict[str, BoundIndex] = {}
-    for index, slot in assign_slots(list(raw.get("indexes") or ()), name):
-        label = f"Index({index.name!r})"
-        pk_tpl = KeyTemplate(index.pk, name, known, f"index {index.name!r} partition key")
-        sk_tpl = KeyTemplate(index.sk or type_name, name, known, f"index {index.name!r} sort key")
-        custom = bool(index.physical or index.pk_attribute or index.sk_attribute or index.local)
-        pk_attr = index.pk_attribute or (layout.pk if index.local else "")
-        if index.local:
-            if pk_attr != layout.pk or index.pk != table_pk.source:
-                raise ConfigurationError(
-                    f"Cannot declare the local index {index.name!r} on {name}: a local "
-                    f"secondary index shares the table's partition key; give it "
-                    f"pk={table_pk.source!r} and pk_attribute={layout.pk!r}.",
-                    code="index",
-                )
-            if not index.sk_attribute or layout.sk is None:
-                raise ConfigurationError(
-                    f"Cannot declare the local index {index.name!r} on {name} without "
-                    "sk_attribute (or on a table with no sort key); name the index's sort-key "
-                    "attribute.",
-                    code="index",
-                )
-        for option, attr in (
-            ("pk_attribute", index.pk_attribute),
-            ("sk_attribute", index.sk_attribute),
-        ):
-            if attr is not None and (not isinstance(attr, str) or not attr):
-                raise ConfigurationError(
-                    f"Cannot use {label}.{option} on {name}: give a non-empty attribute name.",
-                    code="index",
-                )
-        if index.physical is not None and not (isinstance(index.physical, str) and index.physical):
-            raise ConfigurationError(
-                f"Cannot use {label}.name on {name}: give the index's DynamoDB name.",
-                code="index",
-            )
-        bound_index = BoundIndex(
-            name=index.name,
-            slot=slot,
-            pk=pk_tpl,
-            sk=sk_tpl,
-            physical_name=index.physical or "",
-            pk_attr=pk_attr,
-            sk_attr=index.sk_attribute or "",
-            projection=check_index_projection(name, index.name, index.projection),
-            local=index.local,
-            custom=custom,
-        )
-        if bound_index.pk_attr == bound_index.sk_attr:
-            raise ConfigurationError(
-                f"Cannot use one attribute for both keys of index {index.name!r} on {name}; "
-                "name two attributes.",
-                code="index",
-            )
-        keys.append(
-            KeySpec(
-                f"index {index.name!r} partition key",
-                f"{label}.pk_attribute",
-                bound_index.pk_attr,
-                pk_tpl,
-            )
-        )
-        keys.append(
-            KeySpec(
-                f"index {index.name!r} sort key",
-                f"{label}.sk_attribute",
-                bound_index.sk_attr,
-                sk_tpl,
-            )
-        )
-        bound[index.name] = bound_index
-    return bound
-
-
-def _check_needs(cls: type[BaseModel], name: str, raw: Mapping[str, Any], layout: Layout) -> None:
-    """Refuse features a layout cannot hold (history, guards, counters, audit entries)."""
-    versioned = any(str(k.__module__).startswith("dynorm.versioning") for k in cls.__mro__)
-    text_keys = not layout.types.get(layout.pk) and not (layout.sk and layout.types.get(layout.sk))
-    needs = [
-        ("a VersionedModel", versioned, layout.version is not None),
-        ("Meta.unique", bool(raw.get("unique")), True),
-        ("Meta.counted", bool(raw.get("counted")), True),
-        ("Meta.audit", bool(raw.get("audit")), True),
-    ]
-    for feature, wanted, extra in needs:
-        if not wanted:
-            continue
-        if layout.sk is None or layout.type is None or not text_keys or not extra:
-            raise ConfigurationError(
-                f"Cannot use {feature} on {name} with this layout: it stores items of its "
-                "own beside the model's, which needs a string partition and sort key and a "
-                "type attribute"
-                + (" and a version attribute" if versioned else "")
-                + "; give the table sk_attribute/type_attribute, or drop "
-                f"{feature}.",
-                code="model-definition",
-            )
 
 
 def _ordering(model: str, raw: Any, sort_keys: list[KeyTemplate]) -> tuple[str, bool] | None:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _registry
-from ._config import get_connection
-from ._constants import PK, SK, TTL_ATTR, gsi_name, gsi_pk, gsi_sk
+from ._config import get_connection, table_name_for
+from ._constants import TTL_ATTR, gsi_name, gsi_pk, gsi_sk
 from ._model_definition import abstract_error
+from ._table_layout import custom_indexes, key_schema, layout_of, refuse_unmanaged
 from .exceptions import ConfigurationError, DynormError, TableMismatchError
 from .models import Model
 
@@ -27,9 +28,12 @@ _ACTIVE_TTL = ("ENABLED", "ENABLING")
 
 
 def _chosen(models: Iterable[type[Model]] | None) -> list[type[Model]]:
-    """The models a table must serve (default: every registered one); abstract ones refused."""
+    """The models a table must serve; abstract ones refused.
+
+    Default: every registered model except those of tables dynorm does not manage.
+    """
     if models is None:
-        return _registry.all_models()
+        return [m for m in _registry.all_models() if m._meta.layout.managed]
     chosen = list(models)
     for model in chosen:
         if not (isinstance(model, type) and issubclass(model, Model)):
@@ -43,7 +47,9 @@ def _chosen(models: Iterable[type[Model]] | None) -> list[type[Model]]:
 
 
 def _slots(models: Iterable[type[Model]]) -> list[int]:
-    return sorted({index.slot for m in models for index in m._meta.indexes.values()})
+    return sorted(
+        {index.slot for m in models for index in m._meta.indexes.values() if not index.custom}
+    )
 
 
 def _gsi(slot: int) -> dict[str, Any]:
@@ -63,18 +69,22 @@ def table_definition(
     """Return the CreateTable parameters for the given (default: all registered) models."""
     chosen = _chosen(models)
     slots = _slots(chosen)
-    attrs = [PK, SK] + [a for s in slots for a in (gsi_pk(s), gsi_sk(s))]
+    schema, types = key_schema(layout_of(chosen))
+    types.update((a, "S") for s in slots for a in (gsi_pk(s), gsi_sk(s)))
+    gsis, lsis, index_types, _ = custom_indexes(chosen)
+    types.update(index_types)
     params: dict[str, Any] = {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
-        "KeySchema": [
-            {"AttributeName": PK, "KeyType": "HASH"},
-            {"AttributeName": SK, "KeyType": "RANGE"},
+        "KeySchema": schema,
+        "AttributeDefinitions": [
+            {"AttributeName": a, "AttributeType": t} for a, t in types.items()
         ],
-        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in attrs],
     }
-    if slots:
-        params["GlobalSecondaryIndexes"] = [_gsi(s) for s in slots]
+    if slots or gsis:
+        params["GlobalSecondaryIndexes"] = [_gsi(s) for s in slots] + gsis
+    if lsis:
+        params["LocalSecondaryIndexes"] = lsis
     return params
 
 
@@ -219,8 +229,53 @@ def diff_table(
             if projection.get("NonKeyAttributes"):
                 text += f" ({', '.join(projection['NonKeyAttributes'])})"
             out.append(TableDifference(part, expected, text, fixable=False, fix=rebuild))
+    out += _diff_declared(description, chosen, types, need_types)
     if time_to_live is not None:
         out += _diff_ttl(time_to_live, chosen)
+    return out
+
+
+_RANK = {"KEYS_ONLY": 0, "INCLUDE": 1, "ALL": 2}
+
+
+def _projects(found: Mapping[str, Any], need: Mapping[str, Any]) -> bool:
+    """Whether a live projection holds at least what a declared one needs."""
+    have, want = found.get("ProjectionType"), need["ProjectionType"]
+    if have == "INCLUDE" and want == "INCLUDE":
+        return set(need["NonKeyAttributes"]) <= set(found.get("NonKeyAttributes", []))
+    return _RANK.get(str(have), -1) >= _RANK[want]
+
+
+def _diff_declared(
+    description: Mapping[str, Any],
+    models: Sequence[type[Model]],
+    types: Mapping[str, str],
+    need_types: Mapping[str, str],
+) -> list[TableDifference]:
+    """Differences of the existing indexes the models declare (`Index(name=...)`)."""
+    gsis, lsis, _, users = custom_indexes(models)
+    out: list[TableDifference] = []
+    for kind, specs in (("GlobalSecondaryIndexes", gsis), ("LocalSecondaryIndexes", lsis)):
+        present = {g["IndexName"]: g for g in description.get(kind, [])}
+        for spec in specs:
+            name = spec["IndexName"]
+            need = _keys(spec["KeySchema"], need_types)
+            projection = spec["Projection"]["ProjectionType"]
+            expected = f"{_text(need)}, projecting {projection} (for {users[name]})"
+            found = present.get(name)
+            fix = (
+                f"create or fix index {name} with your own tooling (dynorm does not build "
+                "declared existing indexes), or correct the model's Index(name=..., "
+                "pk_attribute=..., sk_attribute=..., projection=...)"
+            )
+            if found is None:
+                out.append(TableDifference(f"index {name}", expected, "no such index", False, fix))
+                continue
+            keys = _keys(found.get("KeySchema", []), types)
+            if keys != need or not _projects(found.get("Projection", {}), spec["Projection"]):
+                live = found.get("Projection", {}).get("ProjectionType")
+                text = f"{_text(keys)}, projecting {live}"
+                out.append(TableDifference(f"index {name}", expected, text, False, fix))
     return out
 
 
@@ -228,10 +283,11 @@ def _diff_ttl(ttl: Mapping[str, Any], models: Sequence[type[Model]]) -> list[Tab
     status = ttl.get("TimeToLiveStatus", "DISABLED")
     attr = ttl.get("AttributeName")
     users = [f"{m._meta.model_name}.{m._meta.ttl_field}" for m in models if m._meta.ttl_field]
+    ttl_attr = next((m._meta.layout.ttl for m in models if m._meta.ttl_field), TTL_ATTR)
     on = status in _ACTIVE_TTL
     if users:
-        need = f"TTL enabled on {TTL_ATTR} (for {', '.join(users)})"
-        if on and attr == TTL_ATTR:
+        need = f"TTL enabled on {ttl_attr} (for {', '.join(users)})"
+        if on and attr == ttl_attr:
             return []
         if status == "DISABLED":
             return [
@@ -252,7 +308,7 @@ def _diff_ttl(ttl: Mapping[str, Any], models: Sequence[type[Model]]) -> list[Tab
                 fixable=False,
                 fix=f"a table has one TTL attribute: disable TTL on {attr} (UpdateTimeToLive; "
                 "DynamoDB may take up to an hour), then call dynorm.create_table()"
-                if attr != TTL_ATTR
+                if attr != ttl_attr
                 else "wait until DynamoDB has disabled TTL, then call dynorm.create_table()",
             )
         ]
@@ -292,8 +348,14 @@ def check_table(models: Iterable[type[Model]] | None = None) -> list[TableDiffer
 
     DynamoDB: DescribeTable, DescribeTimeToLive.
     """
-    chosen = _chosen(models)
     table = get_connection().table_name
+    if models is None:  # an unmanaged table: the models declared on it
+        models = [
+            m
+            for m in _registry.all_models()
+            if not m._meta.layout.managed and table_name_for(m) == table
+        ] or None
+    chosen = _chosen(models)
     desc = _describe(table)
     return diff_table(desc, None if desc is None else _describe_ttl(table), chosen)
 
@@ -380,6 +442,7 @@ def create_table(
     conn = get_connection()
     chosen = _chosen(models)
     table = conn.table_name
+    refuse_unmanaged("create or change", table, chosen)
     needs_ttl = any(m._meta.ttl_field for m in chosen)
     desc = _describe(table)
     if desc is None:
@@ -500,6 +563,7 @@ def delete_table(*, wait: bool = True, timeout: float = 600.0) -> None:
     """
     conn = get_connection()
     table = conn.table_name
+    refuse_unmanaged("delete", table)
     try:
         conn.send("DeleteTable", {"TableName": table})
     except ConfigurationError as exc:

@@ -186,15 +186,10 @@ class Transaction:
                 "TransactWriteItems. Split the work into smaller transactions.",
                 code="bad-query",
             )
+        layouts = [self.ops[op].model._meta.layout for op in owner]
         keys = [  # (kind, table, pk, sk): one key in two tables is two items
-            (
-                kind,
-                body["TableName"],
-                *self.ops[op].model._meta.layout.key_of(
-                    body["Item"] if "Item" in body else body["Key"]
-                ),
-            )
-            for a, op in zip(items, owner)
+            (kind, body["TableName"], *layout.key_of(body.get("Item") or body["Key"]))
+            for a, layout in zip(items, layouts)
             for kind, body in a.items()
         ]
         if len({k[1:] for k in keys}) != len(keys):
@@ -325,9 +320,7 @@ class Transaction:
                 and live_attempts(op.instance)
                 and first.get(index, {}).get("Code") == CCF
                 and not disproves(
-                    first[index].get("Item"),
-                    op.instance.version,
-                    op.instance._meta.layout.version,
+                    first[index].get("Item"), op.instance.version, op.instance._meta.layout.version
                 )
             ]
             if unknown:
@@ -407,8 +400,7 @@ class Transaction:
                 item = found.get(key)
                 instance = op.instance
                 assert instance is not None
-                meta = instance._meta
-                if item is None or not meta.layout.is_type(item, meta.type_name):
+                if item is None or not layout.is_type(item, instance._meta.type_name):
                     continue
                 take(instance, item)
 

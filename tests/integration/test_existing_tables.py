@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+from pydantic import Field
 
 import dynorm
 from dynorm import Index, Model, fields
@@ -313,3 +314,53 @@ def test_an_index_projection_that_lacks_a_field_is_refused() -> None:
         list(SlimThread.objects.using_gsi("by_views").filter(forum="f"))
     # only() the projected fields reads them.
     assert list(SlimThread.objects.using_gsi("by_views").filter(forum="f").only("views")) == []
+
+
+def test_create_and_delete_table_refuse_a_table_dynorm_does_not_manage() -> None:
+    with dynorm.using(legacy):
+        with pytest.raises(ConfigurationError, match=r"not managed by dynorm.*check"):
+            dynorm.create_table()
+        with pytest.raises(ConfigurationError, match=r"not managed by dynorm"):
+            dynorm.delete_table()
+    with pytest.raises(ConfigurationError, match=r"Thread"):
+        dynorm.create_table([Thread])
+    assert _client().describe_table(TableName=FORUM)["Table"]["TableStatus"] == "ACTIVE"
+
+
+def test_pydantic_alias_is_refused_with_a_pointer_to_fields_attr() -> None:
+    with pytest.raises(ConfigurationError, match=r"fields\.Attr"):
+
+        class Aliased(Model):
+            id: str = Field(alias="Id")
+
+            class Meta:
+                pk = "{id}"
+
+
+def test_check_table_compares_an_unmanaged_table_with_its_models_layout() -> None:
+    with dynorm.using(legacy):
+        assert dynorm.check_table([Thread]) == []
+        assert dynorm.check_table() == []  # default: the models declared on this table
+
+    class Misnamed(Model):
+        forum: str = fields.Attr("ForumName")
+        subject: str = fields.Attr("Subject")
+        views: int = 0
+
+        class Meta:
+            table = dynorm.Table(FORUM, managed=False, pk_attribute="ForumName",
+                                 sk_attribute="Subject")
+            pk = "{forum}"
+            sk = "{subject}"
+            type_attribute = None
+            indexes = [
+                Index("by_views", pk="{forum}", sk="{views}", name="ByViews", local=True,
+                      sk_attribute="Views"),
+            ]
+
+    with dynorm.using(legacy):
+        (difference,) = dynorm.check_table([Misnamed])
+    assert difference.part == "index ByViews" and difference.found == "no such index"
+    assert not difference.fixable
+    with dynorm.using(plain):
+        assert [d.part for d in dynorm.check_table([LegacyEvent])] == ["key schema"]

@@ -1,0 +1,138 @@
+"""Physical names (`Layout`): dynorm's own bytes are unchanged; every name is checked at class
+creation; plain-value keys follow the documented rule."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+import dynorm
+from dynorm import Index, Model, VersionedModel, fields
+from dynorm._layout import DEFAULT
+from dynorm.exceptions import ConfigurationError
+from dynorm.query._compile_write import Absent, Put, compile_write
+
+foreign = dynorm.Table("layout-unit", managed=False, pk_attribute="PK", sk_attribute="SK")
+
+
+class PinnedOrder(Model):
+    customer_id: str
+    id: str
+    total: Decimal = Decimal(0)
+
+    class Meta:
+        pk = "CUSTOMER#{customer_id}"
+        sk = "{id}"
+        indexes = [Index("by_total", pk="ALL", sk="{total}")]
+
+
+def test_the_default_layout_stores_exactly_the_bytes_it_always_did() -> None:
+    assert PinnedOrder._meta.layout == DEFAULT
+    values = {"version": 1, "customer_id": "c#1", "id": "o$1", "total": Decimal("2.50")}
+    request = compile_write(PinnedOrder._meta, Put(values), Absent(), token="t")
+    assert request.params["Item"] == {
+        "pk": {"S": "CUSTOMER#c$231"},
+        "sk": {"S": "o$241"},  # a one-field key of dynorm's own layout is still escaped
+        "_type": {"S": "PinnedOrder"},
+        "gsi1pk": {"S": "ALL"},
+        "gsi1sk": {"S": "2.5"},
+        "version": {"N": "1"},
+        "customer_id": {"S": "c#1"},
+        "id": {"S": "o$1"},
+        "total": {"N": "2.50"},
+        "_wtok": {"S": "t"},
+    }
+    assert request.params["ExpressionAttributeNames"] == {"#n0": "pk"}
+
+
+class Raw(Model):
+    id: str
+    n: int = 0
+
+    class Meta:
+        table = foreign
+        pk = "{id}"
+        sk = "{n}"
+
+
+def test_an_unmanaged_tables_one_field_keys_are_plain_values_typed_by_the_field() -> None:
+    values = {"version": 0, "id": "a#b$c", "n": 7}
+    item = compile_write(Raw._meta, Put(values), Absent(), token=None).params["Item"]
+    assert item["PK"] == {"S": "a#b$c"}
+    assert item["SK"] == {"N": "7"}
+    assert Raw._meta.layout.types == {"SK": "N"}
+
+
+def _define(meta: dict[str, object], **fields_: object) -> type[Model]:
+    namespace: dict[str, object] = {"__annotations__": {"id": str}, "Meta": type("Meta", (), meta)}
+    namespace.update(fields_)
+    return type(Model)("Probe" + str(abs(hash(repr(meta)))), (Model,), namespace)
+
+
+@pytest.mark.parametrize(
+    ("meta", "fragment"),
+    [
+        ({"pk": "{id}", "pk_attribute": ""}, "pk_attribute"),
+        ({"pk": "{id}", "pk_attribute": "x" * 256}, "255"),
+        ({"pk": "{id}", "sk_attribute": "pk"}, "also"),
+        ({"pk": "{id}", "type_attribute": "version"}, "also"),
+        ({"pk": "{id}", "version_attribute": "_wtok"}, "write token"),
+        ({"pk": "{id}", "managed": "no"}, "managed"),
+        ({"pk": "{id}", "sk": "{id}", "sk_attribute": None}, "no sort key"),
+    ],
+)
+def test_bad_physical_names_are_refused_naming_model_and_option(
+    meta: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=fragment) as caught:
+        _define(meta)
+    assert "Probe" in str(caught.value)
+
+
+def test_a_key_attribute_that_is_a_field_needs_exactly_that_field() -> None:
+    with pytest.raises(ConfigurationError, match=r"exactly '\{id\}'"):
+
+        class Prefixed(Model):
+            id: str = fields.Attr("PK")
+
+            class Meta:
+                table = foreign
+                pk = "USER#{id}"
+
+
+def test_a_field_stored_under_the_type_attribute_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="entity-type attribute"):
+
+        class Sneaky(Model):
+            id: str
+            kind: str = fields.Attr("_type", default="")
+
+            class Meta:
+                table = foreign
+                pk = "{id}"
+
+
+def test_a_versioned_model_needs_a_sort_key_and_a_type_attribute() -> None:
+    with pytest.raises(ConfigurationError, match="VersionedModel"):
+
+        class Untyped(VersionedModel):
+            id: str
+
+            class Meta:
+                table = foreign
+                pk = "{id}"
+                type_attribute = None
+
+
+def test_unique_needs_text_keys() -> None:
+    with pytest.raises(ConfigurationError, match="Meta.unique"):
+
+        class Numbered(Model):
+            id: int
+            email: str = ""
+
+            class Meta:
+                table = foreign
+                pk = "{id}"
+                unique = [("email",)]
