@@ -50,7 +50,7 @@ from .exceptions import (
     MultipleObjectsReturned,
     ObjectDoesNotExist,
 )
-from .fields import Blob, BlobSpec, Compressed, DynormField, FieldKind
+from .fields import Blob, BlobSpec, Compressed, DynormField, FieldKind, stored_names
 from .query._read_only import read_only_error
 from .query.queryset import Manager
 
@@ -179,13 +179,11 @@ class ModelMeta(ModelMetaclass):
             )
         kinds: dict[str, FieldKind] = {}
         blobs: dict[str, BlobSpec] = {}
-        attributes: dict[str, str] = {}
+        attributes = stored_names(namespace)
         for key, value in list(namespace.items()):
             if isinstance(value, DynormField):
                 if value.kind is not None:
                     kinds[key] = value.kind
-                if value.attribute is not None:
-                    attributes[key] = value.attribute
                 namespace[key] = value.to_field_info()
                 if value.blob is not None:
                     blobs[key] = value.blob
@@ -213,7 +211,6 @@ class ModelMeta(ModelMetaclass):
             for name, kind in parent_meta.field_kinds.items():
                 kinds.setdefault(name, kind)
         raw.update(own_raw)
-        # fields.Attr names, inherited with the fields (a subclass may rename its own).
         raw["_attributes"] = {**raw.get("_attributes", {}), **attributes}
         meta = build_options(cls, raw, kinds)
         if parent_meta is not None:
@@ -317,7 +314,7 @@ class Model(BaseModel, metaclass=ModelMeta):
         if layout.has_key(item):
             obj._loaded_key = layout.key_of(item)
             if layout.version is None:  # no version stored: a loaded object counts as saved
-                obj.__dict__["version"] = 1
+                vars(obj)["version"] = 1
         token = stored_token(item)
         if token is not None:
             obj._writes = WriteState(token)

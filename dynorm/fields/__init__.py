@@ -94,6 +94,15 @@ def Attr(  # noqa: N802 - reads like a type, as in the API contract
     )
 
 
+def stored_names(namespace: dict[str, Any]) -> dict[str, str]:
+    """The attribute names a class body's fields declare (`fields.Attr`, `attribute=`)."""
+    return {
+        name: value.attribute
+        for name, value in namespace.items()
+        if isinstance(value, DynormField) and value.attribute is not None
+    }
+
+
 def ULID(*, attribute: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
     """Declare a string id that defaults to a new ULID (time-ordered, 26 characters)."""
     return DynormField("ulid", default_factory=new_ulid, extra=kwargs, attribute=attribute)

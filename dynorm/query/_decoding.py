@@ -43,7 +43,7 @@ def decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | N
             vars(obj).pop(name, None)
     obj._loaded_key = meta.layout.key_of(item)
     if meta.layout.version is None:  # no version stored: a loaded object counts as saved
-        obj.__dict__["version"] = 1
+        vars(obj)["version"] = 1
     obj._partial = frozenset(loaded)
     token = stored_token(item)
     if token is not None:

@@ -364,3 +364,21 @@ def test_check_table_compares_an_unmanaged_table_with_its_models_layout() -> Non
     assert not difference.fixable
     with dynorm.using(plain):
         assert [d.part for d in dynorm.check_table([LegacyEvent])] == ["key schema"]
+
+
+def test_cursors_and_filters_use_the_stored_names_of_plain_number_keys() -> None:
+    for n in range(1, 8):
+        LegacyEvent.objects.create(owner="c", seq=n, kind="odd" if n % 2 else "even")
+    seen: list[int] = []
+    page = LegacyEvent.objects.filter(owner="c").page(size=3)
+    seen += [e.seq for e in page.items]
+    while page.next_cursor is not None:
+        page = LegacyEvent.objects.filter(owner="c").page(size=3, cursor=page.next_cursor)
+        seen += [e.seq for e in page.items]
+    assert seen == list(range(1, 8))
+    odd = LegacyEvent.objects.filter(owner="c", kind="odd").only("seq")
+    assert [e.seq for e in odd] == [1, 3, 5, 7]
+    LegacyEvent.objects.get(owner="c", seq=3).update(kind="three")
+    assert LegacyEvent.objects.get(owner="c", seq=3).kind == "three"
+    assert LegacyEvent.objects.filter(owner="c", seq__gte=6).delete() == 2
+    assert [e.seq for e in LegacyEvent.objects.filter(owner="c")] == [1, 2, 3, 4, 5]
