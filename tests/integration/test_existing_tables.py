@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pydantic import Field
 
 import dynorm
-from dynorm import Index, Model, fields
-from dynorm import _config
+from dynorm import Index, Model, _config, fields
 from dynorm.exceptions import ConfigurationError, QueryError, VersionConflictError
 
 pytestmark = pytest.mark.usefixtures("dynorm_table")
@@ -249,7 +248,11 @@ def test_a_numeric_sort_key_takes_range_lookups_in_numeric_order() -> None:
     LegacyEvent.objects.create(owner="p", seq=5)
     assert [e.seq for e in LegacyEvent.objects.filter(owner="o", seq__gt=9)] == [10, 11, 100]
     assert [e.seq for e in LegacyEvent.objects.filter(owner="o", seq__lte=9)] == [1, 2, 9]
-    assert [e.seq for e in LegacyEvent.objects.filter(owner="o", seq__between=(2, 10))] == [2, 9, 10]
+    assert [e.seq for e in LegacyEvent.objects.filter(owner="o", seq__between=(2, 10))] == [
+        2,
+        9,
+        10,
+    ]
     assert LegacyEvent.objects.get(owner="o", seq=11).seq == 11
     item = _raw(EVENTS, {"Owner": {"S": "o"}, "Seq": {"N": "10"}})
     assert item is not None and item["Seq"] == {"N": "10"}  # stored once, as a number
@@ -348,14 +351,21 @@ def test_check_table_compares_an_unmanaged_table_with_its_models_layout() -> Non
         views: int = 0
 
         class Meta:
-            table = dynorm.Table(FORUM, managed=False, pk_attribute="ForumName",
-                                 sk_attribute="Subject")
+            table = dynorm.Table(
+                FORUM, managed=False, pk_attribute="ForumName", sk_attribute="Subject"
+            )
             pk = "{forum}"
             sk = "{subject}"
             type_attribute = None
             indexes = [
-                Index("by_views", pk="{forum}", sk="{views}", name="ByViews", local=True,
-                      sk_attribute="Views"),
+                Index(
+                    "by_views",
+                    pk="{forum}",
+                    sk="{views}",
+                    name="ByViews",
+                    local=True,
+                    sk_attribute="Views",
+                ),
             ]
 
     with dynorm.using(legacy):
