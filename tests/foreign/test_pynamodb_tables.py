@@ -169,6 +169,9 @@ def test_dynorm_reads_and_queries_what_pynamodb_wrote(foreign_table: str) -> Non
     )
     assert created is True and saved == [{"version": 1}] * len(THREADS)
     Thread = thread_model(foreign_table)  # noqa: N806 - a model class
+    # The table PynamoDB created (keys, LSI, GSI, projections, TTL) is the one the model declares.
+    with dynorm.using(foreign_table):
+        assert dynorm.check_table() == []
 
     for written in THREADS:
         found = Thread.objects.get(forum=written["forum"], subject=written["subject"])
