@@ -303,10 +303,10 @@ def test_keys_written_by_pynamodb_are_found_by_dynorm_byte_for_byte(foreign_tabl
     seen: dict[str, set[str]] = {}
 
     @settings(
-        max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+        max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
     )
     @given(
-        keys=st.lists(st.tuples(_KEY_TEXT, _KEY_TEXT), min_size=5, max_size=25, unique=True),
+        keys=st.lists(st.tuples(_KEY_TEXT, _KEY_TEXT), min_size=5, max_size=15, unique=True),
     )
     def check(keys: list[tuple[str, str]]) -> None:
         new = [k for k in keys if k[1] not in seen.get(k[0], set())]

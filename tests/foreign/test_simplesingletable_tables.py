@@ -280,9 +280,9 @@ def test_ids_written_by_simplesingletable_are_found_by_dynorm(foreign_table: str
     seen: set[str] = set()
 
     @settings(
-        max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+        max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
     )
-    @given(ids=st.lists(_ID, min_size=3, max_size=20, unique=True))
+    @given(ids=st.lists(_ID, min_size=3, max_size=12, unique=True))
     def check(ids: list[str]) -> None:
         new = [i for i in ids if i not in seen]
         items = [{"id": i, "data": {"title": i, "points": n}} for n, i in enumerate(new)]
