@@ -106,12 +106,13 @@ class Migrations:
         self.model = model
         self.current = current
         self.steps: dict[int, Migration] = {}
+        #: The parent model's migrations (a concrete model subclassed): inherited steps.
+        self.parent: Migrations | None = None
         #: Attributes dynorm owns (kept as they are, never shown to an upgrade function).
         self.owned = frozenset((PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR, *owned))
         self.owned |= {SCHEMA_VERSION_ATTR}
         self.field_of = {attr: name for name, attr in fields.items()}  # attribute -> field
         self.attr_of = dict(fields)  # field -> attribute
-        self._checked = False
 
     def add(self, from_version: Any, function: Migration) -> None:
         """Register `function` as the upgrade from `from_version` (checked here)."""
@@ -136,14 +137,17 @@ class Migrations:
                 code="model-definition",
             )
         self.steps[from_version] = function
-        self._checked = False
 
-    def check(self) -> None:
-        """Refuse a chain with a gap (checked at first use: functions register after the class)."""
-        if self._checked:
-            return
-        if self.steps:
-            missing = [v for v in range(min(self.steps), self.current) if v not in self.steps]
+    def chain(self) -> dict[int, Migration]:
+        """Every upgrade function by version: the model's own over those it inherits."""
+        inherited = {} if self.parent is None else self.parent.chain()
+        return {**{v: f for v, f in inherited.items() if v < self.current}, **self.steps}
+
+    def check(self) -> dict[int, Migration]:
+        """The chain, refused when it has a gap (checked at use: functions register later)."""
+        steps = self.chain()
+        if steps:
+            missing = [v for v in range(min(steps), self.current) if v not in steps]
             if missing:
                 raise ConfigurationError(
                     f"Cannot upgrade {self.model} items: the migrations skip version(s) "
@@ -151,7 +155,7 @@ class Migrations:
                     f"{self.current}; register @{self.model}.migration(from_version=N) for each.",
                     code="model-definition",
                 )
-        self._checked = True
+        return steps
 
     def upgrade(self, item: Mapping[str, Any]) -> Mapping[str, Any]:
         """The item in today's shape: the chain run from its stored version (checked)."""
@@ -160,9 +164,9 @@ class Migrations:
             return item
         if version is None or version > self.current:
             raise self.newer(version)
-        self.check()
-        if version not in self.steps:
-            first = min(self.steps, default=self.current)
+        steps = self.check()
+        if version not in steps:
+            first = min(steps, default=self.current)
             raise ConfigurationError(
                 f"Cannot upgrade a {self.model} item stored at schema version {version}: "
                 f"no migration from version {version} is registered (they start at {first}); "
@@ -177,7 +181,7 @@ class Migrations:
             else:
                 data[self.field_of.get(attr, attr)] = from_wire(av)
         for step in range(version, self.current):
-            function = self.steps[step]
+            function = steps[step]
             try:
                 data = function(data)
             except Exception as exc:

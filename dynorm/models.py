@@ -213,6 +213,8 @@ class ModelMeta(ModelMetaclass):
         raw.update(own_raw)
         raw["_attributes"] = {**raw.get("_attributes", {}), **attributes}
         meta = build_options(cls, raw, kinds)
+        if parent_meta is not None and meta.migrations is not None:
+            meta.migrations.parent = parent_meta.migrations  # a concrete parent's functions
         if parent_meta is not None:
             blobs = {**parent_meta.extra.get("blobs", {}), **blobs}
         if blobs:
@@ -553,6 +555,12 @@ class Model(BaseModel, metaclass=ModelMeta):
                 is not below it, or it already has a migration from that version.
         """
         migrations = cls._meta.migrations
+        if migrations is None and cls._meta.abstract:
+            raise ConfigurationError(
+                f"Cannot register a migration on the abstract model {cls.__name__}: its items "
+                "are its concrete models'; register it on each concrete model.",
+                code="model-definition",
+            )
         if migrations is None:
             raise ConfigurationError(
                 f"Cannot register a migration of {cls.__name__}: it declares no "

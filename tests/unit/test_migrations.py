@@ -259,3 +259,20 @@ def test_a_failing_migration_is_a_configuration_error_naming_it_never_quoting_th
             wrong.migration(from_version=1)(lambda d: [d])  # type: ignore[arg-type, return-value]
             with pytest.raises(ConfigurationError, match="returned list"):
                 wrong.from_item(_item(1, None, []))
+
+
+def test_a_concrete_subclass_inherits_its_parents_migrations_an_abstract_model_has_none() -> None:
+    with isolated_registry():
+        parent = define(3)
+        child = type("Child", (parent,), {"__module__": __name__, "Meta": type("Meta", (), {
+            "type_name": "Child"})})  # fmt: skip
+        parent.migration(from_version=1)(lambda d: {**d, "n": d["n"] + 1})
+        child.migration(from_version=2)(lambda d: {**d, "n": d["n"] * 10})  # its own
+        parent.migration(from_version=2)(lambda d: {**d, "n": d["n"] * 2})
+        item = {**_item(1, None, []), "_type": {"S": "Child"}}
+        assert child.from_item(item).n == 20 and parent.from_item(_item(1, None, [])).n == 4
+        meta = type("Meta", (), {"abstract": True})
+        base = type("Base", (Model,), {"__module__": __name__, "__annotations__": {"x": int},
+                                       "x": 0, "Meta": meta})  # fmt: skip
+        with pytest.raises(ConfigurationError, match="abstract model Base.*each concrete"):
+            base.migration(from_version=1)
