@@ -33,6 +33,7 @@ __all__ = [
     "Migration",
     "Migrations",
     "check_schema_version",
+    "no_schema_version",
     "stored_schema_version",
     "unversioned",
 ]
@@ -70,6 +71,21 @@ def stored_schema_version(item: Mapping[str, Any]) -> int | None:
     except (ValueError, ArithmeticError):
         return None
     return number if isinstance(number, int) else None
+
+
+def no_schema_version(model: str, abstract: bool) -> ConfigurationError:
+    """The error for `@Model.migration` on a model without a schema version."""
+    if abstract:
+        return ConfigurationError(
+            f"Cannot register a migration on the abstract model {model}: its items are its "
+            "concrete models'; register it on each concrete model.",
+            code="model-definition",
+        )
+    return ConfigurationError(
+        f"Cannot register a migration of {model}: it declares no Meta.schema_version; add "
+        "`schema_version = 2` (items without a stamp are version 1) to its Meta.",
+        code="model-definition",
+    )
 
 
 def unversioned(model: str) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:

@@ -31,7 +31,7 @@ from ._exactly_once import WriteState, bind, stored_token
 from ._executor import refresh, write
 from ._instance_writes import call_values, delete_op, save_op, update_instance_op
 from ._keys import value_from_text
-from ._migrations import Migration
+from ._migrations import Migration, no_schema_version
 from ._model_definition import (
     META_KEYS,
     abstract_error,
@@ -555,19 +555,8 @@ class Model(BaseModel, metaclass=ModelMeta):
                 is not below it, or it already has a migration from that version.
         """
         migrations = cls._meta.migrations
-        if migrations is None and cls._meta.abstract:
-            raise ConfigurationError(
-                f"Cannot register a migration on the abstract model {cls.__name__}: its items "
-                "are its concrete models'; register it on each concrete model.",
-                code="model-definition",
-            )
         if migrations is None:
-            raise ConfigurationError(
-                f"Cannot register a migration of {cls.__name__}: it declares no "
-                "Meta.schema_version; add `schema_version = 2` (items without a stamp are "
-                "version 1) to its Meta.",
-                code="model-definition",
-            )
+            raise no_schema_version(cls.__name__, cls._meta.abstract)
 
         def register(function: Migration) -> Migration:
             migrations.add(from_version, function)
