@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._constants import PK, SK
 from ._keys import KeyTemplate
 from ._options import Options
 from ._request import Request
@@ -101,12 +100,14 @@ def stats_of(found: Mapping[tuple[str, str], Any]) -> Stats:
 
 
 def _is_counter(body: Mapping[str, Any]) -> bool:
-    key = body.get("Key", {})
+    """A counter shard's write: key `(_COUNT#..., _SHARD_SK)` under any key attribute names."""
+    texts = [str(v.get("S", "")) for v in body.get("Key", {}).values()]
     return (
         "UpdateExpression" in body
         and "ConditionExpression" not in body
-        and key.get(SK, {}).get("S") == _SHARD_SK
-        and str(key.get(PK, {}).get("S", "")).startswith("_COUNT#")
+        and len(texts) == 2
+        and _SHARD_SK in texts
+        and any(t.startswith("_COUNT#") for t in texts)
     )
 
 
@@ -128,7 +129,8 @@ def merge_counts(items: list[dict[str, Any]], owner: list[int]) -> None:
         if body is None or not _is_counter(body):
             keep.append(index)
             continue
-        where = (body["TableName"], body["Key"][PK]["S"], body["Key"][SK]["S"])
+        pk, sk = sorted(str(v["S"]) for v in body["Key"].values())
+        where = (body["TableName"], pk, sk)
         earlier = first.get(where)
         if earlier is None:
             first[where] = body

@@ -329,22 +329,29 @@ def check_needs(cls: type[BaseModel], name: str, raw: Mapping[str, Any], layout:
     """Refuse features a layout cannot hold (history, guards, counters, audit entries)."""
     versioned = any(str(k.__module__).startswith("dynorm.versioning") for k in cls.__mro__)
     text_keys = not layout.types.get(layout.pk) and not (layout.sk and layout.types.get(layout.sk))
-    needs = [
-        ("a VersionedModel", versioned, layout.version is not None),
+    own_names = (layout.pk, layout.sk, layout.type) == (DEFAULT.pk, DEFAULT.sk, DEFAULT.type)
+    needs = [  # (feature, used, what else it needs, in words)
+        ("a VersionedModel", versioned, own_names and layout.version == DEFAULT.version),
         ("Meta.unique", bool(raw.get("unique")), True),
         ("Meta.counted", bool(raw.get("counted")), True),
-        ("Meta.audit", bool(raw.get("audit")), True),
+        ("Meta.audit", bool(raw.get("audit")), own_names),
     ]
     for feature, wanted, extra in needs:
         if not wanted:
             continue
         if layout.sk is None or layout.type is None or not text_keys or not extra:
+            own = feature in ("a VersionedModel", "Meta.audit")
             raise ConfigurationError(
                 f"Cannot use {feature} on {name} with this layout: it stores items of its "
                 "own beside the model's, which needs a string partition and sort key and a "
                 "type attribute"
-                + (" and a version attribute" if versioned else "")
-                + "; give the table sk_attribute/type_attribute, or drop "
-                f"{feature}.",
+                + (
+                    " under dynorm's own names (pk, sk, _type"
+                    + (", version" if versioned else "")
+                    + "; other names are not supported for it yet)"
+                    if own
+                    else ""
+                )
+                + f"; use dynorm's layout for this model, or drop {feature}.",
                 code="model-definition",
             )

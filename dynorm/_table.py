@@ -11,7 +11,7 @@ from . import _registry
 from ._config import get_connection, table_name_for
 from ._constants import TTL_ATTR, gsi_name, gsi_pk, gsi_sk
 from ._model_definition import abstract_error
-from ._table_layout import custom_indexes, key_schema, layout_of, refuse_unmanaged
+from ._table_layout import custom_indexes, key_schema, layout_of, of_table, refuse_unmanaged
 from .exceptions import ConfigurationError, DynormError, TableMismatchError
 from .models import Model
 
@@ -69,9 +69,10 @@ def table_definition(
     """Return the CreateTable parameters for the given (default: all registered) models."""
     chosen = _chosen(models)
     slots = _slots(chosen)
-    schema, types = key_schema(layout_of(chosen))
+    mine = of_table(chosen, table_name)  # physical names come from this table's models
+    schema, types = key_schema(layout_of(mine))
     types.update((a, "S") for s in slots for a in (gsi_pk(s), gsi_sk(s)))
-    gsis, lsis, index_types, _ = custom_indexes(chosen)
+    gsis, lsis, index_types, _ = custom_indexes(mine)
     types.update(index_types)
     params: dict[str, Any] = {
         "TableName": table_name,
@@ -229,7 +230,8 @@ def diff_table(
             if projection.get("NonKeyAttributes"):
                 text += f" ({', '.join(projection['NonKeyAttributes'])})"
             out.append(TableDifference(part, expected, text, fixable=False, fix=rebuild))
-    out += _diff_declared(description, chosen, types, need_types)
+    mine = of_table(chosen, str(description.get("TableName", "")))
+    out += _diff_declared(description, mine, types, need_types)
     if time_to_live is not None:
         out += _diff_ttl(time_to_live, chosen)
     return out

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "custom_indexes",
+    "of_table",
     "key_schema",
     "layout_of",
     "projection_of",
@@ -29,9 +30,17 @@ __all__ = [
 ]
 
 
+def of_table(models: Sequence[type[Model]], table: str) -> list[type[Model]]:
+    """The models among `models` that live in `table` (by `table_name_for`)."""
+    return [m for m in models if table_name_for(m) == table]
+
+
 def layout_of(models: Sequence[type[Model]]) -> Layout:
-    """The layout the table's key schema follows (the first model's; dynorm's own if none)."""
-    return models[0]._meta.layout if models else DEFAULT
+    """The layout the table's key schema follows.
+
+    The first model's with names of its own; dynorm's own when none has.
+    """
+    return next((m._meta.layout for m in models if not m._meta.layout.is_default), DEFAULT)
 
 
 def key_schema(layout: Layout) -> tuple[list[dict[str, str]], dict[str, str]]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ._codec import Item
 from ._connection import Connection
-from ._constants import GUARD_SK, OWNER_PK_ATTR, OWNER_SK_ATTR, PK, SK, TYPE_ATTR
+from ._constants import GUARD_SK, OWNER_PK_ATTR, OWNER_SK_ATTR
 from ._options import Options, UniqueConstraint
 from ._request import Request
 from .exceptions import DynormError, QueryError, UniqueViolationError
@@ -56,10 +56,12 @@ def guard_key(meta: Options, constraint: UniqueConstraint, values: Mapping[str, 
 
 
 def _guard_item(meta: Options, key: Key, owner: Key) -> Item:
+    layout = meta.layout  # text keys and a type attribute (checked at class creation)
+    assert layout.sk is not None and layout.type is not None
     return {
-        PK: {"S": key[0]},
-        SK: {"S": key[1]},
-        TYPE_ATTR: {"S": guard_type(meta)},
+        layout.pk: {"S": key[0]},
+        layout.sk: {"S": key[1]},
+        layout.type: {"S": guard_type(meta)},
         OWNER_PK_ATTR: {"S": owner[0]},
         OWNER_SK_ATTR: {"S": owner[1]},
     }
@@ -133,11 +135,11 @@ def guard_owner(
         return constraint, coerced, None
     params: dict[str, Any] = {
         "TableName": conn.table_name,
-        "Key": {PK: {"S": key[0]}, SK: {"S": key[1]}},
+        "Key": meta.layout.key_item(key),
     }
     if consistent:
         params["ConsistentRead"] = True
     item = conn.send("GetItem", params).get("Item")
-    if not item or item.get(TYPE_ATTR, {}).get("S") != guard_type(meta):
+    if not item or meta.layout.type_of(item) != guard_type(meta):
         return constraint, coerced, None
     return constraint, coerced, (item[OWNER_PK_ATTR]["S"], item[OWNER_SK_ATTR]["S"])

@@ -52,4 +52,7 @@ def stats(qs: QuerySet[Any]) -> Stats:
             code="bad-query",
         )
     keys = shard_keys(meta)
-    return stats_of(batch_get(qs._connection(), keys, meta.model_name, consistent=True))
+    found = batch_get(
+        qs._connection(), keys, meta.model_name, consistent=True, layout=meta.layout
+    )
+    return stats_of(found)

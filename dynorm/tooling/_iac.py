@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from .._constants import TTL_ATTR
 from .._table import _chosen, table_definition
 from ..exceptions import ConfigurationError
 from ..models import Model
@@ -48,9 +47,18 @@ def table_properties(
             f"{', '.join(STREAM_VIEW_TYPES)}.",
             code="config",
         )
+    unmanaged = sorted(m._meta.model_name for m in chosen if not m._meta.layout.managed)
+    if unmanaged:
+        raise ConfigurationError(
+            f"Cannot emit table {table_name!r} as code for {', '.join(unmanaged)}: their "
+            "table is not managed by dynorm (managed=False); describe it in your own "
+            "infrastructure code, or leave those models out.",
+            code="config",
+        )
     props = table_definition(table_name, chosen)
-    if any(m._meta.ttl_field for m in chosen):
-        props["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTR, "Enabled": True}
+    ttl = [m._meta.layout.ttl for m in chosen if m._meta.ttl_field]
+    if ttl:
+        props["TimeToLiveSpecification"] = {"AttributeName": ttl[0], "Enabled": True}
     if streams is not None:
         props["StreamSpecification"] = {"StreamViewType": streams}
     return props
@@ -129,8 +137,9 @@ def _terraform(props: dict[str, Any], label: str) -> str:
         "name": props["TableName"],
         "billing_mode": props["BillingMode"],
         "hash_key": keys["HASH"],
-        "range_key": keys["RANGE"],
     }
+    if "RANGE" in keys:  # a table with a partition key only has none
+        top["range_key"] = keys["RANGE"]
     stream = props.get("StreamSpecification")
     if stream is not None:
         top["stream_enabled"] = True
@@ -145,15 +154,19 @@ def _terraform(props: dict[str, Any], label: str) -> str:
                 "attribute", {"name": attr["AttributeName"], "type": attr["AttributeType"]}, "  "
             ),
         ]
-    for index in props.get("GlobalSecondaryIndexes", []):
+    indexes = [("global", i) for i in props.get("GlobalSecondaryIndexes", [])]
+    indexes += [("local", i) for i in props.get("LocalSecondaryIndexes", [])]
+    for kind, index in indexes:
         ikeys = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
-        args: dict[str, Any] = {"name": index["IndexName"], "hash_key": ikeys["HASH"]}
+        args: dict[str, Any] = {"name": index["IndexName"]}
+        if kind == "global":  # a local index shares the table's hash key
+            args["hash_key"] = ikeys["HASH"]
         if "RANGE" in ikeys:
             args["range_key"] = ikeys["RANGE"]
         args["projection_type"] = index["Projection"]["ProjectionType"]
         if index["Projection"].get("NonKeyAttributes"):
             args["non_key_attributes"] = list(index["Projection"]["NonKeyAttributes"])
-        lines += ["", *_block("global_secondary_index", args, "  ")]
+        lines += ["", *_block(f"{kind}_secondary_index", args, "  ")]
     ttl = props.get("TimeToLiveSpecification")
     if ttl is not None:
         lines += [

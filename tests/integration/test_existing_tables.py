@@ -13,8 +13,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pydantic import Field
 
 import dynorm
-from dynorm import Index, Model, _config, fields
-from dynorm.exceptions import ConfigurationError, QueryError, VersionConflictError
+from dynorm import Index, Model, VersionedModel, _config, fields
+from dynorm.exceptions import (
+    ConfigurationError,
+    QueryError,
+    UniqueViolationError,
+    VersionConflictError,
+)
 
 pytestmark = pytest.mark.usefixtures("dynorm_table")
 
@@ -22,6 +27,7 @@ SUFFIX = uuid.uuid4().hex[:8]
 FORUM = f"legacy-forum-{SUFFIX}"
 PLAIN = f"legacy-plain-{SUFFIX}"
 EVENTS = f"legacy-events-{SUFFIX}"
+SINGLE = f"legacy-single-{SUFFIX}"
 
 legacy = dynorm.Table(
     FORUM,
@@ -97,6 +103,20 @@ class LegacyEvent(Model):  # a numeric sort key
         sk = "{seq}"
 
 
+single = dynorm.Table(SINGLE, managed=False, pk_attribute="PK", sk_attribute="SK")
+
+
+class Member(Model):  # companions (unique guards, counter shards) under the table's names
+    id: str
+    email: str
+
+    class Meta:
+        table = single
+        pk = "MEMBER#{id}"
+        unique = [("email",)]
+        counted = True
+
+
 def _client() -> Any:
     return _config.get_connection().client
 
@@ -145,10 +165,22 @@ def foreign_tables(dynorm_table: str) -> Iterator[None]:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+    client.create_table(
+        TableName=SINGLE,
+        KeySchema=[
+            {"AttributeName": "PK", "KeyType": "HASH"},
+            {"AttributeName": "SK", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
     try:
         yield
     finally:
-        for name in (FORUM, PLAIN, EVENTS):
+        for name in (FORUM, PLAIN, EVENTS, SINGLE):
             client.delete_table(TableName=name)
 
 
@@ -392,3 +424,29 @@ def test_cursors_and_filters_use_the_stored_names_of_plain_number_keys() -> None
     assert LegacyEvent.objects.get(owner="c", seq=3).kind == "three"
     assert LegacyEvent.objects.filter(owner="c", seq__gte=6).delete() == 2
     assert [e.seq for e in LegacyEvent.objects.filter(owner="c")] == [1, 2, 3, 4, 5]
+
+
+def test_unique_guards_and_counters_live_under_the_tables_key_names() -> None:
+    Member.objects.create(id="1", email="a@x")
+    with pytest.raises(UniqueViolationError):
+        Member.objects.create(id="2", email="a@x")
+    with dynorm.transaction():
+        Member.objects.create(id="3", email="c@x")
+        Member.objects.create(id="4", email="d@x")
+    assert Member.objects.stats().count == 3
+    items = _client().scan(TableName=SINGLE)["Items"]
+    assert all({"PK", "SK"} <= set(item) and "pk" not in item for item in items)
+    Member.objects.get(id="1").delete()
+    Member.objects.create(id="5", email="a@x")  # the guard went with its owner
+    assert Member.objects.stats().count == 3
+
+
+def test_a_versioned_model_needs_dynorms_own_names_for_its_history() -> None:
+    with pytest.raises(ConfigurationError, match="VersionedModel.*own names"):
+
+        class Revisioned(VersionedModel):
+            id: str
+
+            class Meta:
+                table = single
+                pk = "R#{id}"

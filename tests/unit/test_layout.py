@@ -3,6 +3,8 @@ creation; plain-value keys follow the documented rule."""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -12,6 +14,7 @@ from dynorm import Index, Model, VersionedModel, fields
 from dynorm._layout import DEFAULT
 from dynorm.exceptions import ConfigurationError
 from dynorm.query._compile_write import Absent, Put, compile_write
+from dynorm.tooling import table_as_code, table_properties
 
 foreign = dynorm.Table("layout-unit", managed=False, pk_attribute="PK", sk_attribute="SK")
 
@@ -136,3 +139,43 @@ def test_unique_needs_text_keys() -> None:
                 table = foreign
                 pk = "{id}"
                 unique = [("email",)]
+
+
+own_names = dynorm.Table("layout-own", pk_attribute="id", sk_attribute=None)
+
+
+class Keyed(Model):  # a managed table with names of its own, a partition key only
+    id: str
+    email: str = ""
+    expires: datetime | None = fields.TTL(attribute="expiresAt")
+
+    class Meta:
+        table = own_names
+        pk = "{id}"
+        indexes = [
+            Index(
+                "by_email",
+                pk="{email}",
+                name="EmailIndex",
+                pk_attribute="email",
+                sk_attribute="kind",
+                projection="KEYS_ONLY",
+            ),
+        ]
+
+
+def test_iac_emits_the_declared_layout_of_a_managed_table_with_its_own_names() -> None:
+    props = table_properties("layout-own", [Keyed])
+    assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    (gsi,) = props["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "EmailIndex"
+    assert gsi["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert props["TimeToLiveSpecification"]["AttributeName"] == "expiresAt"
+    text = table_as_code("terraform", "layout-own", [Keyed])
+    top = text.split("attribute {")[0]
+    assert re.search(r'hash_key\s*=\s*"id"', top) and "range_key" not in top
+
+
+def test_iac_refuses_an_unmanaged_table() -> None:
+    with pytest.raises(ConfigurationError, match="not managed by dynorm"):
+        table_properties("layout-unit", [Raw])
