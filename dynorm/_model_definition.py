@@ -253,7 +253,8 @@ def build_options(
         )
     given_attrs: dict[str, str] = dict(raw.get("_attributes") or {})
     attr_names = {
-        f: given_attrs.get(f) or (TTL_ATTR if kinds.get(f) == "ttl" else f) for f in fields
+        f: given_attrs[f] if f in given_attrs else (TTL_ATTR if kinds.get(f) == "ttl" else f)
+        for f in fields
     }
     if "version" in given_attrs:
         raise ConfigurationError(

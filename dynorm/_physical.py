@@ -182,6 +182,18 @@ def resolve_layout(
         seen[value] = option
     if version is not None:
         attr_names["version"] = version
+    stored: dict[str, str] = {}
+    for field, attr in attr_names.items():
+        if not isinstance(attr, str) or not attr:
+            raise _error(model, f"fields.Attr of {field}", "it needs a non-empty name", "name it")
+        if attr in stored:
+            raise ConfigurationError(
+                f"Cannot store {model}.{field} under the attribute {attr!r}: "
+                f"{model}.{stored[attr]} is stored there, and one would overwrite the other; "
+                "give each field its own attribute name.",
+                code="model-definition",
+            )
+        stored[attr] = field
     layout = Layout(pk=pk, sk=sk, type=type_attr, version=version, ttl=ttl, managed=managed)
     return layout, given
 

@@ -177,6 +177,8 @@ def _by_key(pk: str, sk: str, wanted: dict[str, type[Model]] | None) -> type[Mod
         wanted.values() if wanted is not None else _registry.all_models()
     )
     for model in candidates:
+        if not model._meta.layout.is_default:
+            continue  # streams read dynorm's own layout (a plain-value key fits any text)
         try:
             model.parse_key(pk, sk)
         except InvalidValueError:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pydantic import Field
 
 import dynorm
-from dynorm import Index, Model, VersionedModel, _config, fields
+from dynorm import F, Index, Model, VersionedModel, _config, fields
 from dynorm.exceptions import (
     ConfigurationError,
     QueryError,
@@ -450,3 +450,28 @@ def test_a_versioned_model_needs_dynorms_own_names_for_its_history() -> None:
             class Meta:
                 table = single
                 pk = "R#{id}"
+
+
+class Score(Model):
+    id: str
+    points: int = fields.Attr("Points", default=0)
+    label: str = fields.Attr("Label", default="")
+
+    class Meta:
+        table = single
+        pk = "SCORE#{id}"
+
+
+def test_filters_only_and_f_updates_use_the_stored_attribute_names() -> None:
+    Score.objects.create(id="a", points=1, label="x")
+    Score.objects.create(id="b", points=5, label="y")
+    Score.objects.get(id="a").update(points=F("points") + 10)
+    raw = _raw(SINGLE, {"PK": {"S": "SCORE#a"}, "SK": {"S": "Score"}})
+    assert raw is not None and raw["Points"] == {"N": "11"} and "points" not in raw
+    (query,) = Score.objects.filter(id="a", points__gt=3).explain()
+    assert "Points" in query.params["ExpressionAttributeNames"].values()
+    assert [s.points for s in Score.objects.filter(id="a", points__gt=3)] == [11]
+    partial = Score.objects.filter(id="b").only("label").get()
+    assert partial.label == "y"
+    assert Score.objects.filter(id="b", label="y").update(label="z") == 1
+    assert Score.objects.get(id="b").label == "z"

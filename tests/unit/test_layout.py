@@ -179,3 +179,26 @@ def test_iac_emits_the_declared_layout_of_a_managed_table_with_its_own_names() -
 def test_iac_refuses_an_unmanaged_table() -> None:
     with pytest.raises(ConfigurationError, match="not managed by dynorm"):
         table_properties("layout-unit", [Raw])
+
+
+def test_two_fields_stored_under_one_attribute_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"Twice\.b under the attribute 'a'.*overwrite"):
+
+        class Twice(Model):
+            id: str
+            a: str = ""
+            b: str = fields.Attr("a", default="")
+
+            class Meta:
+                pk = "T#{id}"
+
+
+def test_an_empty_attribute_name_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="non-empty"):
+
+        class Blank(Model):
+            id: str
+            a: str = fields.Attr("", default="")
+
+            class Meta:
+                pk = "B#{id}"
