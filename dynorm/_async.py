@@ -14,14 +14,19 @@ answer was lost is retried exactly once by dynorm's write tokens, as on the sync
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from ._config import get_settings
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+# asyncio and concurrent.futures are imported where they are first needed (an `a`-method
+# running, so the event loop has already imported asyncio): a sync program, a Lambda's cold
+# start, never pays for them (tests/unit/test_import_graph.py's LAZY allow-list).
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,6 +43,8 @@ def _threads() -> ThreadPoolExecutor:
     size = get_settings().max_pool_connections
     if pool is not None and _pool_size == size:
         return pool
+    from concurrent.futures import ThreadPoolExecutor
+
     with _lock:
         if _pool is None or _pool_size != size:
             old, _pool = _pool, ThreadPoolExecutor(size, thread_name_prefix="dynorm-async")
@@ -49,6 +56,8 @@ def _threads() -> ThreadPoolExecutor:
 
 async def run(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """Run `fn(*args, **kwargs)` on a dynorm worker thread, in a copy of this context."""
+    import asyncio
+
     context = contextvars.copy_context()
     future = _threads().submit(lambda: context.run(fn, *args, **kwargs))
     waiting = asyncio.wrap_future(future)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -45,8 +45,12 @@ def s3_client() -> Any:
         built = _clients.get(id(settings))
         if built is not None and built[0] is settings:
             return built[1]
-        session = boto3.session.Session()
-        region = settings.region_name or session.region_name or os.environ.get("AWS_REGION")
+        session = botocore.session.Session()
+        region = (
+            settings.region_name
+            or session.get_config_variable("region")
+            or os.environ.get("AWS_REGION")
+        )
         kwargs: dict[str, Any] = {}
         if settings.s3_endpoint_url is not None:
             kwargs["endpoint_url"] = settings.s3_endpoint_url
@@ -58,7 +62,7 @@ def s3_client() -> Any:
             s3={"addressing_style": "path"} if settings.s3_endpoint_url else {},
             signature_version="s3v4",
         )
-        client = session.client("s3", region_name=region, config=config, **kwargs)
+        client = session.create_client("s3", region_name=region, config=config, **kwargs)
         _clients.clear()  # one configuration at a time
         _clients[id(settings)] = (settings, client)
         return client

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import (
@@ -304,9 +304,13 @@ class Connection:
         """Create the client described by `settings` (or take the one given)."""
         if settings.client is not None:
             return cls(settings.client, settings.table_name)
-        session = boto3.session.Session()
-        # boto3 reads $AWS_DEFAULT_REGION and the profile; the newer AWS SDKs read $AWS_REGION.
-        region = settings.region_name or session.region_name or os.environ.get("AWS_REGION")
+        session = botocore.session.Session()
+        # botocore reads $AWS_DEFAULT_REGION and the profile; the newer AWS SDKs read $AWS_REGION.
+        region = (
+            settings.region_name
+            or session.get_config_variable("region")
+            or os.environ.get("AWS_REGION")
+        )
         if not region:
             if settings.endpoint_url is None:
                 raise ConfigurationError(
@@ -330,7 +334,7 @@ class Connection:
         if settings.endpoint_url is not None and session.get_credentials() is None:
             # DynamoDB Local accepts any credentials; AWS itself never sees these.
             kwargs = {"aws_access_key_id": "dynorm", "aws_secret_access_key": "dynorm"}
-        client = session.client(
+        client = session.create_client(
             "dynamodb",
             endpoint_url=settings.endpoint_url,
             region_name=region,

@@ -15,7 +15,6 @@ writes, in the order they were connected.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 import weakref
@@ -152,7 +151,7 @@ class Signal:
 
 def _is_async(func: Receiver) -> bool:
     call = getattr(func, "__call__", None)  # noqa: B004 - an instance with async __call__
-    return asyncio.iscoroutinefunction(func) or asyncio.iscoroutinefunction(call)
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call)
 
 
 def receiver(

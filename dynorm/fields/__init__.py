@@ -10,6 +10,8 @@ Use them as defaults in a model body; each returns a pydantic field that dynorm 
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,7 +20,6 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
-from ulid import ULID as _ULID
 
 __all__ = [
     "TTL",
@@ -39,9 +40,19 @@ FieldKind = Literal["ulid", "created_at", "updated_at", "ttl", "compressed", "bl
 DEFAULT_BLOB_MAX_SIZE = 64 * 1024 * 1024
 
 
+#: Crockford's base32 alphabet, the one ULIDs are written in.
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
 def new_ulid() -> str:
-    """Return a new ULID as its 26-character Crockford base32 string (sortable by time)."""
-    return str(_ULID())
+    """Return a new ULID as its 26-character Crockford base32 string (sortable by time).
+
+    The ULID spec's layout (48 bits of Unix milliseconds, then 80 random bits), written here
+    rather than through python-ulid, whose import reads package metadata (~a third of
+    `import dynorm`'s cold start).
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -5, -5))
 
 
 def utcnow() -> datetime:
