@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from ._key_ranges import check_shared_ranges
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -18,7 +19,9 @@ def register(model: type[Model]) -> None:
     """Register a concrete model; a different class claiming the same type name raises.
 
     Re-executing the same class definition (same module and qualified name, as in a
-    notebook or a reloaded module) replaces the earlier class instead.
+    notebook or a reloaded module) replaces the earlier class instead. A model whose key
+    range can meet another's in one table, while one of them has no type attribute, raises
+    too (`_key_ranges`).
     """
     name = model._meta.type_name
     existing = _models.get(name)
@@ -31,6 +34,7 @@ def register(model: type[Model]) -> None:
             "Meta.type_name on one of them.",
             code="duplicate-type-name",
         )
+    check_shared_ranges(model._meta, (m._meta for m in _models.values()))
     _models[name] = model
 
 

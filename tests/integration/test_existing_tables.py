@@ -14,6 +14,7 @@ from pydantic import Field
 
 import dynorm
 from dynorm import F, Index, Model, VersionedModel, _config, fields
+from dynorm._registry import isolated_registry
 from dynorm.exceptions import (
     ConfigurationError,
     QueryError,
@@ -28,6 +29,7 @@ FORUM = f"legacy-forum-{SUFFIX}"
 PLAIN = f"legacy-plain-{SUFFIX}"
 EVENTS = f"legacy-events-{SUFFIX}"
 SINGLE = f"legacy-single-{SUFFIX}"
+NOTES = f"legacy-notes-{SUFFIX}"
 
 legacy = dynorm.Table(
     FORUM,
@@ -64,13 +66,26 @@ class Thread(Model):
         ]
 
 
-class LegacyNote(Model):  # the same table, locking off (last writer wins)
+# Locking off (last writer wins). Its own table: with no type attribute and the same plain
+# keys, a Thread in its key range would be read (and saved over) as a LegacyNote, so one
+# table for both is refused (test_an_untyped_model_sharing_a_key_range_is_refused).
+notes = dynorm.Table(
+    NOTES,
+    managed=False,
+    pk_attribute="ForumName",
+    sk_attribute="Subject",
+    type_attribute=None,
+    version_attribute=None,
+)
+
+
+class LegacyNote(Model):
     forum: str = fields.Attr("ForumName")
     subject: str = fields.Attr("Subject")
     text: str = ""
 
     class Meta:
-        table = legacy
+        table = notes
         pk = "{forum}"
         sk = "{subject}"
 
@@ -148,6 +163,18 @@ def foreign_tables(dynorm_table: str) -> Iterator[None]:
         BillingMode="PAY_PER_REQUEST",
     )
     client.create_table(
+        TableName=NOTES,
+        KeySchema=[
+            {"AttributeName": "ForumName", "KeyType": "HASH"},
+            {"AttributeName": "Subject", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "ForumName", "AttributeType": "S"},
+            {"AttributeName": "Subject", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
         TableName=PLAIN,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -180,7 +207,7 @@ def foreign_tables(dynorm_table: str) -> Iterator[None]:
     try:
         yield
     finally:
-        for name in (FORUM, PLAIN, EVENTS, SINGLE):
+        for name in (FORUM, NOTES, PLAIN, EVENTS, SINGLE):
             client.delete_table(TableName=name)
 
 
@@ -234,7 +261,7 @@ def test_with_no_version_attribute_save_is_last_writer_wins() -> None:
     one.save()
     two.text = "two"
     two.save()  # no conflict: locking is off for LegacyNote
-    item = _raw(FORUM, {"ForumName": {"S": "f"}, "Subject": {"S": "n"}})
+    item = _raw(NOTES, {"ForumName": {"S": "f"}, "Subject": {"S": "n"}})
     assert item is not None and item["text"] == {"S": "two"}
     assert "Version" not in item and "version" not in item
 
@@ -291,20 +318,70 @@ def test_a_numeric_sort_key_takes_range_lookups_in_numeric_order() -> None:
     assert "seq" not in item and "owner" not in item
 
 
-def test_a_model_without_a_type_attribute_never_leaks_into_a_typed_model() -> None:
-    # LegacyDoc (no type attribute) and a typed model in one table: the typed one still filters.
-    class TypedDoc(Model):
-        id: str
-        body: str = ""
+def test_an_untyped_model_sharing_a_key_range_is_refused() -> None:
+    # LegacyDoc has no type attribute: a typed model whose items could fall in its key range
+    # would be read and deleted through LegacyDoc as its own, so the pair is refused, either
+    # way round, before any item exists.
+    with pytest.raises(ConfigurationError, match=r"TypedDoc.*LegacyDoc.*no type attribute"):
 
-        class Meta:
-            table = plain
-            pk = "{id}"
+        class TypedDoc(Model):
+            id: str
+            body: str = ""
 
-    LegacyDoc.objects.create(id="shared", body="doc")
-    assert TypedDoc.objects.filter(id="shared").first() is None
-    with pytest.raises(TypedDoc.DoesNotExist):
-        TypedDoc.objects.get(id="shared")
+            class Meta:
+                table = plain
+                pk = "{id}"
+
+    with pytest.raises(ConfigurationError, match=r"Cannot register LooseThread.*Thread"):
+
+        class LooseThread(Model):  # both untyped, the same plain keys
+            forum: str = fields.Attr("ForumName")
+            subject: str = fields.Attr("Subject")
+
+            class Meta:
+                table = legacy
+                pk = "{forum}"
+                sk = "{subject}"
+
+
+def test_untyped_models_with_disjoint_key_prefixes_share_a_table_and_never_meet() -> None:
+    # simplesingletable's layout: one table, no type attribute, the key prefix is the type.
+    name = f"legacy-prefixed-{SUFFIX}"
+    _client().create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    shared = dynorm.Table(
+        name, managed=False, pk_attribute="id", sk_attribute=None, type_attribute=None
+    )
+    try:
+
+        class PrefixedA(Model):
+            rid: str
+            body: str = ""
+
+            class Meta:
+                table = shared
+                pk = "A#{rid}"
+
+        class PrefixedB(Model):
+            rid: str
+            body: str = ""
+
+            class Meta:
+                table = shared
+                pk = "B#{rid}"
+
+        PrefixedA.objects.create(rid="x", body="a")
+        PrefixedB.objects.create(rid="x", body="b")
+        assert PrefixedA.objects.get(rid="x").body == "a"
+        assert PrefixedB.objects.get(rid="x").body == "b"
+        PrefixedA.objects.get(rid="x").delete()
+        assert PrefixedB.objects.get(rid="x").body == "b"  # untouched
+    finally:
+        _client().delete_table(TableName=name)
 
 
 def test_a_field_stored_over_a_key_attribute_is_refused() -> None:
@@ -322,6 +399,13 @@ def test_a_field_stored_over_a_key_attribute_is_refused() -> None:
 
 
 def test_an_index_projection_that_lacks_a_field_is_refused() -> None:
+    # A variant of Thread over the same items: alone in the registry (two untyped models over
+    # one key range are refused), as a second release of the model would be.
+    with isolated_registry():
+        _slim_thread_is_refused_a_field_the_projection_lacks()
+
+
+def _slim_thread_is_refused_a_field_the_projection_lacks() -> None:
     class SlimThread(Model):
         forum: str = fields.Attr("ForumName")
         subject: str = fields.Attr("Subject")
@@ -377,6 +461,11 @@ def test_check_table_compares_an_unmanaged_table_with_its_models_layout() -> Non
         assert dynorm.check_table([Thread]) == []
         assert dynorm.check_table() == []  # default: the models declared on this table
 
+    with isolated_registry():  # a variant of Thread: alone, as a later release would be
+        _misnamed_index_is_reported()
+
+
+def _misnamed_index_is_reported() -> None:
     class Misnamed(Model):
         forum: str = fields.Attr("ForumName")
         subject: str = fields.Attr("Subject")
