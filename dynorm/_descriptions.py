@@ -9,18 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from . import _registry
-from ._constants import (
-    PK,
-    SK,
-    TTL_ATTR,
-    TYPE_ATTR,
-    VERSION_ATTR,
-    WRITE_TOKEN_ATTR,
-    gsi_name,
-    gsi_pk,
-    gsi_sk,
-)
+from ._config import get_settings, table_name_for
+from ._constants import WRITE_TOKEN_ATTR
 from ._table import table_definition
+from ._table_layout import layout_of
 
 __all__ = ["describe_json", "describe_models"]
 
@@ -41,7 +33,8 @@ def describe_models() -> str:
         meta = model._meta
         assert meta.pk is not None and meta.sk is not None
         lines.append(f"{meta.model_name} (entity type {meta.type_name!r})")
-        lines.append(f"  table   pk={meta.pk.source!r} sk={meta.sk.source!r} ({PK}, {SK})")
+        key_attrs = ", ".join(a for a in (meta.layout.pk, meta.layout.sk) if a is not None)
+        lines.append(f"  table   pk={meta.pk.source!r} sk={meta.sk.source!r} ({key_attrs})")
         fields = ", ".join(f"{f}=..." for f in meta.pk.fields)
         lines.append(f"          {meta.model_name}.objects.filter({fields})")
         for index in meta.indexes.values():
@@ -54,35 +47,53 @@ def describe_models() -> str:
                 f"          {meta.model_name}.objects.using_gsi({index.name!r}).filter({fields})"
             )
         if meta.ttl_field:
-            lines.append(f"  ttl     {meta.ttl_field} (stored as {TTL_ATTR})")
+            ttl_attr = meta.attr_names[meta.ttl_field]
+            lines.append(f"  ttl     {meta.ttl_field} (stored as {ttl_attr})")
     lines.append("")
     lines.append(_attributes_line(models))
     return "\n".join(lines)
 
 
 def _attributes_line(models: list[Any]) -> str:
-    slots = sorted({i.slot for m in models for i in m._meta.indexes.values()})
-    names = [
-        PK,
-        SK,
-        f"{TYPE_ATTR} (entity type)",
-        VERSION_ATTR,
-        f"{WRITE_TOKEN_ATTR} (write token)",
-    ]
-    names += [a for s in slots for a in (gsi_pk(s), gsi_sk(s))]
-    if any(m._meta.ttl_field for m in models):
-        names.append(f"{TTL_ATTR} (time to live)")
+    names: dict[str, None] = {}  # in order, once each, over every model's own layout
+    for model in models:
+        meta = model._meta
+        layout = meta.layout
+        names.update(dict.fromkeys(a for a in (layout.pk, layout.sk) if a is not None))
+        if layout.type is not None:
+            names[f"{layout.type} (entity type)"] = None
+        if layout.version is not None:
+            names[layout.version] = None
+        names[f"{WRITE_TOKEN_ATTR} (write token)"] = None
+    for model in models:
+        for index in model._meta.indexes.values():
+            names.update(dict.fromkeys(index.writes))
+    for model in models:
+        if model._meta.ttl_field:
+            names[f"{model._meta.attr_names[model._meta.ttl_field]} (time to live)"] = None
     return "Physical attributes: " + ", ".join(names)
 
 
 def describe_json(table_name: str) -> dict[str, Any]:
-    """Return the registered models and the table they need, with every physical name.
+    """Return one table's registered models and the table they need, with physical names.
 
-    `table.create_table` is the CreateTable request `dynorm.create_table()` would send;
-    `table.attributes` names the attributes dynorm writes in every item.
+    Only the models that live in `table_name` are described: those whose `Meta.table` names
+    it, and those with no `Meta.table` (they use whichever table is the default) unless
+    other models declare this table as theirs. `table.create_table` is the CreateTable request
+    `dynorm.create_table()` would send; `table.attributes` names the attributes dynorm
+    writes in every item, under the table's layout (`Table(pk_attribute=...)`).
     """
-    models = _models()
-    slots = sorted({i.slot for m in models for i in m._meta.indexes.values()})
+    every = _models()
+    declared = [m for m in every if m._meta.table is not None and table_name_for(m) == table_name]
+    default = [m for m in every if m._meta.table is None]
+    # The default models live in whichever table is the default (here, the one described),
+    # unless models declare this table as theirs.
+    is_default = table_name == get_settings().table_name
+    models = declared + default if is_default or not declared else declared
+    layout = layout_of(models)
+    indexes = {
+        i.physical_name: i for m in models for i in m._meta.indexes.values() if i.physical_name
+    }
     ttl = any(m._meta.ttl_field for m in models)
     out_models = []
     for model in models:
@@ -93,8 +104,16 @@ def describe_json(table_name: str) -> dict[str, Any]:
                 "name": meta.model_name,
                 "module": model.__module__,
                 "type_name": meta.type_name,
-                "pk": {"attribute": PK, "template": meta.pk.source, "fields": list(meta.pk.fields)},
-                "sk": {"attribute": SK, "template": meta.sk.source, "fields": list(meta.sk.fields)},
+                "pk": {
+                    "attribute": meta.layout.pk,
+                    "template": meta.pk.source,
+                    "fields": list(meta.pk.fields),
+                },
+                "sk": {
+                    "attribute": meta.layout.sk,
+                    "template": meta.sk.source,
+                    "fields": list(meta.sk.fields),
+                },
                 "indexes": [
                     {
                         "name": index.name,
@@ -114,7 +133,9 @@ def describe_json(table_name: str) -> dict[str, Any]:
                     for index in meta.indexes.values()
                 ],
                 "ttl": (
-                    {"field": meta.ttl_field, "attribute": TTL_ATTR} if meta.ttl_field else None
+                    {"field": meta.ttl_field, "attribute": meta.attr_names[meta.ttl_field]}
+                    if meta.ttl_field
+                    else None
                 ),
                 "attributes": dict(meta.attr_names),
             }
@@ -123,21 +144,23 @@ def describe_json(table_name: str) -> dict[str, Any]:
         "table": {
             "name": table_name,
             "attributes": {
-                "partition_key": PK,
-                "sort_key": SK,
-                "type": TYPE_ATTR,
-                "version": VERSION_ATTR,
+                "partition_key": layout.pk,
+                "sort_key": layout.sk,
+                "type": layout.type,
+                "version": layout.version,
                 "write_token": WRITE_TOKEN_ATTR,
-                "ttl": TTL_ATTR if ttl else None,
+                "ttl": layout.ttl if ttl else None,
             },
             "indexes": [
                 {
-                    "index_name": gsi_name(slot),
-                    "partition_key": gsi_pk(slot),
-                    "sort_key": gsi_sk(slot),
-                    "projection": "ALL",
+                    "index_name": name,
+                    "partition_key": index.pk_attr,
+                    "sort_key": index.sk_attr,
+                    "projection": index.projection
+                    if isinstance(index.projection, str)
+                    else list(index.projection),
                 }
-                for slot in slots
+                for name, index in sorted(indexes.items())
             ],
             "create_table": table_definition(table_name, models),
         },

@@ -14,6 +14,7 @@ from pydantic import Field
 
 import dynorm
 from dynorm import F, Index, Model, VersionedModel, _config, fields
+from dynorm._descriptions import describe_json
 from dynorm._registry import isolated_registry
 from dynorm.exceptions import (
     ConfigurationError,
@@ -564,3 +565,27 @@ def test_filters_only_and_f_updates_use_the_stored_attribute_names() -> None:
     assert partial.label == "y"
     assert Score.objects.filter(id="b", label="y").update(label="z") == 1
     assert Score.objects.get(id="b").label == "z"
+
+
+def test_describe_shows_one_tables_models_under_its_own_names() -> None:
+    forum = describe_json(FORUM)
+    assert {m["name"] for m in forum["models"]} == {"Thread"}
+    assert forum["table"]["attributes"]["partition_key"] == "ForumName"
+    assert forum["table"]["attributes"]["sort_key"] == "Subject"
+    assert forum["table"]["attributes"]["type"] is None
+    assert forum["table"]["indexes"] == [
+        {
+            "index_name": "ViewsIndex",
+            "partition_key": "ForumName",
+            "sort_key": "Views",
+            "projection": "ALL",
+        }
+    ]
+    [thread] = forum["models"]
+    assert thread["pk"]["attribute"] == "ForumName" and thread["sk"]["attribute"] == "Subject"
+    # The default table's description never lists a model mapped onto another table.
+    default = describe_json(_config.get_settings().table_name)
+    assert not {"Thread", "LegacyNote", "LegacyDoc", "LegacyEvent"} & {
+        m["name"] for m in default["models"]
+    }
+    assert "ForumName" not in str(default["table"]["create_table"])
