@@ -276,3 +276,29 @@ def test_a_concrete_subclass_inherits_its_parents_migrations_an_abstract_model_h
                                        "x": 0, "Meta": meta})  # fmt: skip
         with pytest.raises(ConfigurationError, match="abstract model Base.*each concrete"):
             base.migration(from_version=1)
+
+
+def test_migrate_refuses_a_model_mapped_onto_a_table_with_names_of_its_own() -> None:
+    # migrate scans on `_type` and rewrites by pk/sk: on another layout it would find nothing
+    # (or the wrong items), so it says so before anything is sent.
+    foreign = dynorm.Table("migrate-foreign", managed=False, pk_attribute="PK", sk_attribute="SK")
+    with isolated_registry():
+
+        class Mapped(Model):
+            id: str
+
+            class Meta:
+                table = foreign
+                pk = "M#{id}"
+                sk = "M"
+                schema_version = 2
+
+        @Mapped.migration(from_version=1)
+        def up(data: dict[str, Any]) -> dict[str, Any]:
+            return data
+
+        with dynorm.capture() as requests, pytest.raises(ConfigurationError) as info:
+            dynorm.tooling.migrate([Mapped])
+        assert requests == []
+        assert str(info.value).startswith("Cannot migrate Mapped: dynorm migrate scans")
+        assert "save()" in str(info.value)
