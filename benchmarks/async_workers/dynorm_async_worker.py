@@ -9,52 +9,17 @@ import asyncio
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel
+from typing import Any
 
 import dynorm
-from dynorm import Model, fields
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shared import in_flight, parse_args, report, timed  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "workers"))
 from common import make_orders  # noqa: E402
-
-
-class OrderLine(BaseModel):
-    sku: str
-    name: str
-    qty: int
-    price: Decimal
-
-
-class Address(BaseModel):
-    name: str
-    street: str
-    city: str
-    postcode: str
-    country: str
-
-
-class Order(Model):
-    id: str = fields.ULID()
-    customer_id: str
-    status: Literal["open", "paid", "shipped", "cancelled"] = "open"
-    total: Decimal
-    created_at: datetime = fields.CreatedAt()
-    lines: list[OrderLine] = []
-    tags: set[str] = set()
-    shipping: Address
-    note: str = ""
-
-    class Meta:
-        pk = "CUSTOMER#{customer_id}"
-        sk = "ORDER#{id}"
+from dynorm_models import Order  # noqa: E402  (the Order of the sync benchmark)
 
 
 async def main() -> None:
