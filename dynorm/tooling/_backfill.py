@@ -15,9 +15,6 @@ item already right.
 
 from __future__ import annotations
 
-import json
-import os
-import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,10 +28,11 @@ from .._connection import Connection
 from .._constants import TYPE_ATTR, WRITE_TOKEN_ATTR
 from .._options import Options
 from .._table import _chosen
-from ..exceptions import ConditionFailedError, ConfigurationError, ThrottledError
+from ..exceptions import ConditionFailedError, ConfigurationError
 from ..models import Model
 from ..query.placeholders import Placeholders
 from ._import import _Rate
+from ._scan_run import ScanRun
 
 __all__ = ["BackfillResult", "backfill_index"]
 
@@ -70,7 +68,7 @@ def _affected(index: str, models: Iterable[type[Model]] | None) -> list[type[Mod
     return affected
 
 
-class _Backfill:
+class _Backfill(ScanRun[BackfillResult]):
     def __init__(
         self,
         conn: Connection,
@@ -80,55 +78,18 @@ class _Backfill:
         checkpoint: Path | None,
         segments: int,
     ) -> None:
-        self.conn = conn
+        super().__init__(
+            conn,
+            rate,
+            checkpoint,
+            segments,
+            {"index": index, "segments": segments},
+            BackfillResult(),
+            f"Cannot resume the backfill from checkpoint {str(checkpoint)!r}: it belongs to "
+            "another index or segment count; delete it to start over.",
+        )
         self.index = index
         self.by_type = {m._meta.type_name: m for m in models}
-        self.rate = rate
-        self.lock = threading.Lock()
-        self.result = BackfillResult()
-        self.checkpoint = checkpoint
-        self.positions: dict[str, Any] = {}
-        if checkpoint is not None and checkpoint.exists():
-            saved = json.loads(checkpoint.read_text(encoding="utf-8"))
-            if saved.get("index") != index or saved.get("segments") != segments:
-                raise ConfigurationError(
-                    f"Cannot resume the backfill from checkpoint {str(checkpoint)!r}: it "
-                    f"belongs to another index or segment count; delete it to start over.",
-                    code="config",
-                )
-            self.positions = dict(saved["positions"])
-            for name in ("changed", "skipped", "retried"):
-                setattr(self.result, name, int(saved["counts"][name]))
-            self.result.invalid = dict(saved["counts"]["invalid"])
-        self.segments = segments
-
-    def save(self) -> None:
-        if self.checkpoint is None:
-            return
-        r = self.result
-        state = {
-            "index": self.index,
-            "segments": self.segments,
-            "positions": self.positions,
-            "counts": {
-                "changed": r.changed,
-                "skipped": r.skipped,
-                "retried": r.retried,
-                "invalid": r.invalid,
-            },
-        }
-        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
-        tmp.write_text(json.dumps(state), encoding="utf-8")
-        os.replace(tmp, self.checkpoint)
-
-    def commit(self, page: BackfillResult) -> None:
-        """Add one page's counts (under the lock, with the segment's new position)."""
-        r = self.result
-        r.changed += page.changed
-        r.skipped += page.skipped
-        r.retried += page.retried
-        for model, n in page.invalid.items():
-            r.invalid[model] = r.invalid.get(model, 0) + n
 
     def item(self, item: dict[str, Any], page: BackfillResult) -> None:
         """Bring one stored item's index keys up to date (reading it again on a conflict)."""
@@ -197,48 +158,7 @@ class _Backfill:
         )
 
     def _reread(self, meta: Options, item: dict[str, Any]) -> dict[str, Any] | None:
-        response = self.conn.send(
-            "GetItem",
-            {
-                "TableName": self.conn.table_name,
-                "Key": {a: item[a] for a in meta.layout.key_attrs},
-                "ConsistentRead": True,
-            },
-        )
-        found: dict[str, Any] | None = response.get("Item")
-        return found
-
-    def segment(self, number: int, params: dict[str, Any], progress: Any) -> None:
-        position = self.positions.get(str(number))
-        if position == "done":
-            return
-        request = {**params, "Segment": number, "TotalSegments": self.segments}
-        if position is not None:
-            request["ExclusiveStartKey"] = position
-        delay = 0.05
-        while True:
-            try:
-                page = self.conn.send("Scan", request)
-            except ThrottledError:
-                self.rate.throttled(1.0)
-                threading.Event().wait(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            items = page.get("Items", [])
-            counts = BackfillResult()
-            for item in items:
-                self.item(item, counts)
-            self.rate.settled()
-            last = page.get("LastEvaluatedKey")
-            with self.lock:  # a page's counts and the position after it, saved together
-                self.commit(counts)
-                self.positions[str(number)] = last if last else "done"
-                self.save()
-            if progress is not None and items:
-                progress(len(items))
-            if not last:
-                return
-            request["ExclusiveStartKey"] = last
+        return self.reread({a: item[a] for a in meta.layout.key_attrs})
 
 
 def backfill_index(

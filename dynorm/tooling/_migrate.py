@@ -19,9 +19,6 @@ writes no companion items (audit entries, unique guards, counters).
 
 from __future__ import annotations
 
-import json
-import os
-import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,11 +33,12 @@ from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 from .._exactly_once import new_write_token
 from .._migrations import stored_schema_version
 from .._table import _chosen
-from ..exceptions import ConditionFailedError, ConfigurationError, DynormError, ThrottledError
+from ..exceptions import ConditionFailedError, ConfigurationError, DynormError
 from ..models import Model
 from ..query._compile_write import model_item
 from ..query.placeholders import Placeholders
 from ._import import _Rate
+from ._scan_run import ScanRun
 
 __all__ = ["MigrateResult", "migrate"]
 
@@ -105,7 +103,7 @@ def _versioned(models: Iterable[type[Model]] | None) -> list[type[Model]]:
     return versioned
 
 
-class _Migrate:
+class _Migrate(ScanRun[MigrateResult]):
     def __init__(
         self,
         conn: Connection,
@@ -115,39 +113,22 @@ class _Migrate:
         segments: int,
         dry_run: bool,
     ) -> None:
-        self.conn = conn
         self.by_type = {m._meta.type_name: m for m in models}
-        self.rate = rate
         self.dry_run = dry_run
-        self.lock = threading.Lock()
-        self.result = MigrateResult()
-        self.checkpoint = checkpoint
-        self.segments = segments
-        self.positions: dict[str, Any] = {}
-        self.what = {"migrate": sorted(self.by_type), "segments": segments}
-        if checkpoint is not None and checkpoint.exists():
-            saved = json.loads(checkpoint.read_text(encoding="utf-8"))
-            if {k: saved.get(k) for k in self.what} != self.what:
-                raise ConfigurationError(
-                    f"Cannot resume the migration from checkpoint {str(checkpoint)!r}: it "
-                    "belongs to other models or another segment count; delete it to start over.",
-                    code="config",
-                )
-            self.positions = dict(saved["positions"])
-            for name in _COUNTS:
-                setattr(self.result, name, int(saved["counts"][name]))
-            self.result.invalid = dict(saved["counts"]["invalid"])
+        super().__init__(
+            conn,
+            rate,
+            checkpoint,
+            segments,
+            {"migrate": sorted(self.by_type), "segments": segments},
+            MigrateResult(),
+            f"Cannot resume the migration from checkpoint {str(checkpoint)!r}: it belongs "
+            "to other models or another segment count; delete it to start over.",
+        )
 
-    def save(self) -> None:
-        if self.checkpoint is None or self.dry_run:
-            return
-        r = self.result
-        counts: dict[str, Any] = {name: getattr(r, name) for name in _COUNTS}
-        counts["invalid"] = r.invalid
-        state = {**self.what, "positions": self.positions, "counts": counts}
-        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
-        tmp.write_text(json.dumps(state), encoding="utf-8")
-        os.replace(tmp, self.checkpoint)
+    @property
+    def saves(self) -> bool:
+        return self.checkpoint is not None and not self.dry_run
 
     def item(self, item: dict[str, Any], page: MigrateResult) -> None:
         """Upgrade one stored item, reading it again after a concurrent write."""
@@ -213,49 +194,7 @@ class _Migrate:
         )
 
     def _reread(self, item: dict[str, Any]) -> dict[str, Any] | None:
-        response = self.conn.send(
-            "GetItem",
-            {
-                "TableName": self.conn.table_name,
-                "Key": {PK: item[PK], SK: item[SK]},
-                "ConsistentRead": True,
-            },
-        )
-        found: dict[str, Any] | None = response.get("Item")
-        return found
-
-    def segment(self, number: int, params: dict[str, Any], progress: Any) -> None:
-        position = self.positions.get(str(number))
-        if position == "done":
-            return
-        request = {**params, "Segment": number, "TotalSegments": self.segments}
-        if position is not None:
-            request["ExclusiveStartKey"] = position
-        delay = 0.05
-        while True:
-            try:
-                page = self.conn.send("Scan", request)
-            except ThrottledError:
-                self.rate.throttled(1.0)
-                threading.Event().wait(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            items = page.get("Items", [])
-            counts = MigrateResult()
-            for item in items:
-                self.item(item, counts)
-            self.rate.settled()
-            last = page.get("LastEvaluatedKey")
-            with self.lock:  # a page's counts and the position after it, saved together
-                self.result.add(counts)
-                self.positions[str(number)] = last if last else "done"
-                self.save()
-            if progress is not None and items:
-                progress(len(items))
-            if not last:
-                return
-            request["ExclusiveStartKey"] = last
-
+        return self.reread({PK: item[PK], SK: item[SK]})
 
 def migrate(
     models: Iterable[type[Model]] | None = None,
