@@ -16,7 +16,6 @@ item already right.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from ..exceptions import ConditionFailedError, ConfigurationError
 from ..models import Model
 from ..query.placeholders import Placeholders
 from ._import import _Rate
-from ._scan_run import ScanRun
+from ._scan_run import ScanRun, check_segments
 
 __all__ = ["BackfillResult", "backfill_index"]
 
@@ -193,28 +192,9 @@ def backfill_index(
     DynamoDB: Scan (filtered on `_type`, consistent), UpdateItem of the two index key
     attributes (conditional on `version` and `_wtok`), GetItem after a refused condition.
     """
-    if not 1 <= segments <= 64:
-        raise ConfigurationError(
-            f"Cannot backfill with {segments} scan segments: use 1 to 64.", code="config"
-        )
+    check_segments(segments, "backfill")
     affected = _affected(index, models)
     conn = get_connection()  # here: worker threads do not see a using() block
     path = None if checkpoint is None else Path(checkpoint)
     run = _Backfill(conn, index, affected, _Rate(max_rate), path, segments)
-    ph = Placeholders()
-    values = ", ".join(ph.value({"S": m._meta.type_name}) for m in affected)
-    params = ph.apply(
-        {
-            "TableName": conn.table_name,
-            "ConsistentRead": True,
-            "Limit": page_size,
-            "FilterExpression": f"{ph.name(TYPE_ATTR)} IN ({values})",
-        }
-    )
-    with ThreadPoolExecutor(segments) as pool:
-        futures = [pool.submit(run.segment, n, params, progress) for n in range(segments)]
-        for future in futures:
-            future.result()
-    if path is not None and path.exists():
-        path.unlink()
-    return run.result
+    return run.run(affected, page_size, progress)

@@ -20,7 +20,6 @@ writes no companion items (audit entries, unique guards, counters).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from ..models import Model
 from ..query._compile_write import model_item
 from ..query.placeholders import Placeholders
 from ._import import _Rate
-from ._scan_run import ScanRun
+from ._scan_run import ScanRun, check_segments
 
 __all__ = ["MigrateResult", "migrate"]
 
@@ -232,28 +231,9 @@ def migrate(
     DynamoDB: Scan (filtered on `_type`, consistent), PutItem of each older item
     (conditional on `version` and `_wtok`), GetItem after a refused condition.
     """
-    if not 1 <= segments <= 64:
-        raise ConfigurationError(
-            f"Cannot migrate with {segments} scan segments: use 1 to 64.", code="config"
-        )
+    check_segments(segments, "migrate")
     versioned = _versioned(models)
     conn = get_connection()  # here: worker threads do not see a using() block
     path = None if checkpoint is None else Path(checkpoint)
     run = _Migrate(conn, versioned, _Rate(max_rate), path, segments, dry_run)
-    ph = Placeholders()
-    values = ", ".join(ph.value({"S": m._meta.type_name}) for m in versioned)
-    params = ph.apply(
-        {
-            "TableName": conn.table_name,
-            "ConsistentRead": True,
-            "Limit": page_size,
-            "FilterExpression": f"{ph.name(TYPE_ATTR)} IN ({values})",
-        }
-    )
-    with ThreadPoolExecutor(segments) as pool:
-        futures = [pool.submit(run.segment, n, params, progress) for n in range(segments)]
-        for future in futures:
-            future.result()
-    if path is not None and path.exists() and not dry_run:
-        path.unlink()
-    return run.result
+    return run.run(versioned, page_size, progress)

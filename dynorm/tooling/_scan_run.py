@@ -15,14 +15,28 @@ import json
 import os
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._connection import Connection
+from .._constants import TYPE_ATTR
 from ..exceptions import ConfigurationError, ThrottledError
+from ..query.placeholders import Placeholders
 from ._import import _Rate
 
-__all__ = ["ScanRun"]
+if TYPE_CHECKING:
+    from ..models import Model
+
+__all__ = ["ScanRun", "check_segments"]
+
+
+def check_segments(segments: int, doing: str) -> None:
+    """Refuse a segment count DynamoDB's parallel Scan would not take usefully."""
+    if not 1 <= segments <= 64:
+        raise ConfigurationError(
+            f"Cannot {doing} with {segments} scan segments: use 1 to 64.", code="config"
+        )
 
 R = TypeVar("R")
 
@@ -144,3 +158,26 @@ class ScanRun(Generic[R]):
             if not last:
                 return
             request["ExclusiveStartKey"] = last
+
+    def run(self, models: list[type[Model]], page_size: int, progress: Any) -> R:
+        """Scan the items of `models` (filtered on their entity types) in every segment.
+
+        The checkpoint is removed once every segment is done (a dry run keeps it).
+        """
+        ph = Placeholders()
+        values = ", ".join(ph.value({"S": m._meta.type_name}) for m in models)
+        params = ph.apply(
+            {
+                "TableName": self.conn.table_name,
+                "ConsistentRead": True,
+                "Limit": page_size,
+                "FilterExpression": f"{ph.name(TYPE_ATTR)} IN ({values})",
+            }
+        )
+        with ThreadPoolExecutor(self.segments) as pool:
+            futures = [pool.submit(self.segment, n, params, progress) for n in range(self.segments)]
+            for future in futures:
+                future.result()
+        if self.saves and self.checkpoint is not None and self.checkpoint.exists():
+            self.checkpoint.unlink()
+        return self.result
