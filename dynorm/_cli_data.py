@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import click
@@ -310,29 +310,47 @@ def import_command(
         raise click.exceptions.Exit(1)
 
 
+def _scan_options(
+    *, writes: str, what: str, rate_alias: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of a resumable parallel Scan command (backfill, migrate)."""
+    rate_flags = (rate_alias, "--max-rate") if rate_alias else ("--max-rate",)
+    options = [
+        click.option(
+            "--segments",
+            type=click.IntRange(1, 64),
+            default=4,
+            show_default=True,
+            help="Parallel scan segments.",
+        ),
+        click.option(
+            *rate_flags,
+            "max_rate",
+            type=click.FloatRange(min=1),
+            metavar="ITEMS/S",
+            help=f"At most this many {writes} per second.",
+        ),
+        click.option(
+            "--checkpoint",
+            type=click.Path(dir_okay=False),
+            help=f"Checkpoint file: a killed {what} started again with it resumes.",
+        ),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+    ]
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 @click.command("backfill", short_help="(Re)write one index's key attributes on every item.")
 @models_option()
 @connection_options
 @click.option("--index", "index", required=True, metavar="NAME", help="The index name.")
-@click.option(
-    "--segments",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="Parallel scan segments.",
-)
-@click.option(
-    "--max-rate",
-    type=click.FloatRange(min=1),
-    metavar="ITEMS/S",
-    help="At most this many updates per second.",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Path(dir_okay=False),
-    help="Checkpoint file: a killed backfill started again with it resumes.",
-)
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_scan_options(writes="updates", what="backfill")
 def backfill_command(
     models: tuple[str, ...],
     index: str,
@@ -373,27 +391,7 @@ def backfill_command(
     help="Migrate only this model's items (repeat); default: every model with a schema version.",
 )
 @click.option("--dry-run", is_flag=True, help="Upgrade, validate and count; write nothing.")
-@click.option(
-    "--segments",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="Parallel scan segments.",
-)
-@click.option(
-    "--rate",
-    "--max-rate",
-    "max_rate",
-    type=click.FloatRange(min=1),
-    metavar="ITEMS/S",
-    help="At most this many rewrites per second.",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Path(dir_okay=False),
-    help="Checkpoint file: a killed migration started again with it resumes.",
-)
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@_scan_options(writes="rewrites", what="migration", rate_alias="--rate")
 def migrate_command(
     models: tuple[str, ...],
     types: tuple[str, ...],
