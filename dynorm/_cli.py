@@ -31,6 +31,7 @@ from ._cli_data import DATA_COMMANDS
 from ._config import get_settings
 from ._descriptions import describe_json, describe_models
 from ._table import _describe, create_table, delete_table
+from ._table_layout import living_in
 from .testing._local import serve_foreground
 
 __all__ = ["CommandError", "cli", "import_models", "run"]
@@ -179,10 +180,12 @@ cli.add_command(blobs)
 @connection_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: {type: count}.")
 def stats(models: tuple[str, ...], as_json: bool) -> None:
-    """Show the count of every model with Meta.counted = True (one BatchGetItem each)."""
+    """Show the count of every model of the table with Meta.counted = True (a BatchGetItem each)."""
     import_models(models)
+    table = get_settings().table_name
     counted = sorted(
-        (m for m in _registry.all_models() if m._meta.counted), key=lambda m: m._meta.type_name
+        (m for m in living_in(table, _registry.all_models()) if m._meta.counted),
+        key=lambda m: m._meta.type_name,
     )
     if not counted:
         raise CommandError(

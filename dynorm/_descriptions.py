@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import _registry
-from ._config import get_settings, table_name_for
 from ._constants import WRITE_TOKEN_ATTR
 from ._table import table_definition
-from ._table_layout import layout_of
+from ._table_layout import layout_of, living_in
 
 __all__ = ["describe_json", "describe_models"]
 
@@ -83,13 +82,7 @@ def describe_json(table_name: str) -> dict[str, Any]:
     `dynorm.create_table()` would send; `table.attributes` names the attributes dynorm
     writes in every item, under the table's layout (`Table(pk_attribute=...)`).
     """
-    every = _models()
-    declared = [m for m in every if m._meta.table is not None and table_name_for(m) == table_name]
-    default = [m for m in every if m._meta.table is None]
-    # The default models live in whichever table is the default (here, the one described),
-    # unless models declare this table as theirs.
-    is_default = table_name == get_settings().table_name
-    models = declared + default if is_default or not declared else declared
+    models = living_in(table_name, _models())
     layout = layout_of(models)
     indexes = {
         i.physical_name: i for m in models for i in m._meta.indexes.values() if i.physical_name

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _registry
-from ._config import _chosen_table, table_name_for
+from ._config import _chosen_table, get_settings, table_name_for
 from ._layout import DEFAULT, Layout
 from .exceptions import ConfigurationError
 
@@ -33,6 +33,19 @@ __all__ = [
 def of_table(models: Sequence[type[Model]], table: str) -> list[type[Model]]:
     """The models among `models` that live in `table` (by `table_name_for`)."""
     return [m for m in models if table_name_for(m) == table]
+
+
+def living_in(table: str, models: Sequence[type[Model]]) -> list[type[Model]]:
+    """The models among `models` a command about `table` concerns (describe, stats).
+
+    Those whose `Meta.table` names it, and those with no `Meta.table` (they use whichever
+    table is the default) when `table` is the configured default or no model declares it.
+    """
+    declared = [m for m in models if m._meta.table is not None and table_name_for(m) == table]
+    default = [m for m in models if m._meta.table is None]
+    if table == get_settings().table_name or not declared:
+        return declared + default
+    return declared
 
 
 def layout_of(models: Sequence[type[Model]]) -> Layout:
