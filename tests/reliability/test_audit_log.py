@@ -178,7 +178,7 @@ def test_queryset_writes_that_would_skip_the_log_are_refused(dynorm_table: str) 
 
 
 @settings(
-    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "12")),
+    max_examples=min(12, int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "12"))),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -201,7 +201,7 @@ def test_the_stats_command_shows_every_counted_type(dynorm_table: str) -> None:
 
 
 @settings(
-    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "15")),
+    max_examples=min(15, int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "15"))),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -23,7 +23,7 @@ from dynorm.exceptions import ItemTooLargeError
 from dynorm.query import _compile_write
 from tests.reliability.helpers import Faults
 
-EXAMPLES = int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "25"))
+EXAMPLES = min(25, int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "25")))
 
 
 class SizeDoc(Model):

@@ -15,7 +15,7 @@ from dynorm import F, Model
 from dynorm.exceptions import TransactionCanceledError
 from tests.reliability.helpers import raw_get
 
-EXAMPLES = int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "40"))
+EXAMPLES = min(40, int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "40")))
 
 
 class TxDoc(Model):

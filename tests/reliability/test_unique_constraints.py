@@ -266,7 +266,7 @@ _EMAILS = st.sampled_from(["a@x", "b@x", "c@x", None])
 
 
 @settings(
-    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "15")),
+    max_examples=min(15, int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "15"))),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

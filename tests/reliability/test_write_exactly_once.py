@@ -678,7 +678,7 @@ def _call(doc: OnceDoc, kind: str, tag: str) -> None:
 
 
 @settings(
-    max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "30")),
+    max_examples=min(30, int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "30"))),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
