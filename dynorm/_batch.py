@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -81,20 +82,11 @@ def _chunks(conn: Connection, tasks: Sequence[Callable[[], T]]) -> list[T | Exce
     return in_parallel(tasks, workers=BATCHES_IN_FLIGHT)
 
 
-class _Stop:
-    """Set by the first chunk that fails with an error: chunks not yet started skip."""
-
-    __slots__ = ("failed",)
-
-    def __init__(self) -> None:
-        self.failed = False
-
-
 def _write_chunk(
-    conn: Connection, chunk: list[dict[str, Any]], max_attempts: int, stop: _Stop
+    conn: Connection, chunk: list[dict[str, Any]], max_attempts: int, stop: threading.Event
 ) -> list[dict[str, Any]]:
     """Write one chunk of <= 25 requests; return those still unprocessed at the end."""
-    if stop.failed:
+    if stop.is_set():
         return chunk  # an earlier chunk failed: never attempted
     table = conn.table_name
     pending = chunk
@@ -109,7 +101,7 @@ def _write_chunk(
             if pending:
                 time.sleep(backoff(attempt))
     except Exception:
-        stop.failed = True
+        stop.set()
         raise
     return []
 
@@ -129,7 +121,7 @@ def batch_write(
     flight have finished; items still unprocessed raise `BatchIncompleteError` listing
     every one of them, in request order.
     """
-    stop = _Stop()
+    stop = threading.Event()  # set by the first chunk that fails: chunks not yet started skip
     chunks = [
         list(requests[start : start + BATCH_WRITE_LIMIT])
         for start in range(0, len(requests), BATCH_WRITE_LIMIT)
@@ -178,12 +170,12 @@ def _read_chunk(
     consistent: bool,
     max_attempts: int,
     decode: BatchDecoder | None,
-    stop: _Stop,
+    stop: threading.Event,
     layout: Layout,
 ) -> tuple[dict[tuple[str, str], Any], list[dict[str, str]]]:
     """Read one chunk of <= 100 keys: (items by key, the keys still unprocessed)."""
     names = layout.key_attrs
-    if stop.failed:
+    if stop.is_set():
         return {}, [dict(zip(names, key)) for key in chunk]
     found: dict[tuple[str, str], Any] = {}
     first: dict[str, Any] = {"Keys": [layout.key_item(key) for key in chunk]}
@@ -201,7 +193,7 @@ def _read_chunk(
             if request:
                 time.sleep(backoff(attempt))
     except Exception:
-        stop.failed = True
+        stop.set()
         raise
     return found, []
 
@@ -222,7 +214,7 @@ def batch_get(
     are raised as in `batch_write`. Items are DynamoDB JSON, or what `decode` made of a
     response body (it returns None to leave a body to the DynamoDB JSON path).
     """
-    stop = _Stop()
+    stop = threading.Event()  # set by the first chunk that fails: chunks not yet started skip
     unique = list(dict.fromkeys(keys))
     chunks = [unique[s : s + BATCH_GET_LIMIT] for s in range(0, len(unique), BATCH_GET_LIMIT)]
     outcomes = _chunks(
