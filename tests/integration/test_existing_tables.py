@@ -137,74 +137,46 @@ def _client() -> Any:
     return _config.get_connection().client
 
 
+def _create_table(
+    name: str,
+    hash_key: tuple[str, str],
+    range_key: tuple[str, str] | None = None,
+    more: dict[str, str] | None = None,
+    *,
+    lsi: dict[str, Any] | None = None,
+) -> None:
+    """Create a table the way another tool would: (attribute, type) keys, an optional LSI."""
+    keys = [(hash_key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
+    types = {attr: kind for (attr, kind), _ in keys} | (more or {})
+    params: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": a, "KeyType": role} for (a, _), role in keys],
+        "AttributeDefinitions": [
+            {"AttributeName": a, "AttributeType": t} for a, t in types.items()
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if lsi is not None:
+        params["LocalSecondaryIndexes"] = [lsi]
+    _client().create_table(**params)
+
+
 @pytest.fixture(autouse=True)
 def foreign_tables(dynorm_table: str) -> Iterator[None]:
     client = _client()
-    client.create_table(
-        TableName=FORUM,
-        KeySchema=[
+    lsi = {
+        "IndexName": "ViewsIndex",
+        "KeySchema": [
             {"AttributeName": "ForumName", "KeyType": "HASH"},
-            {"AttributeName": "Subject", "KeyType": "RANGE"},
+            {"AttributeName": "Views", "KeyType": "RANGE"},
         ],
-        AttributeDefinitions=[
-            {"AttributeName": "ForumName", "AttributeType": "S"},
-            {"AttributeName": "Subject", "AttributeType": "S"},
-            {"AttributeName": "Views", "AttributeType": "N"},
-        ],
-        LocalSecondaryIndexes=[
-            {
-                "IndexName": "ViewsIndex",
-                "KeySchema": [
-                    {"AttributeName": "ForumName", "KeyType": "HASH"},
-                    {"AttributeName": "Views", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.create_table(
-        TableName=NOTES,
-        KeySchema=[
-            {"AttributeName": "ForumName", "KeyType": "HASH"},
-            {"AttributeName": "Subject", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "ForumName", "AttributeType": "S"},
-            {"AttributeName": "Subject", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.create_table(
-        TableName=PLAIN,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.create_table(
-        TableName=EVENTS,
-        KeySchema=[
-            {"AttributeName": "Owner", "KeyType": "HASH"},
-            {"AttributeName": "Seq", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "Owner", "AttributeType": "S"},
-            {"AttributeName": "Seq", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.create_table(
-        TableName=SINGLE,
-        KeySchema=[
-            {"AttributeName": "PK", "KeyType": "HASH"},
-            {"AttributeName": "SK", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+        "Projection": {"ProjectionType": "ALL"},
+    }
+    _create_table(FORUM, ("ForumName", "S"), ("Subject", "S"), {"Views": "N"}, lsi=lsi)
+    _create_table(NOTES, ("ForumName", "S"), ("Subject", "S"))
+    _create_table(PLAIN, ("id", "S"))
+    _create_table(EVENTS, ("Owner", "S"), ("Seq", "N"))
+    _create_table(SINGLE, ("PK", "S"), ("SK", "S"))
     try:
         yield
     finally:
@@ -348,12 +320,7 @@ def test_an_untyped_model_sharing_a_key_range_is_refused() -> None:
 def test_untyped_models_with_disjoint_key_prefixes_share_a_table_and_never_meet() -> None:
     # simplesingletable's layout: one table, no type attribute, the key prefix is the type.
     name = f"legacy-prefixed-{SUFFIX}"
-    _client().create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_table(name, ("id", "S"))
     shared = dynorm.Table(
         name, managed=False, pk_attribute="id", sk_attribute=None, type_attribute=None
     )
