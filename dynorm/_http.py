@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import urllib3
 from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest, AWSResponse
+from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse, HeadersDict
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -71,6 +71,10 @@ _CONTENT_TYPE = "application/x-amz-json-1.0"
 
 #: botocore's standard mode: at most 20 s between attempts.
 _MAX_BACKOFF = 20.0
+
+#: A per-attempt hook (see `HttpTransport.before_send`): (operation, the signed request) ->
+#: an answer that replaces the wire, or None to send it.
+BeforeSend = Callable[[str, AWSPreparedRequest], AWSResponse | None]
 
 
 class _Retrying:
@@ -158,6 +162,12 @@ class HttpTransport:
         #: in or None), as botocore's `needs-retry` event: the request log and the
         #: exactly-once bookkeeping learn of every attempt through it.
         self.listeners: list[Callable[[AWSResponse | None, BaseException | None], None]] = []
+        #: Called before each attempt with (operation, the signed AWSPreparedRequest), as
+        #: botocore's `before-send` event: every hook runs, in order; the first AWSResponse one
+        #: returns answers the attempt instead of the wire; a hook that raises ends the attempt
+        #: in that error (retried as botocore's retry rules say). A hook may apply the request
+        #: itself with `send()`. Fault injectors in tests use it; empty (and free) otherwise.
+        self.before_send: list[BeforeSend] = []
 
     # ------------------------------------------------------------------ signing
 
@@ -210,22 +220,13 @@ class HttpTransport:
             parsed: dict[str, Any] | None = None
             caught: Exception | None = None
             try:
-                got = self.pool.urlopen(
-                    "POST",
-                    self.endpoint_url,
-                    body=body,
-                    headers=headers,
-                    retries=False,
-                    redirect=False,
-                    timeout=self._timeout,
-                    preload_content=True,
-                )
-                answer: Any = dict(got.headers)  # HeadersDict takes any mapping
-                response = AWSResponse(self.endpoint_url, got.status, answer, _Body(got.data))
-                if got.status != 200 or not self._crc_ok(response):
-                    parsed = self._parse_error(operation, response)
+                response = self._attempt(operation, body, headers)
             except Urllib3Error as exc:
                 caught = self._botocore_error(exc)
+            except Exception as exc:  # as botocore's endpoint: the attempt ends in this error
+                caught = exc
+            if response is not None and (response.status_code != 200 or not self._crc_ok(response)):
+                parsed = self._parse_error(operation, response)
             for listener in self.listeners:
                 listener(response, caught)
             if response is not None and parsed is None:
@@ -247,6 +248,50 @@ class HttpTransport:
                 parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempt - 1
                 raise ClientError(cast(Any, parsed), operation)
             time.sleep(delay)
+
+    def _attempt(self, operation: str, body: bytes, headers: dict[str, str]) -> AWSResponse:
+        """One attempt: through the `before_send` hooks if there are any, else the pool."""
+        if not self.before_send:
+            return self._post(body, headers)
+        signed: Any = HeadersDict(headers)  # what botocore's own requests carry
+        request = AWSPreparedRequest("POST", self.endpoint_url, signed, body, False)
+        answer: AWSResponse | None = None
+        for hook in tuple(self.before_send):  # every hook runs, as botocore emits the event
+            got = hook(operation, request)
+            if answer is None:
+                answer = got
+        return answer if answer is not None else self.send(request)
+
+    def _post(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
+        got = self.pool.urlopen(
+            "POST",
+            self.endpoint_url,
+            body=body,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            timeout=self._timeout,
+            preload_content=True,
+        )
+        answer: Any = dict(got.headers)  # HeadersDict takes any mapping
+        return AWSResponse(self.endpoint_url, got.status, answer, _Body(got.data))
+
+    def send(self, request: AWSPreparedRequest) -> AWSResponse:
+        """Send one signed request over the pool and return DynamoDB's answer, unparsed.
+
+        What an attempt does on the wire (a `before_send` hook may call it to apply a
+        request and then lose the answer).
+
+        Raises:
+            EndpointConnectionError, ReadTimeoutError, ConnectionClosedError: As the boto3
+                client's HTTP layer raises them.
+        """
+        body = request.body
+        data = bytes(body) if isinstance(body, (bytes, bytearray)) else str(body or "").encode()
+        try:
+            return self._post(data, dict(request.headers.items()))
+        except Urllib3Error as exc:
+            raise self._botocore_error(exc) from exc
 
     @staticmethod
     def _crc_ok(response: AWSResponse) -> bool:
