@@ -8,14 +8,18 @@ same run and on the same DynamoDB Local:
 
 - export: `dynorm.tooling.export_items()` (parallel segments) vs a plain boto3 `scan`
   loop writing the same JSON Lines;
-- import: `dynorm.tooling.import_items()` (validated through the model, conditional
-  TransactWriteItems batches, checkpointed) vs a plain `batch_write_item` loop of the
-  exported items (no validation, no conditions: it overwrites).
+- import: `dynorm.tooling.import_items()` in its default mode (validated through the
+  model, conditional: an item already stored is never overwritten, checkpointed) into an
+  empty table vs a plain `batch_write_item` loop of the exported items into another empty
+  table (no validation, no conditions: it would overwrite);
+- import with overwrite: `import_items(overwrite=True)` over the table it just filled
+  (every item replaced, each still recognised when a resumed run sent it before) vs the
+  same `batch_write_item` loop over its filled table;
+- the round trip: export + import (default mode) against the baseline's scan + batch_write.
 
-Reports items/s for each and the ratio. Starts DynamoDB Local (dynorm's launcher) unless
-$DYNORM_ENDPOINT_URL or --endpoint names one. The target of the issue is >= 2x for export
-(parallel segments); import does strictly more work per item than the baseline (validation,
-conditions, transactions), so its ratio is reported as it is.
+Reports items/s for each and the ratio (dynorm's throughput / the baseline's). dynorm
+creates its own client (its default); the baseline uses a plain boto3 client. Starts
+DynamoDB Local (dynorm's launcher) unless $DYNORM_ENDPOINT_URL or --endpoint names one.
 """
 
 from __future__ import annotations
@@ -56,14 +60,16 @@ class BenchOrder(Model):
         indexes = [Index("by_status", pk="STATUS#{status}", sk="{id}")]
 
 
+# DynamoDB Local keeps one database per access key and region: dynorm's own client and the
+# baseline's must share them (both read these from the environment).
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
 def client(endpoint: str) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "bench"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "bench"),
-    )
+    """The baseline's plain boto3 client."""
+    return boto3.client("dynamodb", endpoint_url=endpoint)
 
 
 def fill(raw: Any, table: str, count: int) -> None:
@@ -123,7 +129,7 @@ def timed(label: str, func: Any) -> tuple[int, float]:
     start = time.perf_counter()
     n = func()
     seconds = time.perf_counter() - start
-    print(f"  {label:<34} {n:>7} items  {seconds:7.2f} s  {n / seconds:9,.0f} items/s")
+    print(f"  {label:<44} {n:>7} items  {seconds:7.2f} s  {n / seconds:9,.0f} items/s")
     return n, seconds
 
 
@@ -133,6 +139,7 @@ def main() -> int:
     parser.add_argument("--endpoint", default=os.environ.get("DYNORM_ENDPOINT_URL"))
     parser.add_argument("--segments", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
 
     server = None
@@ -145,32 +152,53 @@ def main() -> int:
     raw = client(endpoint)
     prefix = f"bench-ei-{uuid.uuid4().hex[:6]}"
     names = {k: f"{prefix}-{k}" for k in ("source", "dynorm", "boto3")}
+
+    def use(table: str) -> None:  # dynorm's own client: what `dynorm import` runs on
+        dynorm.configure(table_name=table, endpoint_url=endpoint)
+
+    def importing(**options: Any) -> int:
+        result = import_items(ours, workers=args.workers, batch_size=args.batch_size, **options)
+        assert not result.invalid_count and result.written == args.items, result
+        return result.written
+
     try:
         for name in names.values():
-            dynorm.configure(table_name=name, endpoint_url=endpoint, client=raw)
+            use(name)
             dynorm.create_table([BenchOrder])
         print(f"filling {names['source']} with {args.items} items ...")
         fill(raw, names["source"], args.items)
         with tempfile.TemporaryDirectory() as tmp:
             ours, theirs = Path(tmp) / "dynorm.jsonl", Path(tmp) / "boto3.jsonl"
-            dynorm.configure(table_name=names["source"], endpoint_url=endpoint, client=raw)
+            use(names["source"])
             print("export")
             _, d_exp = timed(
                 f"dynorm export_items ({args.segments} segments)",
                 lambda: export_items(ours, [BenchOrder], segments=args.segments).items,
             )
             _, b_exp = timed("boto3 scan loop", lambda: boto3_export(raw, names["source"], theirs))
-            print("import")
-            dynorm.configure(table_name=names["dynorm"], endpoint_url=endpoint, client=raw)
-            _, d_imp = timed(
-                f"dynorm import_items ({args.workers} workers)",
-                lambda: import_items(ours, workers=args.workers).written,
-            )
+            print("import into an empty table")
+            use(names["dynorm"])
+            label = f"dynorm import_items ({args.workers} workers, {args.batch_size}/batch)"
+            _, d_imp = timed(label, importing)
             _, b_imp = timed(
                 "boto3 batch_write_item loop", lambda: boto3_import(raw, names["boto3"], theirs)
             )
-        print(f"export: dynorm is {b_exp / d_exp:.2f}x the boto3 loop's throughput")
-        print(f"import: dynorm is {b_imp / d_imp:.2f}x the boto3 loop's throughput")
+            print("import over the filled table, replacing every item")
+            _, d_over = timed(
+                "dynorm import_items(overwrite=True)", lambda: importing(overwrite=True)
+            )
+            _, b_over = timed(
+                "boto3 batch_write_item loop", lambda: boto3_import(raw, names["boto3"], theirs)
+            )
+        rows = [
+            ("export", b_exp / d_exp),
+            ("import (default: never overwrites)", b_imp / d_imp),
+            ("import --overwrite over stored items", b_over / d_over),
+            ("round trip (export + import)", (b_exp + b_imp) / (d_exp + d_imp)),
+        ]
+        print("dynorm's throughput / the boto3 loop's")
+        for what, ratio in rows:
+            print(f"  {what:<44} {ratio:5.2f}x")
     finally:
         for name in names.values():
             try:

@@ -251,7 +251,7 @@ def export_command(
     type=click.Path(dir_okay=False),
     help="Checkpoint file (default: SOURCE.checkpoint); resumes when it exists.",
 )
-@click.option("--batch-size", type=click.IntRange(1, 100), default=25, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 100), default=100, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option(
     "--max-rate",

@@ -28,8 +28,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import _registry
-from .._codec import item_size
+from .. import _json, _registry
+from .._codec import _number_bound, item_size
 from .._config import get_connection
 from .._connection import Connection
 from .._constants import PK, TRANSACT_ITEMS_LIMIT, TYPE_ATTR, WRITE_TOKEN_ATTR
@@ -97,6 +97,20 @@ class _Line:
     size: int
 
 
+def _size_bound(item: dict[str, Any]) -> int:
+    """Never less than the item's DynamoDB size (batches are cut by it), and cheap.
+
+    An item's JSON is never shorter than its DynamoDB size (see `check_item_size`); without
+    orjson (or for bytes it cannot write), numbers are sized by an upper bound.
+    """
+    if _json.FAST:
+        try:
+            return len(_json.dumps(item))
+        except TypeError:
+            pass
+    return item_size(item, _number_bound)
+
+
 def _problem(number: int, model: str, text: str) -> ImportProblem:
     return ImportProblem(number, model, text)
 
@@ -109,7 +123,7 @@ def _validation_text(exc: ValidationError) -> str:
 
 def _parse(number: int, text: str, token: str) -> _Line | ImportProblem:
     try:
-        data = json.loads(text)
+        data = _json.loads(text.encode())
     except ValueError as exc:
         column = getattr(exc, "colno", None)
         return _problem(number, "", f"not JSON (column {column})")
@@ -142,7 +156,7 @@ def _parse(number: int, text: str, token: str) -> _Line | ImportProblem:
     except (DynormError, KeyError, ValueError, TypeError) as exc:
         return _problem(number, name, f"cannot be read ({type(exc).__name__})")
     item[WRITE_TOKEN_ATTR] = {"S": token}
-    return _Line(number, item, item_size(item))
+    return _Line(number, item, _size_bound(item))
 
 
 # --------------------------------------------------------------------------- checkpoint
@@ -357,7 +371,7 @@ def import_items(
     overwrite: bool = False,
     dry_run: bool = False,
     checkpoint: str | Path | None = None,
-    batch_size: int = 25,
+    batch_size: int = TRANSACT_ITEMS_LIMIT,
     workers: int = 4,
     max_rate: float | None = None,
     progress: Progress | None = None,
@@ -374,7 +388,8 @@ def import_items(
         dry_run: Validate every line and count; write nothing, touch no checkpoint.
         checkpoint: The checkpoint file (default `<source>.checkpoint`): when it exists the
             import resumes after the lines it records; removed when the import completes.
-        batch_size: Items per TransactWriteItems, 1 to 100.
+        batch_size: Items per TransactWriteItems, 1 to 100 (default 100: each
+            transaction has a fixed cost, DynamoDB Local's about 25 items' worth).
         workers: Batches in flight at once.
         max_rate: At most this many items per second (None: as fast as DynamoDB accepts;
             throttling lowers the rate either way).

@@ -15,9 +15,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,21 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import dynorm
 from dynorm import Table, VersionedModel, _config
 from dynorm._cli import cli
+from dynorm._connection import Connection
 from dynorm.exceptions import ConfigurationError, ImportLineError, TransactionCanceledError
 from dynorm.query._compile_write import model_item
-from dynorm.tooling import export_items, import_items, item_to_json
+from dynorm.tooling import _import, export_items, import_items, item_to_json
 from tests.models import Everything, Order
 from tests.processes import clean_env
-from tests.reliability.helpers import Faults, aws_error, raw_scan, without_token
+from tests.reliability.helpers import (
+    Faults,
+    aws_error,
+    raw_client,
+    raw_scan,
+    request_json,
+    table_name,
+    without_token,
+)
 from tests.reliability.test_d_roundtrip_property import everything
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +98,36 @@ def order_lines(path: Path, count: int, customer: str = "c") -> list[dict[str, A
 
 def key(item: dict[str, Any]) -> tuple[str, str]:
     return item["pk"]["S"], item["sk"]["S"]
+
+
+@dataclass
+class Writes:
+    """The keys of every Put the import sent, and of every one DynamoDB applied, in order."""
+
+    sent: list[tuple[str, str]] = field(default_factory=list)
+    stored: list[tuple[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> Writes:
+    """Record the import's writes at `Connection.send` (a key stored twice: written twice)."""
+    log = Writes()
+    lock = threading.Lock()
+    send = Connection.send
+
+    def recording(self: Connection, operation: str, params: Any) -> dict[str, Any]:
+        if operation != "TransactWriteItems":
+            return send(self, operation, params)
+        keys = [key(action["Put"]["Item"]) for action in params["TransactItems"]]
+        with lock:
+            log.sent.extend(keys)
+        response = send(self, operation, params)  # cancelled (raised): nothing stored
+        with lock:
+            log.stored.extend(keys)
+        return response
+
+    monkeypatch.setattr(Connection, "send", recording)
+    return log
 
 
 # --------------------------------------------------------------------------- lossless
@@ -228,7 +269,7 @@ def test_an_item_already_stored_is_skipped_and_counted_never_overwritten(
 
 
 def test_a_killed_import_resumes_from_its_checkpoint_and_writes_nothing_twice(
-    dynorm_table: str, second_table: Table, tmp_path: Path, faults: Faults
+    dynorm_table: str, second_table: Table, tmp_path: Path, writes: Writes
 ) -> None:
     path = tmp_path / "big.jsonl"
     items = order_lines(path, 1500)
@@ -258,16 +299,17 @@ def test_a_killed_import_resumes_from_its_checkpoint_and_writes_nothing_twice(
     done = state["next_line"] - 1
     assert 300 <= done < 1500 and state["written"] == done
 
-    sent = faults.count("TransactWriteItems")
+    before = set(scan_of(second_table))
     with dynorm.using(second_table):
-        result = import_items(path, checkpoint=checkpoint, batch_size=10)
-    sent_keys = [
-        (put["Put"]["Item"]["pk"]["S"], put["Put"]["Item"]["sk"]["S"])
-        for body in sent
-        for put in body["TransactItems"]
-    ]
-    assert not {key(i) for i in items[:done]} & set(sent_keys)  # settled lines: not sent
-    # The batches in flight at the kill were sent again and refused as our own writes.
+        result = import_items(path, checkpoint=checkpoint, batch_size=10, workers=3)
+    assert not {key(i) for i in items[:done]} & set(writes.sent)  # settled lines: not sent
+    # Nothing written twice, nothing lost: the resumed run (batches in flight again) stored
+    # exactly what the killed one had not; the batches in flight at the kill were sent
+    # again and recognised as its own writes by their tokens.
+    # (A batch the killed process had sent may still commit after `before` was read: it is
+    # then refused as this import's own write, counted in `resumed`.)
+    assert len(writes.stored) == len(set(writes.stored)) == result.written - done
+    assert not set(writes.stored) & before
     assert result.written + result.resumed == 1500 and result.skipped == 0
     assert result.resumed <= 3 * 10 * 2
     assert scan_of(second_table) == {key(i): without_token(i) for i in items}
@@ -303,16 +345,83 @@ def test_import_rides_out_throttling_without_losing_or_doubling_an_item(
     assert scan_of() == {key(i): without_token(i) for i in items}
 
 
+def test_a_batch_cancelled_for_throttling_is_sent_again_and_lowers_the_rate(
+    dynorm_table: str, tmp_path: Path, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.jsonl"
+    items = order_lines(path, 30)
+    cancelled: list[int] = []
+
+    def throttle(request: Any, **_: Any) -> Any:
+        if len(cancelled) >= 3:
+            return None
+        actions = request_json(request)["TransactItems"]
+        cancelled.append(len(actions))
+        reasons = [{"Code": "ThrottlingError", "Message": "injected"}] * len(actions)
+        return aws_error("TransactionCanceledException", "injected", CancellationReasons=reasons)
+
+    lowered: list[float] = []
+    throttled = _import._Rate.throttled
+
+    def spy(rate: Any, observed: float) -> None:
+        lowered.append(observed)
+        throttled(rate, observed)
+
+    monkeypatch.setattr(_import._Rate, "throttled", spy)
+    faults.on("before-send.dynamodb.TransactWriteItems", throttle)
+    result = import_items(path, batch_size=10, workers=1)
+    assert cancelled == [10, 10, 10] and len(lowered) == 3
+    assert (result.written, result.resumed, result.skipped) == (30, 0, 0)
+    assert scan_of() == {key(i): without_token(i) for i in items}
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
 def test_a_lost_response_is_recognised_by_the_write_tokens(
-    dynorm_table: str, tmp_path: Path, faults: Faults
+    dynorm_table: str, tmp_path: Path, faults: Faults, overwrite: bool
 ) -> None:
     path = tmp_path / "lost.jsonl"
     items = order_lines(path, 10)
     applied = faults.lose_response("TransactWriteItems", times=1)
-    result = import_items(path, batch_size=10, workers=1)
+    result = import_items(path, batch_size=10, workers=1, overwrite=overwrite)
     assert applied == [200]
+    # Sent again (botocore's retry carries the same ClientRequestToken): never twice.
     assert (result.written + result.resumed, result.skipped) == (10, 0)
     assert scan_of() == {key(i): without_token(i) for i in items}
+
+
+def test_an_item_another_writer_creates_during_the_import_is_never_overwritten(
+    dynorm_table: str, tmp_path: Path, faults: Faults
+) -> None:
+    path = tmp_path / "race.jsonl"
+    items = order_lines(path, 120)
+    other, table = raw_client(), table_name()
+    theirs: dict[tuple[str, str], dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    seen: set[tuple[str, str]] = set()
+
+    def race(request: Any, **_: Any) -> None:
+        # Between validating a batch and writing it (its first attempt), someone else
+        # creates every third of its keys.
+        puts = [action["Put"]["Item"] for action in request_json(request)["TransactItems"]]
+        with lock:
+            if key(puts[0]) in seen:
+                return  # the batch sent again, minus the refused items
+            seen.update(key(put) for put in puts)
+        for put in puts[::3]:
+            item = {**put, "note": {"S": "written by someone else"}}
+            del item["_wtok"]
+            other.put_item(
+                TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+            with lock:
+                theirs[key(item)] = item
+
+    faults.on("before-send.dynamodb.TransactWriteItems", race)
+    result = import_items(path, batch_size=10, workers=4)
+    assert len(theirs) == 12 * 4  # 12 batches of 10: actions 0, 3, 6 and 9 of each
+    assert (result.written, result.skipped, result.resumed) == (120 - 48, 48, 0)
+    assert scan_of() == {**{key(i): without_token(i) for i in items}, **theirs}
 
 
 # --------------------------------------------------------------------------- the commands
