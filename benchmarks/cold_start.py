@@ -2,7 +2,8 @@
 
 Each sample is a whole new process: import the library, define the Order model, configure the
 table, one GetItem of a seeded order, exit. Wall time runs from before the process is spawned
-until it has been reaped; peak RSS is that process's own `ru_maxrss` (from `os.wait4`). Clients
+until it has been reaped; peak RSS is the process's own VmHWM, which it reports on stderr as it
+exits (not `ru_maxrss`, which keeps the driver's high-water mark across `exec`). Clients
 alternate run by run (the order rotates) and the figure is the median over the runs. Before
 the measured runs every command runs once unmeasured, so bytecode caches exist and the files
 are in the page cache, as on a warm Lambda host; DynamoDB Local is warm from the rounds.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import tempfile
@@ -27,10 +29,21 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 WORKERS = HERE / "workers"
 
+#: Appended to every command: the process reports its own peak RSS (VmHWM, which `exec`
+#: resets) on stderr. `ru_maxrss` from `wait4` would not do: Linux carries the high-water
+#: mark of the process before `exec` over, so a child of this driver starts at its size.
+_HWM = "import sys; sys.stderr.write(open('/proc/self/status').read())"
+
 #: key -> (environment, client that must be selected, argv after the interpreter, label, env)
 COLD: dict[str, tuple[str, str | None, list[str], str, dict[str, str]]] = {
-    "python": ("main", None, ["-c", "pass"], "the interpreter alone (`python -c pass`)", {}),
-    "import_dynorm": ("main", "dynorm", ["-c", "import dynorm"], "`import dynorm` alone", {}),
+    "python": ("main", None, ["-c", _HWM], "the interpreter alone (`python -c pass`)", {}),
+    "import_dynorm": (
+        "main",
+        "dynorm",
+        ["-c", f"import dynorm; {_HWM}"],
+        "`import dynorm` alone",
+        {},
+    ),
     "raw_boto3": ("main", None, ["cold_raw_boto3.py"], "raw boto3 client", {}),
     "dynorm": ("main", "dynorm", ["cold_dynorm.py"], "dynorm (default boto3 transport)", {}),
     "dynorm_http": (
@@ -59,7 +72,10 @@ def _spawn(python: Path, argv: list[str], env: dict[str, str]) -> tuple[float, f
         stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed (exit {proc.returncode}): {stderr[-2000:]}")
-    return wall * 1000, usage.ru_maxrss / 1024, stdout, stderr
+    hwm = re.search(r"^VmHWM:\s+(\d+) kB", stderr, re.MULTILINE)
+    if hwm is None:
+        raise RuntimeError(f"{' '.join(argv)} did not report its VmHWM on stderr")
+    return wall * 1000, int(hwm.group(1)) / 1024, stdout, stderr
 
 
 def selected(clients: list[str]) -> list[str]:

@@ -59,6 +59,7 @@ def render_summary(data: dict[str, Any]) -> str:
         )
     else:
         parts.append("Not measured in this run.\n")
+    parts.append(render_targets(data))
     stream = data.get("stream") or []
     parts.append("**Iterating one partition** with each client's streaming API:\n")
     if stream:
@@ -75,6 +76,96 @@ def render_summary(data: dict[str, Any]) -> str:
     else:
         parts.append("Not measured in this run.\n")
     return "\n".join(parts)
+
+
+#: The performance issue's targets: (row, work in `aggregate`, the least ratio to raw boto3).
+THROUGHPUT_TARGETS = (
+    ("GetItem", "get", 2.0),
+    ("PutItem / `save()`", "put", 2.0),
+    ("Bulk write, 1000 items", "bulk", 2.5),
+    ("Query, 1000 items -> models", "query", 3.5),
+)
+DYNORMS = ("dynorm", "dynorm_http")
+
+
+def _verdict(value: float | None, target: float, higher_is_better: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    if (value >= target) if higher_is_better else (value <= target):
+        return "**met**"
+    reached = value / target if higher_is_better else target / value
+    return f"missed: {reached:.0%} of the target"
+
+
+def _best(
+    values: dict[str, float | None], higher_is_better: bool = True
+) -> tuple[str, float | None]:
+    known = {k: v for k, v in values.items() if v is not None}
+    if not known:
+        return "", None
+    pick = max if higher_is_better else min
+    name = pick(known, key=lambda k: known[k])
+    return name, known[name]
+
+
+def render_targets(data: dict[str, Any]) -> str:
+    """One row per target of the performance issue: what this run measured, and the verdict."""
+    names = data["clients"]
+    rows = []
+    aggregate = data.get("aggregate") or {}
+    for label, work, target in THROUGHPUT_TARGETS:
+        entries = aggregate.get(work) or {}
+        values = {c: (entries.get(c) or {}).get("ratio") for c in DYNORMS if c in entries}
+        _, best = _best(values)
+        shown = ", ".join(f"{names.get(c, c)} {_ratio(v)}" for c, v in values.items()) or "—"
+        rows.append((label, f">= {target:.1f}x raw boto3", shown, _verdict(best, target)))
+    cold = data.get("cold") or {}
+    base = cold.get("raw_boto3")
+    for what, key in (("wall time", "wall_ratio"), ("peak RSS", "rss_ratio")):
+        values = {c: (cold.get(c) or {}).get(key) for c in DYNORMS if c in cold}
+        _, best = _best(values, higher_is_better=False)
+        shown = ", ".join(f"{names.get(c, c)} {_ratio(v)}" for c, v in values.items()) or "—"
+        rows.append(
+            (
+                f"Cold start, {what}",
+                "<= 0.60x raw boto3",
+                shown,
+                _verdict(best, 0.6, higher_is_better=False) if base else "not measured",
+            )
+        )
+    pydynox = cold.get("pydynox")
+    if pydynox and base:
+        for what, key in (("wall time", "wall_ms"), ("peak RSS", "peak_rss_mib")):
+            values = {c: (cold.get(c) or {}).get(key) for c in DYNORMS if c in cold}
+            _, best = _best(values, higher_is_better=False)
+            unit = "ms" if key == "wall_ms" else "MiB"
+            shown = ", ".join(f"{names.get(c, c)} {v:,.0f} {unit}" for c, v in values.items() if v)
+            rows.append(
+                (
+                    f"Cold start, {what}, against pydynox",
+                    f"< pydynox's {pydynox[key]:,.0f} {unit}",
+                    shown,
+                    _verdict(best, pydynox[key], higher_is_better=False),
+                )
+            )
+    threads = data.get("threads") or {}
+    values = {c: (threads.get(c) or {}).get("ratio") for c in DYNORMS if c in threads}
+    _, best = _best(values)
+    shown = ", ".join(f"{names.get(c, c)} {_ratio(v)}" for c, v in values.items()) or "—"
+    rows.append(
+        (
+            "GetItem from 16 threads",
+            ">= 2.0x raw boto3",
+            shown,
+            _verdict(best, 2.0) if threads else "not measured",
+        )
+    )
+    return (
+        "**Targets** of the performance work, against this run (the best of dynorm's two "
+        "transports decides; where the time still goes: `benchmarks/results/profile_ops.md`):\n\n"
+        "| work | target | measured | verdict |\n|---|---|---|---|\n"
+        + "".join(f"| {a} | {b} | {c} | {d} |\n" for a, b, c, d in rows)
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -7,6 +7,7 @@ for the environment it reads. Prints the id.
 """
 
 import os
+import sys
 
 from dynorm_models import Order
 
@@ -21,3 +22,6 @@ dynorm.configure(
 )
 order = Order.objects.get(customer_id=env["BENCH_CUSTOMER"], id=env["BENCH_ID"])
 print(order.id)
+
+with open("/proc/self/status") as status:  # peak RSS (VmHWM) for cold_start.py
+    sys.stderr.write(status.read())

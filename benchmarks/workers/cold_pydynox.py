@@ -6,6 +6,7 @@ for the environment it reads. Prints the id.
 """
 
 import os
+import sys
 
 from pydynox_models import Order, connect
 
@@ -15,3 +16,6 @@ order = Order.sync_get(pk=f"CUSTOMER#{env['BENCH_CUSTOMER']}", sk=f"ORDER#{env['
 if order is None:
     raise SystemExit("pydynox: the seeded order was not found")
 print(order.id)
+
+with open("/proc/self/status") as status:  # peak RSS (VmHWM) for cold_start.py
+    sys.stderr.write(status.read())

@@ -6,6 +6,7 @@ for the environment it reads. Prints the id.
 """
 
 import os
+import sys
 
 from pynamodb_models import Order
 
@@ -14,3 +15,6 @@ Order.Meta.host = env["BENCH_ENDPOINT"]
 Order.Meta.table_name = env["BENCH_TABLE"]
 order = Order.get(f"CUSTOMER#{env['BENCH_CUSTOMER']}", f"ORDER#{env['BENCH_ID']}")
 print(order.id)
+
+with open("/proc/self/status") as status:  # peak RSS (VmHWM) for cold_start.py
+    sys.stderr.write(status.read())

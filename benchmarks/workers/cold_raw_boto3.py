@@ -5,6 +5,7 @@ endpoint come from $BENCH_ENDPOINT, $BENCH_TABLE, $BENCH_CUSTOMER, $BENCH_ID. Pr
 """
 
 import os
+import sys
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
@@ -21,3 +22,6 @@ response = client.get_item(
 deserializer = TypeDeserializer()
 item = {k: deserializer.deserialize(v) for k, v in response["Item"].items()}
 print(item["id"])
+
+with open("/proc/self/status") as status:  # peak RSS (VmHWM) for cold_start.py
+    sys.stderr.write(status.read())

@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import random
-import resource
 import sys
 import threading
 import time
@@ -572,7 +571,13 @@ def rss_now_kib() -> int:
 
 
 def peak_rss_kib() -> int:
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """This process's own peak RSS: VmHWM, which `exec` resets (`ru_maxrss` keeps the
+    high-water mark of the parent the process was forked from)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("/proc/self/status has no VmHWM line")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
