@@ -39,9 +39,23 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dynorm", ("/dynorm/",)),
     ("pydantic", ("/pydantic/", "/pydantic_core/")),
     ("json", ("/json/",)),
+    ("HTTP header parsing (email)", ("/email/",)),
+    ("signing: hmac / hashlib / datetime", ("/hmac.py", "/hashlib.py", "/datetime.py")),
+    ("logging", ("/logging/",)),
+    ("threading / queue / selectors", ("/threading.py", "/queue.py", "/selectors.py")),
+    ("urllib.parse", ("/urllib/parse.py",)),
     ("workers (the benchmark's own code)", ("/benchmarks/",)),
 )
-BUILTIN = "built-in calls (sockets, hashing, C helpers)"
+#: Built-in (C) functions, by a substring of their profiled name, first match wins.
+BUILTINS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("C: socket send / receive / poll", ("socket", "select", "poll")),
+    ("C: hashing, hmac", ("_hashlib", "hmac", "sha256", "openssl")),
+    (
+        "C: pydantic-core, orjson",
+        ("pydantic_core", "orjson", "SchemaValidator", "SchemaSerializer"),
+    ),
+)
+BUILTIN = "C: other built-in calls"
 OTHER = "standard library, other"
 
 CLIENTS = ("raw_boto3", "dynorm", "dynorm_http")
@@ -49,8 +63,11 @@ OPS = ("get", "put")
 TITLES = {"get": "GetItem", "put": "PutItem / save()"}
 
 
-def part_of(filename: str) -> str:
+def part_of(filename: str, name: str) -> str:
     if filename == "~":
+        for part, needles in BUILTINS:
+            if any(n in name for n in needles):
+                return part
         return BUILTIN
     for part, needles in PARTS:
         if any(n in filename for n in needles):
@@ -85,15 +102,15 @@ def profile(
     profiler.disable()
     parts: dict[str, float] = {}
     stats: Any = pstats.Stats(profiler).stats
-    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.items():
-        key = part_of(filename)
+    for (filename, _line, name), (_cc, _nc, tottime, _ct, _callers) in stats.items():
+        key = part_of(filename, name)
         parts[key] = parts.get(key, 0.0) + tottime
     return {k: v / n * 1e6 for k, v in parts.items()}
 
 
 def table(op: str, results: dict[str, dict[str, float]]) -> str:
     names = list(results)
-    order = [p for p, _ in PARTS] + [BUILTIN, OTHER]
+    order = [p for p, _ in PARTS] + [p for p, _ in BUILTINS] + [BUILTIN, OTHER]
     lines = [
         f"**{TITLES[op]}**, µs of client CPU per request under cProfile:",
         "",
