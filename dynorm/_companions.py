@@ -175,10 +175,11 @@ def attach(op: WriteOp, instance: Model, call: tuple[Any, ...]) -> WriteOp:
     request = compile_with_companions(op.request, companions)
     base = op.conflict
     token = op.token
+    layout = meta.layout
 
     def conflict(exc: DynormError) -> Exception | None:
         reasons = exc.reasons if isinstance(exc, TransactionCanceledError) else [CCF]
-        if CCF in reasons[:own] or carrying(refused_items(exc), token) is not None:
+        if CCF in reasons[:own] or carrying(refused_items(exc), token, layout) is not None:
             return base(_trimmed(exc, own))
         found = explain(companion_op, list(reasons), exc)
         return found if found is not None else exc
@@ -191,6 +192,7 @@ def attach(op: WriteOp, instance: Model, call: tuple[Any, ...]) -> WriteOp:
         extra={**op.extra, "companions": own, "companion_explain": explainers},
         table=op.table,
         token=op.token,
+        sent=op.sent,
     )
     return companion_op
 

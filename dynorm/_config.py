@@ -272,8 +272,11 @@ class Table:
             model's key range is that model (reads check no type).
         version_attribute: The optimistic-locking attribute (default `"version"`), e.g. an
             existing numeric `"Version"`; None: `save()` is last-writer-wins.
+        write_token_attribute: The attribute of dynorm's write token (default `"_wtok"`);
+            None: no token is stored (for a library that refuses unknown attributes), and
+            a write whose response was lost is recognised by its content.
 
-    A model's `Meta` may override each of the last five (`Meta.pk_attribute = ...`).
+    A model's `Meta` may override each of the last six (`Meta.pk_attribute = ...`).
 
     Raises:
         ConfigurationError: A table name DynamoDB would refuse.
@@ -296,6 +299,7 @@ class Table:
         sk_attribute: str | None | _NotGiven = NOT_GIVEN,
         type_attribute: str | None | _NotGiven = NOT_GIVEN,
         version_attribute: str | None | _NotGiven = NOT_GIVEN,
+        write_token_attribute: str | None | _NotGiven = NOT_GIVEN,
     ) -> None:
         self.name = check_table_name(name, "Table(name)")
         #: The physical names given here (the models' `Meta` may override each).
@@ -307,6 +311,7 @@ class Table:
                 ("sk_attribute", sk_attribute),
                 ("type_attribute", type_attribute),
                 ("version_attribute", version_attribute),
+                ("write_token_attribute", write_token_attribute),
             )
             if not isinstance(value, _NotGiven)
         }

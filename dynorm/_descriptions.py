@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from . import _registry
-from ._constants import WRITE_TOKEN_ATTR
 from ._table import table_definition
 from ._table_layout import layout_of, living_in
 
@@ -63,7 +62,8 @@ def _attributes_line(models: list[Any]) -> str:
             names[f"{layout.type} (entity type)"] = None
         if layout.version is not None:
             names[layout.version] = None
-        names[f"{WRITE_TOKEN_ATTR} (write token)"] = None
+        if layout.token is not None:
+            names[f"{layout.token} (write token)"] = None
     for model in models:
         for index in model._meta.indexes.values():
             names.update(dict.fromkeys(index.writes))
@@ -141,7 +141,7 @@ def describe_json(table_name: str) -> dict[str, Any]:
                 "sort_key": layout.sk,
                 "type": layout.type,
                 "version": layout.version,
-                "write_token": WRITE_TOKEN_ATTR,
+                "write_token": layout.token,
                 "ttl": layout.ttl if ttl else None,
             },
             "indexes": [

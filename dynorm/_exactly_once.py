@@ -2,8 +2,12 @@
 
 Exactly once, in four steps:
 
-1. Every save and update stores a random token (`_wtok`) with the item, and every write of an
-   instance is conditional on the version it was loaded at (or on the key not existing).
+1. Every save and update stores a random token (`_wtok`, the layout's `token` attribute) with
+   the item, and every write of an instance is conditional on the version it was loaded at
+   (or on the key not existing). A layout without a token attribute
+   (`write_token_attribute=None`) stores none: its writes are recognised by their content
+   instead (`_proof`: the stored item holds exactly what the write sent), and a refusal that
+   shows neither is never read as proof that the write was not applied.
 2. botocore retries a write whose response was lost; a retry that DynamoDB refuses because the
    first attempt was applied gets back the stored item (`ALL_OLD`) carrying our own token:
    dynorm reports success and takes the stored state.
@@ -39,7 +43,8 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from ._codec import from_wire
 from ._config import OWN_TABLE, Table, _OwnTable, binding, connection_for
-from ._constants import VERSION_ATTR, WRITE_TOKEN_ATTR
+from ._layout import Layout
+from ._proof import sent_for
 from ._write_op import WriteOp
 from .exceptions import DynormError, WriteOutcomeUnknownError
 
@@ -72,6 +77,8 @@ class Attempt:
     size: int
     key: tuple[str, str] | None = None
     owner: Any = None
+    #: What the write stored, for a layout without a token attribute (see `_proof`).
+    sent: Any = None
 
     def same(self, call: tuple[Any, ...] | None, instance: Model) -> bool:
         """Whether `call` on the instance as it is now repeats this attempt exactly.
@@ -322,9 +329,11 @@ def new_write_token() -> str:
     return secrets.token_hex(8)
 
 
-def stored_token(item: Mapping[str, Any]) -> str | None:
+def stored_token(item: Mapping[str, Any], layout: Layout) -> str | None:
     """The write token of a stored item (None for items written without one)."""
-    token = item.get(WRITE_TOKEN_ATTR, {}).get("S")
+    if layout.token is None:
+        return None
+    token = item.get(layout.token, {}).get("S")
     return None if token is None else str(token)
 
 
@@ -339,23 +348,33 @@ def refused_items(exc: DynormError) -> list[dict[str, Any]]:
     return [dict(response["Item"])] if response.get("Item") else []
 
 
-def carrying(items: Iterable[Mapping[str, Any]], token: str | None) -> dict[str, Any] | None:
+def carrying(
+    items: Iterable[Mapping[str, Any]], token: str | None, layout: Layout
+) -> dict[str, Any] | None:
     """The item that carries this write token (the write was applied), if any.
 
-    Tokens are random per write, so a match proves our write; comparing content instead
-    would be unsafe (two read-modify-write increments from one version write equal items).
+    Tokens are random per write, so a match proves our write. A layout without a token
+    attribute compares content instead (`_proof.Sent.shows`): the stored item holds exactly
+    what the write with this token sent. That cannot tell our write from another writer's
+    identical one (two read-modify-write increments from one version store equal items):
+    the price of storing no token, said in the docs.
     """
     if token is None:
         return None
+    if layout.token is None:
+        sent = sent_for(token)
+        if sent is None:
+            return None
+        return next((dict(item) for item in items if sent.shows(item)), None)
     for item in items:
-        if item.get(WRITE_TOKEN_ATTR, {}).get("S") == token:
+        if item.get(layout.token, {}).get("S") == token:
             return dict(item)
     return None
 
 
-def already_applied(old: Mapping[str, Any] | None, token: str | None) -> bool:
-    """Whether the stored item (ALL_OLD of a refused write) carries this write's token."""
-    return old is not None and carrying([old], token) is not None
+def already_applied(old: Mapping[str, Any] | None, token: str | None, layout: Layout) -> bool:
+    """Whether the stored item (ALL_OLD of a refused write) shows this write was applied."""
+    return old is not None and carrying([old], token, layout) is not None
 
 
 def old_item(exc: DynormError) -> dict[str, Any] | None:
@@ -378,24 +397,26 @@ def first_gone(exc: DynormError) -> bool:
     return not response.get("Item")
 
 
-def stored_version(old: Mapping[str, Any] | None, attr: str | None = VERSION_ATTR) -> int | None:
+def stored_version(old: Mapping[str, Any] | None, attr: str | None) -> int | None:
     """The version a stored item holds (None: none, or no version attribute)."""
     if old and attr is not None and attr in old:
         return int(from_wire(old[attr]))
     return None
 
 
-def disproves(
-    old: Mapping[str, Any] | None, expected: int, attr: str | None = VERSION_ATTR
-) -> bool:
+def disproves(old: Mapping[str, Any] | None, expected: int, layout: Layout) -> bool:
     """Whether a stored item without our token proves that our write was never applied.
 
     Every write of an instance is conditional on the version `expected` and stores
     `expected + 1`; only one writer can store that version. So another writer's item at
     exactly `expected + 1` means ours never was (a genuine conflict). At a later version (or
-    gone) ours may have been stored and then changed: that cannot be told.
+    gone) ours may have been stored and then changed: that cannot be told. Without a token
+    attribute nothing disproves it: an item at `expected + 1` that differs from what we sent
+    may be ours, changed since by a writer that keeps the version.
     """
-    return attr is not None and stored_version(old, attr) == expected + 1
+    if layout.version is None or layout.token is None:
+        return False
+    return stored_version(old, layout.version) == expected + 1
 
 
 def unknown(
@@ -442,6 +463,7 @@ def remember(instance: Model, op: WriteOp, group: str | None = None, size: int =
         size=size,
         key=written_key(op),
         owner=instance,
+        sent=op.sent,
     )
     attempts = [*live_attempts(instance), attempt][-_MAX_REMEMBERED:]
     # Where it was sent: the retry (and the read that settles it) must go there too.
@@ -488,7 +510,7 @@ def settle(instance: Model, attempt: Attempt, item: Mapping[str, Any] | None) ->
 
 
 def earlier_attempt(
-    attempts: Iterable[Attempt], exc: DynormError, gone: bool
+    attempts: Iterable[Attempt], exc: DynormError, gone: bool, layout: Layout
 ) -> tuple[Attempt, dict[str, Any] | None] | None:
     """The remembered attempt a refusal shows applied, with the item that proves it.
 
@@ -497,7 +519,7 @@ def earlier_attempt(
     attempts = list(attempts)
     items = refused_items(exc)
     for attempt in attempts:
-        item = carrying(items, attempt.token)
+        item = carrying(items, attempt.token, layout)
         if item is not None:
             return attempt, item
     for attempt in attempts:

@@ -24,7 +24,6 @@ from ._capture import captured
 from ._companions import attach, is_companion_write
 from ._config import connection_for
 from ._connection import Connection, logger
-from ._constants import WRITE_TOKEN_ATTR
 from ._exactly_once import (
     CCF,
     bind,
@@ -213,11 +212,14 @@ def count(conn: Connection, requests: Sequence[Request]) -> int:
 
 def _find_token(op: WriteOp) -> str | None:
     """The write token in an op's put item(s) (for writes built by model subclasses)."""
+    attr = op.model._meta.layout.token
+    if attr is None:
+        return None
     bodies = [op.params] if op.operation == "PutItem" else []
     if op.operation == "TransactWriteItems":
         bodies = [a["Put"] for a in op.params["TransactItems"] if "Put" in a]
     for body in bodies:
-        token = body.get("Item", {}).get(WRITE_TOKEN_ATTR, {}).get("S")
+        token = body.get("Item", {}).get(attr, {}).get("S")
         if token is not None:
             return str(token)
     return None
@@ -285,10 +287,11 @@ def _settle_by_reading(instance: Model) -> None:
     Used when the next write could not tell from a refusal (a delete or update of an object
     that is still at version 0, or a create under another key).
     """
+    layout = instance._meta.layout
     for key in dict.fromkeys(a.key for a in live_attempts(instance) if a.key is not None):
         stored = _get_consistent(instance, key)
         for attempt in live_attempts(instance):
-            if stored is not None and carrying([stored], attempt.token) is not None:
+            if stored is not None and carrying([stored], attempt.token, layout) is not None:
                 settle(instance, attempt, stored)
                 return
 
@@ -345,7 +348,7 @@ def _accepted(op: WriteOp, exc: DynormError) -> dict[str, Any]:
     if error is not None:
         raise error from exc
     logger.info("%s was already applied (a retry after a lost response)", op.operation)
-    stored = carrying(refused_items(exc), op.token)
+    stored = carrying(refused_items(exc), op.token, op.model._meta.layout)
     return {"Attributes": stored} if stored is not None else {}
 
 
@@ -385,7 +388,7 @@ def _execute_instance(
                 if box.uncertain:
                     remember(instance, op)
                 raise
-            found = earlier_attempt(live, exc, first_gone(exc))
+            found = earlier_attempt(live, exc, first_gone(exc), op.model._meta.layout)
             if found is not None:
                 attempt, item = found
                 same = attempt.same(op.call, instance)

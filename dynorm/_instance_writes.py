@@ -31,6 +31,8 @@ from ._exactly_once import (
     unknown,
 )
 from ._migrations import stored_schema_version
+from ._proof import Sent, sent_of
+from ._request import Request
 from ._write_op import WriteOp
 from .exceptions import (
     DynormError,
@@ -132,13 +134,13 @@ def _conflict(
     keys = _key_names(instance)
 
     def conflict(exc: DynormError) -> Exception | None:
-        if carrying(refused_items(exc), token) is not None:
+        if carrying(refused_items(exc), token, layout) is not None:
             return None
         if action == "delete" and first_gone(exc):
             return None  # gone already (e.g. our delete, retried after a lost response)
         old = old_item(exc)
         current = stored_version(old, layout.version)
-        if may_have_applied() and not disproves(old, expected, layout.version):
+        if may_have_applied() and not disproves(old, expected, layout):
             return unknown(model, action, keys, expected, current, exc)
         if action == "create":
             key = old or {}
@@ -199,7 +201,7 @@ def take(instance: Model, item: dict[str, Any]) -> None:
     vars(instance).update(fresh.__dict__)
     instance._loaded_key = fresh._loaded_key
     instance._blobs = fresh._blobs
-    set_stored_token(instance, stored_token(item))
+    set_stored_token(instance, stored_token(item, instance._meta.layout))
 
 
 # --------------------------------------------------------------------------- save
@@ -413,8 +415,11 @@ def update_instance_op(instance: Model, values: Mapping[str, Any]) -> WriteOp:
     request, plain = compile_update(meta, write, _loaded(instance), token=token, now=now)
     computed = set(values) - set(plain)
     result = local_update(instance, values, plain)
+    sent = None
     if instance._partial is None:
         _check_update_size(instance, {**result, "version": new_version}, token)
+        if meta.layout.token is None:  # recognised by content: F() values computed here
+            sent = _sent_update(instance, request, {**result, "version": new_version})
 
     def on_success(response: dict[str, Any]) -> None:
         attributes = response.get("Attributes")
@@ -432,7 +437,21 @@ def update_instance_op(instance: Model, values: Mapping[str, Any]) -> WriteOp:
         on_success,
         extra={"refresh": bool(computed)},
         token=token,
+        sent=sent,
     )
+
+
+def _sent_update(instance: Model, request: Request, result: Mapping[str, Any]) -> Sent | None:
+    """What an update of a whole instance stores, its F() values as computed locally.
+
+    The update is conditional on the version the instance holds, so it applies to exactly
+    the values the instance holds (see `_proof`).
+    """
+    try:
+        item = build_item(instance, result)
+    except (InvalidValueError, TypeError, ValueError, AttributeError):
+        return None
+    return sent_of(request.operation, request.params, item)
 
 
 def _check_update_size(instance: Model, result: Mapping[str, Any], token: str) -> None:

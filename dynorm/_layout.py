@@ -1,6 +1,6 @@
 """A model's physical names: its table's key attributes, type and version attributes.
 
-dynorm's own layout is `pk`, `sk`, `_type`, `version` (the `DEFAULT` layout, the bytes
+dynorm's own layout is `pk`, `sk`, `_type`, `version`, `_wtok` (the `DEFAULT` layout, the bytes
 every existing table holds). A model mapped onto a table dynorm did not create declares other
 names on its `dynorm.Table` (shared by every model in it) or in its `Meta` (per model); the
 compilers, the decoders and the tooling read them from `Model._meta.layout`, never from the
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._constants import PK, SK, TTL_ATTR, TYPE_ATTR, VERSION_ATTR
+from ._constants import PK, SK, TTL_ATTR, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
 
 __all__ = ["DEFAULT", "LAYOUT_OPTIONS", "Key", "Layout"]
 
@@ -28,6 +28,7 @@ LAYOUT_OPTIONS = (
     "sk_attribute",
     "type_attribute",
     "version_attribute",
+    "write_token_attribute",
 )
 
 
@@ -41,6 +42,8 @@ class Layout:
         type: The entity-type attribute; None: every item in the model's key range is it.
         version: The optimistic-locking attribute; None: saves are last-writer-wins.
         ttl: The time-to-live attribute.
+        token: The attribute of dynorm's write token (`_wtok`); None: no token is stored,
+            and a write whose response was lost is recognised by its content (`_proof`).
         managed: False for a table dynorm did not create: create/delete_table() refuse it.
         types: The DynamoDB type of each key attribute that is not a string (`"N"`).
     """
@@ -50,6 +53,7 @@ class Layout:
     type: str | None = TYPE_ATTR
     version: str | None = VERSION_ATTR
     ttl: str = TTL_ATTR
+    token: str | None = WRITE_TOKEN_ATTR
     managed: bool = True
     types: Mapping[str, str] = field(default_factory=dict)
 

@@ -363,7 +363,7 @@ def build_options(
     if schema_version is not None:
         index_attrs = [a for i in bound.values() for a in (i.pk_attr, i.sk_attr)]
         fields_at = {a for f, a in attr_names.items() if f != "version"}
-        physical = (layout.pk, layout.sk, layout.type, layout.version)
+        physical = (layout.pk, layout.sk, layout.type, layout.version, layout.token)
         index_attrs += [a for a in physical if a is not None and a not in fields_at]
         meta.migrations = Migrations(name, schema_version, index_attrs, attr_names)
         meta.codec.upgrade = meta.migrations.upgrade

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ._codec import unwrap_optional
-from ._constants import ATTRIBUTE_NAME_LIMIT, KEY_ATTRIBUTE_NAME_LIMIT, WRITE_TOKEN_ATTR
+from ._constants import ATTRIBUTE_NAME_LIMIT, KEY_ATTRIBUTE_NAME_LIMIT
 from ._keys import KeyTemplate
 from ._layout import DEFAULT, LAYOUT_OPTIONS, Layout
 from ._options import BoundIndex, assign_slots
@@ -158,6 +158,13 @@ def resolve_layout(
         key=False,
         optional=True,
     )
+    token = _name(
+        model,
+        "write_token_attribute",
+        given.get("write_token_attribute", DEFAULT.token),
+        key=False,
+        optional=True,
+    )
     assert pk is not None
     ttl = attr_names[ttl_field] if ttl_field is not None else DEFAULT.ttl
     named = {
@@ -165,10 +172,11 @@ def resolve_layout(
         "sk_attribute": sk,
         "type_attribute": type_attr,
         "version_attribute": version,
+        "write_token_attribute": token,
     }
     if ttl_field is not None:
         named["the TTL field's attribute"] = ttl
-    seen: dict[str, str] = {WRITE_TOKEN_ATTR: "dynorm's write token"}
+    seen: dict[str, str] = {}
     for option, value in named.items():
         if value is None:
             continue
@@ -194,7 +202,9 @@ def resolve_layout(
                 code="model-definition",
             )
         stored[attr] = field
-    layout = Layout(pk=pk, sk=sk, type=type_attr, version=version, ttl=ttl, managed=managed)
+    layout = Layout(
+        pk=pk, sk=sk, type=type_attr, version=version, ttl=ttl, managed=managed, token=token
+    )
     return layout, given
 
 
@@ -221,7 +231,7 @@ def check_keys(
             (layout.pk, "the partition-key attribute"),
             (layout.sk, "the sort-key attribute"),
             (layout.type, "the entity-type attribute"),
-            (WRITE_TOKEN_ATTR, "dynorm's write token"),
+            (layout.token, "dynorm's write token"),
             *((s.attr, f"the {s.role} attribute") for s in keys),
         )
         if a is not None

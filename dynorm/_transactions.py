@@ -308,7 +308,7 @@ class Transaction:
                 continue
             reason = first.get(index, {})
             gone = reason.get("Code") == CCF and not reason.get("Item")
-            found = earlier_attempt(live_attempts(op.instance), exc, gone)
+            found = earlier_attempt(live_attempts(op.instance), exc, gone, op.model._meta.layout)
             if found is not None:
                 groups.add(found[0].group)
         if not groups:
@@ -320,7 +320,7 @@ class Transaction:
                 and live_attempts(op.instance)
                 and first.get(index, {}).get("Code") == CCF
                 and not disproves(
-                    first[index].get("Item"), op.instance.version, op.instance._meta.layout.version
+                    first[index].get("Item"), op.instance.version, op.instance._meta.layout
                 )
             ]
             if unknown:
@@ -354,7 +354,7 @@ class Transaction:
                 continue
             for a in live_attempts(op.instance):
                 if a.group in groups:
-                    settle(op.instance, a, carrying(items, a.token))
+                    settle(op.instance, a, carrying(items, a.token, op.model._meta.layout))
                     break
         logger.info("an earlier transaction whose outcome was unknown had been applied")
         if exact:

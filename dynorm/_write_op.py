@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._proof import register, sent_of
 from ._request import Request
 
 if TYPE_CHECKING:
@@ -28,7 +29,8 @@ class WriteOp:
     that this very write was applied earlier, e.g. a retry after a lost response);
     `on_success` updates the instance.
 
-    `token` is the write token the write stores (None for deletes and checks). `instance`,
+    `token` is the write token the write stores (None for deletes and checks; drawn but not
+    stored for a layout without a token attribute, where `sent` is the write's content). `instance`,
     `call` and `rebuild` are set for the writes of an instance (`save`, `update`, `delete`):
     the instance, what was called (to recognise a retry of the same call) and how to build
     the write again from the instance's state.
@@ -46,6 +48,8 @@ class WriteOp:
     instance: Model | None = None
     call: tuple[Any, ...] | None = None
     rebuild: Callable[[], WriteOp] | None = None
+    #: What the write stores, when its model's layout stores no write token (`_proof`).
+    sent: Any = None
 
     @classmethod
     def of(
@@ -56,8 +60,17 @@ class WriteOp:
         on_success: Callable[[dict[str, Any]], None],
         **options: Any,
     ) -> WriteOp:
-        """The WriteOp of a compiled request (`options`: the other fields)."""
-        return cls(request.operation, request.params, model, conflict, on_success, **options)
+        """The WriteOp of a compiled request (`options`: the other fields).
+
+        A model whose layout stores no write token gets the write's `Sent`, filed under its
+        token, so a refusal can show that this write was applied (see `_proof`).
+        """
+        op = cls(request.operation, request.params, model, conflict, on_success, **options)
+        if model._meta.layout.token is None and op.token is not None:
+            if op.sent is None:
+                op.sent = sent_of(op.operation, op.params)
+            register(op.token, op.sent)
+        return op
 
     @property
     def request(self) -> Request:

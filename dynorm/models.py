@@ -317,7 +317,7 @@ class Model(BaseModel, metaclass=ModelMeta):
             obj._loaded_key = layout.key_of(item)
             if layout.version is None:  # no version stored: a loaded object counts as saved
                 vars(obj)["version"] = 1
-        token = stored_token(item)
+        token = stored_token(item, layout)
         if token is not None:
             obj._writes = WriteState(token)
         bind(obj, binding(cls, None))  # read in a using() block: it belongs to that table

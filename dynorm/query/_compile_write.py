@@ -22,7 +22,8 @@ and the expectation on the stored item, one of
 
 - `Absent()`: no item under the key (a create): `attribute_not_exists(pk)`;
 - `Loaded(version, token)`: the item an instance was loaded (or last saved) at: `version = v`,
-  and, when the token of that item is known, `_wtok = t` (an item deleted and created again
+  and, when the token of that item is known, `_wtok = t` (the layout's token attribute; none
+  for a layout without one) (an item deleted and created again
   reaches the version again, never the token). Written here once;
 - `Matches(lookups)`: `filter()`-style lookups hold (`tx.check`); none: the item exists;
 - `StillMatches(state, version)`: the item a QuerySet read at `version` still matches its
@@ -51,7 +52,6 @@ from .._constants import (
     OWNER_PK_ATTR,
     OWNER_SK_ATTR,
     SCHEMA_VERSION_ATTR,
-    WRITE_TOKEN_ATTR,
 )
 from .._layout import DEFAULT
 from .._migrations import UNSTAMPED
@@ -247,8 +247,8 @@ def model_item(meta: Options, values: Mapping[str, Any], *, token: str | None) -
             raise invalid_value("store", meta.model_name, f.name, exc) from None
         if av is not None:
             item[f.attr] = av
-    if token is not None:
-        item[WRITE_TOKEN_ATTR] = {"S": token}
+    if token is not None and layout.token is not None:
+        item[layout.token] = {"S": token}
     if meta.migrations is not None:
         item[SCHEMA_VERSION_ATTR] = {"N": str(meta.migrations.current)}
     check_item_size(item, meta.model_name)
@@ -283,8 +283,9 @@ def _condition(meta: Options, expect: Expectation, ph: Placeholders) -> str | No
         return f"attribute_not_exists({ph.name(pk)})"
     if isinstance(expect, Loaded):
         condition = _version_is(meta, expect.version, ph)
-        if expect.token is not None and meta.layout.version is not None:
-            condition += f" AND {ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': expect.token})}"
+        attr = meta.layout.token
+        if expect.token is not None and meta.layout.version is not None and attr is not None:
+            condition += f" AND {ph.name(attr)} = {ph.value({'S': expect.token})}"
         return condition
     if isinstance(expect, Matches):
         if not expect.lookups:
@@ -330,9 +331,15 @@ def _set_fields(meta: Options, write: SetFields, ph: Placeholders, token: str | 
     rewrite_index_keys(meta, write.values, touched, ph, plan, require=True)
     if not write.partial:
         model_item(meta, write.values, token=token)  # the resulting item's size, checked
-    if token is not None:
-        plan.sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
+    _set_token(meta, token, ph, plan)
     return plan.expression()
+
+
+def _set_token(meta: Options, token: str | None, ph: Placeholders, plan: UpdatePlan) -> None:
+    """Store the write token, where the layout has a token attribute."""
+    attr = meta.layout.token
+    if token is not None and attr is not None:
+        plan.sets.append(f"{ph.name(attr)} = {ph.value({'S': token})}")
 
 
 def _update(
@@ -342,8 +349,7 @@ def _update(
         raise TypeError("compile_write(Update(...)) needs `now` (the time UpdatedAt fields get)")
     version = None if write.version is None else str(write.version)
     plan = plan_update(meta, write.changes, write.current, ph, new_version=version, now=now)
-    if token is not None:
-        plan.sets.append(f"{ph.name(WRITE_TOKEN_ATTR)} = {ph.value({'S': token})}")
+    _set_token(meta, token, ph, plan)
     return plan
 
 
@@ -363,8 +369,9 @@ def compile_write(
         write: What to write (`Put`, `PutItem`, `SetFields`, `Update`, `Delete`, `Check`).
         expect: What the stored item must be (`Absent`, `Loaded`, `Matches`,
             `StillMatches`, `Unconditional`).
-        token: The write token stored with the item (`_wtok`) by `Put`, `SetFields` and
-            `Update`; None stores none. Ignored by the others.
+        token: The write token stored with the item (the layout's token attribute, `_wtok`)
+            by `Put`, `SetFields` and `Update`; None, or a layout without a token attribute,
+            stores none. Ignored by the others.
         now: The time UpdatedAt fields get; required by `Update` (the other writes take
             their timestamps from their values).
         return_old: Ask DynamoDB for the stored item when it refuses the condition

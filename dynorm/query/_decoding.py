@@ -45,7 +45,7 @@ def decode(model: type[M], item: dict[str, Any], projection: tuple[str, ...] | N
     if meta.layout.version is None:  # no version stored: a loaded object counts as saved
         vars(obj)["version"] = 1
     obj._partial = frozenset(loaded)
-    token = stored_token(item)
+    token = stored_token(item, meta.layout)
     if token is not None:
         obj._writes = WriteState(token)
     return obj

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .._batch import backoff, in_parallel
 from .._counters import count_write
 from .._exactly_once import CCF, already_applied, disproves, new_write_token, old_item, tracking
+from .._proof import register, sent_of
 from .._request import Request
 from .._transaction_context import current_transaction
 from .._write_op import WriteOp
@@ -81,19 +82,21 @@ def _update_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any], valu
     meta = qs.model._meta
     for attempt in range(1, MAX_ATTEMPTS + 1):
         params, token, version = _update_params(qs, item, values)
+        sent = sent_of("UpdateItem", params) if meta.layout.token is None else None
+        register(token, sent)  # no token stored: the retry is recognised by its content
         with tracking(conn) as box:
             try:
                 conn.send("UpdateItem", {**params, "TableName": conn.table_name})
                 return True
             except ConditionFailedError as exc:
                 old = (exc.response or {}).get("Item")
-                if already_applied(old, token):  # a retry after a lost response
+                if already_applied(old, token, meta.layout):  # a retry after a lost response
                     return True
                 attr = meta.layout.version
                 stored = _read_version(old, attr) if old and (attr is None or attr in old) else None
                 if old is None or stored == version:
                     return False  # deleted, or no longer matches the filters
-                if box.uncertain and not disproves(old, version, attr):
+                if box.uncertain and not disproves(old, version, meta.layout):
                     raise WriteOutcomeUnknownError(
                         f"Cannot tell whether the update of a {meta.model_name} was "
                         "applied: its response was lost and the item has been changed "
@@ -241,8 +244,10 @@ def delete_matching(qs: QuerySet[Any]) -> int:
             code="bad-query",
         )
     if meta.unique or meta.audit:
-        why = "Meta.unique guard items must be released" if meta.unique else (
-            "audit entries (Meta.audit) must be written"
+        why = (
+            "Meta.unique guard items must be released"
+            if meta.unique
+            else ("audit entries (Meta.audit) must be written")
         )
         raise QueryError(
             f"Cannot delete {meta.model_name} objects with qs.delete(): their {why} with "

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._codec import ValueProblem
-from .._constants import PK, SK, SORT_KEY_LIMIT, WRITE_TOKEN_ATTR
+from .._constants import PK, SK, SORT_KEY_LIMIT
 from .._keys import SEPARATOR, KeyTemplate, render_value, successor
 from .._options import BoundIndex
 from .._request import Request
@@ -192,8 +192,7 @@ def _projection(state: QueryState, ph: Placeholders, key_attrs: tuple[str, ...])
     # The write token too: a partial object's writes are conditional on it, as a whole one's.
     layout = meta.layout
     attrs: list[str] = [*key_attrs]
-    attrs += [a for a in (layout.type, layout.version) if a is not None]
-    attrs.append(WRITE_TOKEN_ATTR)
+    attrs += [a for a in (layout.type, layout.version, layout.token) if a is not None]
     for name in state.projection:
         meta.check_field(name, "select with only()")
         attrs.append(meta.attr_names[name])

@@ -144,6 +144,14 @@ def plan_update(
         if isinstance(value, F):
             value = UpdateOp("ref", value.name)
         if isinstance(value, UpdateOp):
+            if meta.layout.version is None and meta.layout.token is None:
+                raise QueryError(
+                    f"Cannot update {meta.model_name}.{name} with an F() expression: its "
+                    "layout stores neither a version nor a write token, so a retry after a "
+                    "lost response would apply it twice unseen. Assign the new value, or map "
+                    "a version_attribute or a write_token_attribute.",
+                    code="bad-query",
+                )
             if name in index_fields:
                 raise QueryError(
                     f"Cannot update {meta.model_name}.{name} with an F() expression: an index "

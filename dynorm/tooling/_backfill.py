@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from .._config import get_connection
 from .._connection import Connection
-from .._constants import TYPE_ATTR, WRITE_TOKEN_ATTR
+from .._constants import TYPE_ATTR
 from .._options import Options
 from .._table import _chosen
 from ..exceptions import ConditionFailedError, ConfigurationError
@@ -144,9 +144,12 @@ class _Backfill(ScanRun[BackfillResult]):
             v = ph.name(layout.version)
             version = item.get(layout.version)  # absent on an item another tool wrote
             condition = f"{v} = {ph.value(version)}" if version else f"attribute_not_exists({v})"
-        token = item.get(WRITE_TOKEN_ATTR)
-        w = ph.name(WRITE_TOKEN_ATTR)
-        condition += f" AND {w} = {ph.value(token)}" if token else f" AND attribute_not_exists({w})"
+        if layout.token is not None:  # unchanged since read: the version and the write token
+            token = item.get(layout.token)
+            w = ph.name(layout.token)
+            condition += (
+                f" AND {w} = {ph.value(token)}" if token else f" AND attribute_not_exists({w})"
+            )
         return ph.apply(
             {
                 "TableName": self.conn.table_name,

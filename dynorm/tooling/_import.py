@@ -32,7 +32,9 @@ from .. import _json, _registry
 from .._codec import _number_bound, item_size
 from .._config import get_connection
 from .._connection import Connection
-from .._constants import PK, TRANSACT_ITEMS_LIMIT, TYPE_ATTR, WRITE_TOKEN_ATTR
+from .._constants import TRANSACT_ITEMS_LIMIT, TYPE_ATTR
+from .._layout import DEFAULT, Layout
+from .._proof import Sent
 from ..exceptions import (
     ConfigurationError,
     DynormError,
@@ -95,6 +97,12 @@ class _Line:
     number: int
     item: dict[str, Any]
     size: int
+    layout: Layout = DEFAULT
+
+    @property
+    def token(self) -> str | None:
+        """The attribute of the line's write token (None: its model's layout has none)."""
+        return self.layout.token
 
 
 def _size_bound(item: dict[str, Any]) -> int:
@@ -155,8 +163,10 @@ def _parse(number: int, text: str, token: str) -> _Line | ImportProblem:
         return _problem(number, name, _validation_text(exc))
     except (DynormError, KeyError, ValueError, TypeError) as exc:
         return _problem(number, name, f"cannot be read ({type(exc).__name__})")
-    item[WRITE_TOKEN_ATTR] = {"S": token}
-    return _Line(number, item, _size_bound(item))
+    layout = model._meta.layout
+    if layout.token is not None:
+        item[layout.token] = {"S": token}
+    return _Line(number, item, _size_bound(item), layout)
 
 
 # --------------------------------------------------------------------------- checkpoint
@@ -251,12 +261,12 @@ class _Outcome:
 
 def _put(line: _Line, overwrite: bool) -> dict[str, Any]:
     ph = Placeholders()
-    condition = f"attribute_not_exists({ph.name(PK)})"
-    if overwrite:  # anything but this line's own earlier write
-        w = ph.name(WRITE_TOKEN_ATTR)
-        condition += (
-            f" OR attribute_not_exists({w}) OR {w} <> {ph.value(line.item[WRITE_TOKEN_ATTR])}"
-        )
+    if overwrite and line.token is None:
+        return {"Item": line.item}  # no token to tell our own write by: sent again, the same
+    condition = f"attribute_not_exists({ph.name(line.layout.pk)})"
+    if overwrite and line.token is not None:  # anything but this line's own earlier write
+        w = ph.name(line.token)
+        condition += f" OR attribute_not_exists({w}) OR {w} <> {ph.value(line.item[line.token])}"
     return ph.apply(
         {
             "Item": line.item,
@@ -264,6 +274,16 @@ def _put(line: _Line, overwrite: bool) -> dict[str, Any]:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
     )
+
+
+def _ours(line: _Line, stored: dict[str, Any] | None) -> bool:
+    """Whether a refused line's stored item is its own earlier write (a resumed run).
+
+    By the line's token; with no token attribute, by content: the item is exactly the line's.
+    """
+    if line.token is None:
+        return Sent(line.item, (), whole=True).shows(stored)
+    return stored is not None and stored.get(line.token) == line.item[line.token]
 
 
 def _write_batch(conn: Connection, batch: list[_Line], overwrite: bool, rate: _Rate) -> _Outcome:
@@ -295,8 +315,7 @@ def _write_batch(conn: Connection, batch: list[_Line], overwrite: bool, rate: _R
                 delay = min(delay * 2, 5.0)
                 continue
             for line, reason in refused:
-                stored = reason.get("Item", {}).get(WRITE_TOKEN_ATTR, {}).get("S")
-                if stored == line.item[WRITE_TOKEN_ATTR]["S"]:
+                if _ours(line, reason.get("Item")):
                     outcome.resumed += 1
                 else:
                     outcome.skipped += 1

@@ -28,9 +28,11 @@ from pydantic import ValidationError
 
 from .._config import get_connection
 from .._connection import Connection
-from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR, WRITE_TOKEN_ATTR
+from .._constants import PK, SK, TYPE_ATTR, VERSION_ATTR
 from .._exactly_once import new_write_token
+from .._layout import Layout
 from .._migrations import stored_schema_version
+from .._proof import Sent
 from .._table import _chosen
 from ..exceptions import ConditionFailedError, ConfigurationError, DynormError
 from ..models import Model
@@ -162,10 +164,10 @@ class _Migrate(ScanRun[MigrateResult]):
                 return
             self.rate.wait(1)
             try:
-                self.conn.send("PutItem", self._put(current, new))
+                self.conn.send("PutItem", self._put(current, new, meta.layout))
             except ConditionFailedError as exc:
                 old = (exc.response or {}).get("Item")
-                if old is not None and old.get(WRITE_TOKEN_ATTR) == {"S": token}:
+                if _ours(meta.layout, old, new):
                     page.upgraded += 1  # ours: a retry after a lost response
                     return
                 page.retried += 1
@@ -175,14 +177,17 @@ class _Migrate(ScanRun[MigrateResult]):
             return
         page.skipped += 1  # deleted meanwhile
 
-    def _put(self, stored: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    def _put(self, stored: dict[str, Any], item: dict[str, Any], layout: Layout) -> dict[str, Any]:
         ph = Placeholders()
         v = ph.name(VERSION_ATTR)
         version = stored.get(VERSION_ATTR)  # absent on an item another tool wrote
         condition = f"{v} = {ph.value(version)}" if version else f"attribute_not_exists({v})"
-        token = stored.get(WRITE_TOKEN_ATTR)
-        w = ph.name(WRITE_TOKEN_ATTR)
-        condition += f" AND {w} = {ph.value(token)}" if token else f" AND attribute_not_exists({w})"
+        if layout.token is not None:  # unchanged since read: the version and the write token
+            token = stored.get(layout.token)
+            w = ph.name(layout.token)
+            condition += (
+                f" AND {w} = {ph.value(token)}" if token else f" AND attribute_not_exists({w})"
+            )
         return ph.apply(
             {
                 "TableName": self.conn.table_name,
@@ -194,6 +199,16 @@ class _Migrate(ScanRun[MigrateResult]):
 
     def _reread(self, item: dict[str, Any]) -> dict[str, Any] | None:
         return self.reread({PK: item[PK], SK: item[SK]})
+
+def _ours(layout: Layout, old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Whether a refused upgrade's stored item is this very upgrade (a retried PutItem).
+
+    By its write token; with no token attribute, by content: the item is exactly `new`.
+    """
+    if layout.token is None:
+        return Sent(new, (), whole=True).shows(old)
+    return old is not None and old.get(layout.token) == new.get(layout.token)
+
 
 def migrate(
     models: Iterable[type[Model]] | None = None,

@@ -35,6 +35,7 @@ def sst_models(table_name: str) -> tuple[type[Model], type[Model]]:
         sk_attribute="sk",
         type_attribute=None,  # every item in a model's key range ("Task#...") is that model
         version_attribute=None,  # a plain resource has no lock: put_item, last writer wins
+        write_token_attribute=None,  # its resources refuse unknown attributes (extra="forbid")
     )
 
     class Task(Model):
@@ -225,9 +226,9 @@ def test_simplesingletable_reads_dynorm_writes_and_keeps_the_version_lock(
     raw = client.get_item(TableName=foreign_table, Key={"pk": key, "sk": key})["Item"]
     assert raw["gsitype"] == {"S": "Task"} and raw["gsi1pk"] == {"S": "t|open"}
     assert raw["gsitypesk"]["S"].startswith(new.updated_at.strftime("%Y-%m-%dT%H:%M:%S"))
-    # simplesingletable's attributes and dynorm's write token, nothing else (no _type, version).
+    # simplesingletable's attributes, nothing else (no _type, version, write token).
     own = {"pk", "sk", "gsitype", "gsitypesk", "gsi1pk", "resource_id", "created_at"}
-    assert set(raw) <= own | {"updated_at", "_wtok", *TASK_FIELDS}, set(raw)
+    assert set(raw) <= own | {"updated_at", *TASK_FIELDS}, set(raw)
 
     tasks, by_status, by_type, docs, sst_update, stale_update, after = _sst(
         foreign_table,

@@ -13,7 +13,14 @@ import dynorm
 from dynorm import Index, Model, VersionedModel, fields
 from dynorm._layout import DEFAULT
 from dynorm.exceptions import ConfigurationError
-from dynorm.query._compile_write import Absent, Put, compile_write
+from dynorm.query._compile_write import (
+    Absent,
+    Loaded,
+    Put,
+    SetFields,
+    Update,
+    compile_write,
+)
 from dynorm.tooling import table_as_code, table_properties
 
 foreign = dynorm.Table("layout-unit", managed=False, pk_attribute="PK", sk_attribute="SK")
@@ -80,7 +87,7 @@ def _define(meta: dict[str, object], **fields_: object) -> type[Model]:
         ({"pk": "{id}", "pk_attribute": "x" * 256}, "255"),
         ({"pk": "{id}", "sk_attribute": "pk"}, "also"),
         ({"pk": "{id}", "type_attribute": "version"}, "also"),
-        ({"pk": "{id}", "version_attribute": "_wtok"}, "write token"),
+        ({"pk": "{id}", "version_attribute": "_wtok"}, "write_token_attribute"),
         ({"pk": "{id}", "managed": "no"}, "managed"),
         ({"pk": "{id}", "sk": "{id}", "sk_attribute": None}, "no sort key"),
     ],
@@ -202,3 +209,91 @@ def test_an_empty_attribute_name_is_refused() -> None:
 
             class Meta:
                 pk = "B#{id}"
+
+
+class Tokenless(Model):
+    id: str
+    text: str = ""
+    n: int = 0
+
+    class Meta:
+        pk = "TOKENLESS#{id}"
+        write_token_attribute = None
+
+
+class RenamedToken(Model):
+    id: str
+    n: int = 0
+
+    class Meta:
+        pk = "RENAMED#{id}"
+        write_token_attribute = "writeToken"
+
+
+def test_without_a_write_token_attribute_no_write_stores_or_checks_a_token() -> None:
+    meta = Tokenless._meta
+    assert meta.layout.token is None
+    values = {"version": 2, "id": "a", "text": "x", "n": 1}
+    put = compile_write(meta, Put(values), Loaded(1, "t0"), token="t1").params
+    assert "_wtok" not in put["Item"] and "t1" not in repr(put) and "t0" not in repr(put)
+    fields_ = compile_write(
+        meta, SetFields(("TOKENLESS#a", "Tokenless"), values, ["text"]), Loaded(1, "t0"), token="t1"
+    ).params
+    assert "_wtok" not in repr(fields_) and "t1" not in repr(fields_)
+    update = compile_write(
+        meta,
+        Update(("TOKENLESS#a", "Tokenless"), {"text": "y"}, values, 2),
+        Loaded(1, "t0"),
+        token="t1",
+        now=datetime(2026, 1, 1),
+    ).params
+    assert "_wtok" not in repr(update) and "t1" not in repr(update)
+
+
+def test_a_renamed_write_token_is_stored_and_checked_under_its_name() -> None:
+    meta = RenamedToken._meta
+    values = {"version": 2, "id": "a", "n": 1}
+    put = compile_write(meta, Put(values), Loaded(1, "t0"), token="t1").params
+    assert put["Item"]["writeToken"] == {"S": "t1"} and "_wtok" not in put["Item"]
+    assert "writeToken" in put["ExpressionAttributeNames"].values()
+    assert {"S": "t0"} in put["ExpressionAttributeValues"].values()
+
+
+@pytest.mark.parametrize(
+    ("meta", "fragment"),
+    [
+        ({"pk": "{id}", "write_token_attribute": ""}, "write_token_attribute"),
+        ({"pk": "{id}", "write_token_attribute": "pk"}, "also"),
+        ({"pk": "{id}", "write_token_attribute": "version"}, "also"),
+        ({"pk": "{id}", "write_token_attribute": 7}, "write_token_attribute"),
+    ],
+)
+def test_bad_write_token_attributes_are_refused(meta: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment) as caught:
+        _define(meta)
+    assert "Probe" in str(caught.value)
+
+
+tokenless_table = dynorm.Table("layout-unit-token", write_token_attribute=None)
+
+
+class OnTokenlessTable(Model):
+    id: str
+
+    class Meta:
+        table = tokenless_table
+        pk = "{id}"
+
+
+class OverridesTheTable(Model):
+    id: str
+
+    class Meta:
+        table = tokenless_table
+        pk = "{id}"
+        write_token_attribute = "_wtok"
+
+
+def test_a_table_declares_the_write_token_attribute_and_meta_overrides_it() -> None:
+    assert OnTokenlessTable._meta.layout.token is None
+    assert OverridesTheTable._meta.layout.token == "_wtok"

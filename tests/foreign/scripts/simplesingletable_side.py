@@ -44,20 +44,9 @@ from simplesingletable.utils import create_standard_dynamodb_table
 from wire import dump, load
 
 
-class SkipsDynormToken:
-    """What a simplesingletable resource needs to read items dynorm wrote.
-
-    Its resources forbid unknown attributes (`extra="forbid"`) and it leaves out only its own
-    (pk, sk, gsi*, ...) when it reads; dynorm stores its write token, `_wtok`, with every
-    item it writes. (docs/migrating.md shows this override.)
-    """
-
-    @classmethod
-    def _get_excluded_dynamodb_keys(cls) -> set[str]:
-        return super()._get_excluded_dynamodb_keys() | {"_wtok"}  # type: ignore[misc]
-
-
-class Task(SkipsDynormToken, DynamoDbResource):
+# The resources as simplesingletable declares them, unmodified: they forbid unknown attributes
+# (`extra="forbid"`), so the dynorm side maps the table with `write_token_attribute=None`.
+class Task(DynamoDbResource):
     title: str
     status: str = "open"
     points: int = 0
@@ -73,7 +62,7 @@ class Task(SkipsDynormToken, DynamoDbResource):
         return f"t|{self.status}"
 
 
-class Doc(SkipsDynormToken, DynamoDbVersionedResource):
+class Doc(DynamoDbVersionedResource):
     body: str
     words: int = 0
 
