@@ -86,6 +86,7 @@ class WireDecoder:
         if node.get("type") != "model" or node.get("cls") is not model:
             return
         kinds = model._meta.field_kinds
+        formats = model._meta.datetime_formats
         codecs = codec.by_name
         always: set[str] = set()
 
@@ -98,7 +99,8 @@ class WireDecoder:
                 0,
                 (model,),
                 decode=fc.decode,
-                native=kinds.get(name) not in ("ttl", "compressed"),
+                # a datetime format of its own: its decoder reads the text
+                native=kinds.get(name) not in ("ttl", "compressed") and name not in formats,
             )
             if fc.missing is not None:
                 # An absent attribute means None (or an empty set) was saved, whatever the

@@ -37,6 +37,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from ._codec import ValueProblem, format_datetime, unwrap_optional
+from ._datetime_format import DateTimeFormat
 from .exceptions import ConfigurationError
 
 __all__ = [
@@ -157,15 +158,27 @@ def _formatted(value: Any, spec: str, strict: bool) -> str:
 
 
 def render_value(
-    value: Any, spec: str = "", *, strict: bool = True, raw: bool = False
+    value: Any,
+    spec: str = "",
+    *,
+    strict: bool = True,
+    raw: bool = False,
+    fmt: DateTimeFormat | None = None,
 ) -> str:
     """Render one field value as key text: canonical, then escaped.
 
     With a format spec (numbers only: `{seq:010d}`, `{price:012.2f}`), `strict` refuses a
     value the spec would round, truncate or misorder (negative, or wider than the width).
     `raw` (a plain-value key, the whole key one field): the canonical text, not escaped.
+    `fmt`: the field's datetime format (`fields.DateTime(format=...)`) renders a datetime.
     """
-    text = _formatted(value, spec, strict) if spec else _plain_text(value)
+    if fmt is not None and isinstance(value, datetime):
+        try:
+            text = fmt.render(value)
+        except ValueError as exc:
+            raise ValueProblem(str(exc)) from None
+    else:
+        text = _formatted(value, spec, strict) if spec else _plain_text(value)
     if raw:
         _check_utf8(text)
         return text
@@ -198,8 +211,12 @@ def successor(prefix: str) -> str | None:
     return None
 
 
-def value_from_text(annotation: Any, text: str) -> Any:
+def value_from_text(annotation: Any, text: str, fmt: DateTimeFormat | None = None) -> Any:
     """Read a field value back from its (unescaped) key text, as the field's type."""
+    if fmt is not None:
+        parsed = fmt.parse(text)
+        if parsed is not None:
+            return parsed
     base, _ = unwrap_optional(annotation)
     if isinstance(base, type) and issubclass(base, enum.Enum):
         for member in base:
@@ -280,6 +297,8 @@ class KeyTemplate:
         self._pattern = re.compile(pattern, re.DOTALL)
         #: A plain-value key (see `make_raw`): the value's own text, not escaped.
         self.raw = False
+        #: The datetime formats of its fields that declare one (set at class creation).
+        self.formats: dict[str, DateTimeFormat] = {}
 
     @property
     def is_single(self) -> bool:
@@ -301,9 +320,17 @@ class KeyTemplate:
         self.raw = True
         self._pattern = re.compile("(.*)", re.DOTALL)
 
-    def value_text(self, value: Any, spec: str = "", *, strict: bool = True) -> str:
-        """One field value's text in this template (escaped unless the key is raw)."""
-        return render_value(value, spec, strict=strict, raw=self.raw)
+    def value_text(
+        self, value: Any, spec: str = "", *, strict: bool = True, name: str | None = None
+    ) -> str:
+        """One field value's text in this template (escaped unless the key is raw).
+
+        `name`: the field, whose datetime format renders it (the only field of a raw key).
+        """
+        if name is None and self.raw:
+            name = self.fields[0]
+        fmt = None if name is None else self.formats.get(name)
+        return render_value(value, spec, strict=strict, raw=self.raw, fmt=fmt)
 
     def check_specs(self, is_number: Callable[[str], bool]) -> None:
         """Refuse a format spec on a field that is not a number (called at class creation)."""
@@ -325,7 +352,7 @@ class KeyTemplate:
                 value = values[name]
                 if value is None:
                     return None
-                out.append(render_value(value, spec, raw=self.raw))
+                out.append(render_value(value, spec, raw=self.raw, fmt=self.formats.get(name)))
         return "".join(out)
 
     def render_prefix(self, values: Mapping[str, Any]) -> tuple[str, int]:
@@ -343,7 +370,8 @@ class KeyTemplate:
                 break
             if name not in values:
                 break
-            out.append(render_value(values[name], spec, raw=self.raw))
+            fmt = self.formats.get(name)
+            out.append(render_value(values[name], spec, raw=self.raw, fmt=fmt))
             fixed += 1
         return "".join(out), fixed
 

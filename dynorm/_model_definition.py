@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,7 @@ from ._constants import (
     VERSION_ATTR,
     WRITE_TOKEN_ATTR,
 )
+from ._datetime_format import PRESETS, DateTimeFormat, with_format
 from ._keys import KeyTemplate
 from ._layout import LAYOUT_OPTIONS, Layout
 from ._migrations import Migrations, check_schema_version, unversioned
@@ -293,10 +295,12 @@ def build_options(
     )
     if table is not None:
         meta.table = table
+    formats = _datetime_formats(name, raw.get("_formats") or {}, annotations, kinds)
+    meta.datetime_formats = formats
     meta.codec = ModelCodec(
         name,
         (
-            compile_field(f, attr_names[f], info.annotation, kinds.get(f))
+            with_format(compile_field(f, attr_names[f], info.annotation, kinds.get(f)), formats)
             for f, info in fields.items()
             if f != "version" or layout.version is not None
         ),
@@ -372,6 +376,7 @@ def build_options(
     templates = [meta.pk, meta.sk, *(t for i in bound.values() for t in (i.pk, i.sk))]
     templates += [c.template for c in meta.unique]
     for template in templates:
+        template.formats = {f: formats[f] for f in template.fields if f in formats}
         for field_name in template.fields:
             base, _ = unwrap_optional(fields[field_name].annotation)
             if base is float:
@@ -383,6 +388,36 @@ def build_options(
                 )
         template.check_specs(lambda f: unwrap_optional(fields[f].annotation)[0] in (int, Decimal))
     return meta
+
+
+def _datetime_formats(
+    model: str, given: Mapping[str, str], annotations: Mapping[str, Any], kinds: Mapping[str, Any]
+) -> dict[str, DateTimeFormat]:
+    """The storage formats of the datetime fields that declare one, checked.
+
+    dynorm's own format (`"dynorm"`) needs nothing: those fields keep the default codec.
+    """
+    out: dict[str, DateTimeFormat] = {}
+    for field_name, spec in given.items():
+        if field_name not in annotations:
+            continue  # a parent's field this model no longer has
+        base, _ = unwrap_optional(annotations[field_name])
+        if base is not datetime or kinds.get(field_name) == "ttl":
+            raise ConfigurationError(
+                f"Cannot give {model}.{field_name} a datetime format: it is not a datetime "
+                "field; declare it `datetime` (or `datetime | None`), or drop format=.",
+                code="model-definition",
+            )
+        try:
+            fmt = DateTimeFormat(spec)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"Cannot use the datetime format {spec!r} on {model}.{field_name}: {exc}.",
+                code="model-definition",
+            ) from None
+        if fmt.pattern != PRESETS["dynorm"]:
+            out[field_name] = fmt
+    return out
 
 
 def _ordering(model: str, raw: Any, sort_keys: list[KeyTemplate]) -> tuple[str, bool] | None:

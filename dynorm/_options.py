@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import ModelCodec, ValueProblem
 from ._constants import PARTITION_KEY_LIMIT, SORT_KEY_LIMIT, gsi_name, gsi_pk, gsi_sk
+from ._datetime_format import DateTimeFormat
 from ._keys import KeyTemplate, suggest as _suggest
 from ._layout import DEFAULT, Key, Layout
 from ._migrations import Migrations
@@ -207,6 +208,8 @@ class Options:
     extra: dict[str, Any] = field(default_factory=dict)
     #: The physical names of the model's items (key, type and version attributes).
     layout: Layout = DEFAULT
+    #: The storage formats of datetime fields that declare one (`fields.DateTime`).
+    datetime_formats: dict[str, DateTimeFormat] = field(default_factory=dict)
 
     @property
     def schema_version(self) -> int | None:

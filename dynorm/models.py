@@ -50,7 +50,7 @@ from .exceptions import (
     MultipleObjectsReturned,
     ObjectDoesNotExist,
 )
-from .fields import Blob, BlobSpec, Compressed, DynormField, FieldKind, stored_names
+from .fields import Blob, BlobSpec, Compressed, DynormField, FieldKind, declared_names
 from .query._read_only import read_only_error
 from .query.queryset import Manager
 
@@ -179,7 +179,7 @@ class ModelMeta(ModelMetaclass):
             )
         kinds: dict[str, FieldKind] = {}
         blobs: dict[str, BlobSpec] = {}
-        attributes = stored_names(namespace)
+        attributes = declared_names(namespace)  # stored names, datetime formats
         for key, value in list(namespace.items()):
             if isinstance(value, DynormField):
                 if value.kind is not None:
@@ -211,7 +211,7 @@ class ModelMeta(ModelMetaclass):
             for name, kind in parent_meta.field_kinds.items():
                 kinds.setdefault(name, kind)
         raw.update(own_raw)
-        raw["_attributes"] = {**raw.get("_attributes", {}), **attributes}
+        raw.update({key: {**raw.get(key, {}), **names} for key, names in attributes.items()})
         meta = build_options(cls, raw, kinds)
         if parent_meta is not None and meta.migrations is not None:
             meta.migrations.parent = parent_meta.migrations  # a concrete parent's functions
@@ -574,8 +574,10 @@ class Model(BaseModel, metaclass=ModelMeta):
             InvalidValueError: The key was not written for this model.
         """
         meta = cls._meta
-        fields = cls.model_fields
-        found = meta.parse_key(pk, sk, lambda f, t: value_from_text(fields[f].annotation, t))
+        formats, fields = meta.datetime_formats, cls.model_fields
+        found = meta.parse_key(
+            pk, sk, lambda f, t: value_from_text(fields[f].annotation, t, formats.get(f))
+        )
         if found is None:
             assert meta.pk is not None and meta.sk is not None  # meta.parse_key checked them
             raise InvalidValueError(

@@ -29,6 +29,7 @@ __all__ = [
     "BlobSpec",
     "Compressed",
     "CreatedAt",
+    "DateTime",
     "DynormField",
     "UpdatedAt",
     "new_ulid",
@@ -81,6 +82,8 @@ class DynormField:
     blob: BlobSpec | None = None
     #: The attribute name the field is stored under (None: the field's own name).
     attribute: str | None = None
+    #: A datetime field's storage format (a preset name or a pattern; None: dynorm's own).
+    datetime_format: str | None = None
 
     def to_field_info(self) -> FieldInfo:
         """Return the pydantic FieldInfo this marker stands for."""
@@ -114,19 +117,85 @@ def stored_names(namespace: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def declared_names(namespace: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """What a class body's fields declare, as `Meta` options the model's subclasses inherit.
+
+    `_attributes`: the attribute names (`fields.Attr`, `attribute=`); `_formats`: the
+    storage formats of datetime fields (`fields.DateTime(format=...)`).
+    """
+    formats = {
+        name: value.datetime_format
+        for name, value in namespace.items()
+        if isinstance(value, DynormField) and value.datetime_format is not None
+    }
+    return {"_attributes": stored_names(namespace), "_formats": formats}
+
+
+def DateTime(  # noqa: N802 - reads like a type, as in the API contract
+    default: Any = PydanticUndefined,
+    *,
+    format: str = "dynorm",  # noqa: A002 - the option's name in the docs
+    attribute: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Declare a datetime field stored as text in another format.
+
+    `format` is a preset (`"dynorm"`: `2026-12-01T10:00:00.000000Z`, the default;
+    `"pynamodb"`: `2026-12-01T10:00:00.000000+0000`, PynamoDB's `UTCDateTimeAttribute`;
+    `"iso"`: `2026-12-01T10:00:00.000000+00:00`) or a pattern of `%Y %m %d %H %M %S %f %z`
+    (see docs/concepts/existing-tables.md). Items, filters, key templates, updates and both
+    decoders use it; it is checked when the class is created. `attribute` stores the field
+    under another name (as `fields.Attr`); `**kwargs` go to pydantic's `Field`.
+    """
+    factory = kwargs.pop("default_factory", None)
+    return DynormField(
+        None,
+        default=default,
+        default_factory=factory,
+        extra=kwargs,
+        attribute=attribute,
+        datetime_format=format,
+    )
+
+
 def ULID(*, attribute: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
     """Declare a string id that defaults to a new ULID (time-ordered, 26 characters)."""
     return DynormField("ulid", default_factory=new_ulid, extra=kwargs, attribute=attribute)
 
 
-def CreatedAt(*, attribute: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
-    """Declare a UTC datetime set when the object is first saved (unless given explicitly)."""
-    return DynormField("created_at", default_factory=utcnow, extra=kwargs, attribute=attribute)
+def CreatedAt(  # noqa: N802
+    *,
+    attribute: str | None = None,
+    format: str | None = None,  # noqa: A002 - as fields.DateTime(format=...)
+    **kwargs: Any,
+) -> Any:
+    """Declare a UTC datetime set when the object is first saved (unless given explicitly).
+
+    `format` stores it in another datetime format (see `DateTime`).
+    """
+    return DynormField(
+        "created_at",
+        default_factory=utcnow,
+        extra=kwargs,
+        attribute=attribute,
+        datetime_format=format,
+    )
 
 
-def UpdatedAt(*, attribute: str | None = None, **kwargs: Any) -> Any:  # noqa: N802
-    """Declare a UTC datetime set on every successful save."""
-    return DynormField("updated_at", default_factory=utcnow, extra=kwargs, attribute=attribute)
+def UpdatedAt(  # noqa: N802
+    *,
+    attribute: str | None = None,
+    format: str | None = None,  # noqa: A002 - as fields.DateTime(format=...)
+    **kwargs: Any,
+) -> Any:
+    """Declare a UTC datetime set on every successful save (`format`: see `DateTime`)."""
+    return DynormField(
+        "updated_at",
+        default_factory=utcnow,
+        extra=kwargs,
+        attribute=attribute,
+        datetime_format=format,
+    )
 
 
 def TTL(default: Any = None, *, attribute: str | None = None, **kwargs: Any) -> Any:  # noqa: N802

@@ -24,6 +24,7 @@ from .lookups import (
 from .placeholders import Placeholders, check_expressions
 
 if TYPE_CHECKING:
+    from .._datetime_format import DateTimeFormat
     from .._options import Options
     from ..models import Model
 
@@ -359,7 +360,7 @@ def _sort_condition(
         if name is None:
             continue
         if name in eq:
-            prefix += tpl.value_text(eq[name].value, spec)
+            prefix += tpl.value_text(eq[name].value, spec, name=name)
             used.add(id(eq[name]))
             continue
         last = i == len(tpl.parts) - 1
@@ -381,7 +382,7 @@ def _sort_condition(
                 return prefix, "range", _begins(ph, attr, prefix + render_value(rng.value)), used
             rng = None
         if rng is not None and is_orderable(meta, name, spec) and _fits(rng, spec):
-            cond, exact = _range(ph, attr, prefix, rng, spec, last)
+            cond, exact = _range(ph, attr, prefix, rng, spec, last, tpl.formats.get(name))
             if exact:
                 used.add(id(rng))
             return prefix, "range", cond, used
@@ -421,7 +422,13 @@ AFTER_SEPARATOR = chr(ord(SEPARATOR) + 1)
 
 
 def _range(
-    ph: Placeholders, attr: str, prefix: str, lk: Lookup, spec: str, last: bool
+    ph: Placeholders,
+    attr: str,
+    prefix: str,
+    lk: Lookup,
+    spec: str,
+    last: bool,
+    fmt: DateTimeFormat | None = None,
 ) -> tuple[str, bool]:
     """A sort-key range inside `prefix`; returns (condition, exact).
 
@@ -431,7 +438,7 @@ def _range(
     """
 
     def text(value: Any) -> str:
-        return prefix + render_value(value, spec)
+        return prefix + render_value(value, spec, fmt=fmt)
 
     above = "" if last else AFTER_SEPARATOR  # just above every key whose field equals v
     low: str | None = None

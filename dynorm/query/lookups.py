@@ -191,6 +191,14 @@ def parse_lookup(meta: Options, key: str, value: Any) -> Lookup:
             )
     if rest:
         _walk_path(meta, name, rest)
+    fmt = meta.datetime_formats.get(name)
+    if fmt is not None and not fmt.sortable and lookup in RANGE_LOOKUPS and not size:
+        raise QueryError(
+            f"Cannot use {lookup} on {meta.model_name}.{name}: its datetime format "
+            f"{fmt.name!r} does not sort like the datetimes (it needs %Y %m %d %H %M %S in "
+            "that order); filter with exact/in, or store a sortable format.",
+            code="bad-query",
+        )
     attr_path = (meta.attr_names[name], *rest)
     value = _check_value(meta, key, name, lookup, size, bool(rest), value)
     return Lookup(name, tuple(rest), lookup, size, value, attr_path)
@@ -349,6 +357,9 @@ def is_orderable(meta: Options, name: str, spec: str) -> bool:
     base, _ = unwrap_optional(_annotation(meta, name))
     if spec:
         return fixed_width(spec) is not None and base is int
+    fmt = meta.datetime_formats.get(name)
+    if fmt is not None:
+        return fmt.sortable
     if base in (datetime, date):
         return True
     return base is not bytes and _is_text_type(base)

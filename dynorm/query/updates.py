@@ -159,6 +159,14 @@ def plan_update(
                     code="bad-query",
                 )
             meta.check_field(value.source, "reference")
+            formats = meta.datetime_formats
+            if formats.get(name) != formats.get(value.source):
+                raise QueryError(
+                    f"Cannot update {meta.model_name}.{name} from F({value.source!r}): the "
+                    "two fields store datetimes in different formats, and DynamoDB would "
+                    "copy the text as it is. Assign the value instead.",
+                    code="bad-query",
+                )
             _apply_op(meta, name, target, value, ph, plan)
             continue
         if value is not None:

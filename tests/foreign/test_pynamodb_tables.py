@@ -26,7 +26,7 @@ from tests.foreign.scripts.wire import dump, load
 
 pytestmark = pytest.mark.integration
 
-#: PynamoDB's UTCDateTimeAttribute text; dynorm's datetime fields write `...Z` instead.
+#: PynamoDB's UTCDateTimeAttribute text (what `fields.DateTime(format="pynamodb")` stores).
 PYNAMODB_TIME = "%Y-%m-%dT%H:%M:%S.%f+0000"
 
 
@@ -61,7 +61,9 @@ def thread_model(table_name: str) -> type[Model]:
         body: str | None = None
         payload: bytes | None = None
         pinned: bool = False
-        last_post: str | None = fields.Attr("LastPostDateTime", default=None)
+        last_post: datetime | None = fields.DateTime(
+            None, format="pynamodb", attribute="LastPostDateTime"
+        )
         tags: set[str] = set()
         ranks: set[int] = set()
         chunks: set[bytes] = set()
@@ -178,6 +180,14 @@ def test_dynorm_reads_and_queries_what_pynamodb_wrote(foreign_table: str) -> Non
         assert of(found) == canonical(written)
         assert found.version == 1  # PynamoDB's VersionAttribute, read as dynorm's version
 
+    # A datetime field in PynamoDB's format: filters compare in that text, in time order.
+    assert [t.subject for t in Thread.objects.filter(forum="python", last_post__gte=NOW)] == [
+        "how#to $escape"
+    ]
+    later = NOW + timedelta(microseconds=1)
+    assert Thread.objects.filter(forum="python", last_post__gte=later).count() == 0
+    assert Thread.objects.filter(forum="python", last_post=NOW).count() == 1
+
     python = sorted(t["subject"] for t in THREADS if t["forum"] == "python")
     assert [t.subject for t in Thread.objects.filter(forum="python")] == python
     assert Thread.objects.filter(forum="python").count() == len(python)
@@ -214,7 +224,7 @@ def test_pynamodb_reads_dynorm_writes_and_both_keep_the_version_lock(foreign_tab
     mine.ranks = set()  # an empty set: the attribute is removed, PynamoDB reads None
     mine.profile = Profile(name="bob", karma=3)
     mine.payload = b"\xff\x00dynorm"
-    mine.last_post = pynamodb_time(NOW + timedelta(days=1))
+    mine.last_post = NOW + timedelta(days=1)
     mine.settings = json.dumps({"dark": False})
     mine.expires = datetime(2032, 6, 1, tzinfo=timezone.utc)
     mine.save()
@@ -233,7 +243,7 @@ def test_pynamodb_reads_dynorm_writes_and_both_keep_the_version_lock(foreign_tab
         score=-0.5,
         body="written by dynorm",
         payload=b"\x00",
-        last_post=pynamodb_time(NOW),
+        last_post=NOW.astimezone(timezone(timedelta(hours=-5))),  # stored in UTC
         tags={"a", "b"},
         ranks={5},
         chunks={b"\x01"},
@@ -256,6 +266,7 @@ def test_pynamodb_reads_dynorm_writes_and_both_keep_the_version_lock(foreign_tab
         TableName=foreign_table, Key={"ForumName": {"S": "python"}, "Subject": {"S": "new ✓ #1"}}
     )["Item"]
     assert raw["Version"] == {"N": "1"} and raw["Views"] == {"N": "7"}
+    assert raw["LastPostDateTime"] == {"S": "2026-12-01T09:30:15.123456+0000"}
     assert not {"pk", "sk", "_type", "version"} & set(raw)
 
     got, lsi, gsi, stale_save, updated, again = _pynamodb(
