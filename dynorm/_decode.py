@@ -17,14 +17,18 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import BaseModel
 from pydantic_core import SchemaValidator, ValidationError
 
-from ._constants import PK, SCHEMA_VERSION_ATTR, SK, TYPE_ATTR, WRITE_TOKEN_ATTR
+from ._constants import SCHEMA_VERSION_ATTR
 from ._exactly_once import WriteState
+from ._layout import Key
 from ._migrations import UNSTAMPED
 from ._page_schema import (
-    KEYS_AND_TYPE,
+    INTERNAL_KEYS,
+    TOKEN,
+    TYPE,
     Schema,
     SchemaBuilder,
     field_schema,
+    keys_and_type_schema,
     keys_schema,
     logger,
     response_schema,
@@ -39,6 +43,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CollectionDecoder", "WireDecoder", "collection_decoder", "wire_decoder"]
 
+#: An attribute no item holds (DynamoDB refuses an empty name): a field read from nowhere.
+_NOWHERE = ""
+
 
 class WireDecoder:
     """Decodes DynamoDB JSON response bodies of one model into instances."""
@@ -52,6 +59,10 @@ class WireDecoder:
         self.definitions: list[Schema] = []
         self.classes: set[type[BaseModel]] = set()
         self._lazy_pages: dict[object, SchemaValidator | None] = {}
+        #: The model's physical names: the keys schemas read its key, type and token attributes.
+        self.layout = layout = model._meta.layout
+        self.keys = keys_schema((), layout)
+        self.keys_and_type = keys_and_type_schema(layout)
         migrations = model._meta.migrations
         #: The stamp (number text) of an item in today's shape (a model without a schema
         #: version reads version 1): a page holding any other item goes to the general
@@ -71,8 +82,8 @@ class WireDecoder:
         assert codec is not None
         if "blob" in model._meta.field_kinds.values():
             return  # blob pointers become BlobValues in from_item (the general decoder)
-        if not model._meta.layout.is_default:
-            return  # another table's physical names: the general decoder reads them
+        if INTERNAL_KEYS & set(self.layout.key_attrs):
+            return  # a key attribute named like the keys schema's own fields
         root = cast(Schema, copy.copy(model.__pydantic_core_schema__))
         definitions: list[Schema] = []
         if root.get("type") == "definitions":
@@ -91,7 +102,13 @@ class WireDecoder:
         always: set[str] = set()
 
         def top_field(name: str, field: Schema) -> Schema:
-            fc = codecs[name]
+            fc = codecs.get(name)
+            if fc is None:  # the version, with no version attribute: a loaded object is saved
+                schema = field["schema"]
+                if schema.get("type") == "default":
+                    schema = schema["schema"]
+                value: Schema = {"type": "default", "schema": schema, "default": 1}
+                return {**field, "schema": value, "validation_alias": [[_NOWHERE]]}
             rewritten = builder.field(
                 field,
                 model.model_fields[name].annotation,
@@ -127,9 +144,10 @@ class WireDecoder:
         self.definitions = definitions
         self.classes = builder.classes
         self.always_set = frozenset(always)
-        self.page = validator(
-            response_schema(self.node, definitions, get_item=True), builder.classes
+        page = response_schema(
+            self.node, definitions, get_item=True, keys=self.keys, keys_and_type=self.keys_and_type
         )
+        self.page = validator(page, builder.classes)
 
     def _lazy(
         self, key: object, build: Callable[[Schema], Schema], what: str
@@ -155,10 +173,13 @@ class WireDecoder:
         self, body: bytes, key_attrs: tuple[str, ...]
     ) -> tuple[list[Model], list[dict[str, str]], dict[str, Any] | None] | None:
         """Like `decode_page`, with each item's key attributes (for cursors); None if refused."""
-        extra = tuple(a for a in key_attrs if a not in (PK, SK))  # the page reads pk and sk
+        layout = self.layout
+        extra = tuple(a for a in key_attrs if a not in layout.key_attrs)  # the page reads those
         page = self.page
         if extra:
-            read = keys_schema(extra)
+            if INTERNAL_KEYS & set(extra):
+                return None
+            read = keys_schema(extra, layout)
             page = self._lazy(
                 extra, lambda node: response_schema(node, self.definitions, keys=read), "keyed"
             )
@@ -184,20 +205,28 @@ class WireDecoder:
         data = _validate(page, body, self.model.__name__)
         if data is None:
             return None
-        type_name = self.model._meta.type_name
         found: dict[tuple[str, str], Model | None] = {}
         objs = data.get("Responses", {}).get(table, [])
         keys = data.get("ResponseKeys", {}).get(table, [])
-        if not self.current(k for k in keys if k.get("type") == type_name):
+        if not self.current(k for k in keys if self._own(k)):
             return None
         for obj, key in zip(objs, keys):
             self._finish(obj, key)
-            found[(key["pk"], key["sk"])] = obj if key.get("type") == type_name else None
+            found[self._key(key)] = obj if self._own(key) else None
         return found, data.get("UnprocessedKeys")
+
+    def _own(self, key: dict[str, str]) -> bool:
+        """Whether an item (by its keys) is of this model (any item is, with no type attribute)."""
+        return self.layout.type is None or key.get(TYPE) == self.model._meta.type_name
+
+    def _key(self, key: dict[str, str]) -> Key:
+        """An item's primary key (the sort key of a table without one is "")."""
+        sk = self.layout.sk
+        return key[self.layout.pk], "" if sk is None else key[sk]
 
     def _batch_schema(self, node: Schema) -> Schema:
         items: Schema = {"type": "list", "items_schema": node}
-        keys: Schema = {"type": "list", "items_schema": KEYS_AND_TYPE}
+        keys: Schema = {"type": "list", "items_schema": self.keys_and_type}
         page: Schema = {
             "type": "typed-dict",
             "fields": {
@@ -218,10 +247,11 @@ class WireDecoder:
         if obj is None:
             return []
         key = data["ItemKeys"]
-        if key.get("type") == self.model._meta.type_name and not self.current((key,)):
+        own = self._own(key)
+        if own and not self.current((key,)):
             return None
         self._finish(obj, key)
-        return [obj] if key.get("type") == self.model._meta.type_name else []
+        return [obj] if own else []
 
     def current(self, keys: Iterable[dict[str, str]]) -> bool:
         """Whether every item (by its keys) is stamped with today's schema version."""
@@ -233,8 +263,8 @@ class WireDecoder:
         """Set what a load sets besides the fields: the stored key, the fields-set, the token."""
         if self.always_set:
             obj.__pydantic_fields_set__ |= self.always_set
-        loaded = (key["pk"], key["sk"])
-        token = key.get(WRITE_TOKEN_ATTR)
+        loaded = self._key(key)
+        token = key.get(TOKEN)
         if self.private is None:
             private = obj.__pydantic_private__
             assert private is not None
@@ -284,6 +314,10 @@ class CollectionDecoder:
         nodes = {m._meta.type_name: d.node for m, d in self.decoders.items()}
         if any(node is None for node in nodes.values()):
             return
+        layouts = [d.layout for d in self.decoders.values()]
+        layout = layouts[0]
+        if layout.type is None or any(other != layout for other in layouts):
+            return  # told apart by one type attribute, keys read under one set of names
         definitions: dict[str, Schema] = {}
         classes: set[type[BaseModel]] = set()
         for d in self.decoders.values():
@@ -292,10 +326,13 @@ class CollectionDecoder:
         union: Schema = {
             "type": "tagged-union",
             "choices": nodes,
-            "discriminator": [[TYPE_ATTR, "S"]],
+            "discriminator": [[layout.type, "S"]],
         }
         defs = list(definitions.values())
-        self.page = try_validator(lambda: response_schema(union, defs), classes, "collection")
+        keys = keys_schema((), layout)
+        self.page = try_validator(
+            lambda: response_schema(union, defs, keys=keys), classes, "collection"
+        )
 
     def decode_page(self, body: bytes) -> tuple[list[Model], dict[str, Any] | None] | None:
         """Validate a Query body into (instances, LastEvaluatedKey); None if refused."""

@@ -38,14 +38,19 @@ from pydantic import BaseModel
 from pydantic_core import CoreSchema, SchemaValidator
 
 from ._codec import Decoder, decoder_for, unwrap_optional
-from ._constants import PK, SCHEMA_VERSION_ATTR, SK, TYPE_ATTR, WRITE_TOKEN_ATTR
+from ._constants import SCHEMA_VERSION_ATTR
+from ._layout import DEFAULT, Layout
 
 __all__ = [
+    "INTERNAL_KEYS",
     "KEYS",
     "KEYS_AND_TYPE",
+    "TOKEN",
+    "TYPE",
     "Schema",
     "SchemaBuilder",
     "field_schema",
+    "keys_and_type_schema",
     "keys_schema",
     "response_schema",
     "trust_before_validator",
@@ -65,23 +70,36 @@ Schema = dict[str, Any]
 _KEY: Schema = {"type": "str"}
 
 
-def keys_schema(attrs: tuple[str, ...]) -> Schema:
-    """Each item's key attributes (all strings in dynorm's table) by attribute name.
+#: The names the keys schema gives the write token and the entity type (not attributes:
+#: a layout whose key attributes are named so takes the general decoder).
+TOKEN = "_wtok"
+TYPE = "type"
+INTERNAL_KEYS = frozenset({TOKEN, TYPE, SCHEMA_VERSION_ATTR})
 
-    And its write token (`_wtok`) when it has one: a loaded instance's writes are then
-    conditional on it, as they are for instances the general decoder builds; and its schema
-    version stamp (`_sv`) when it has one.
+
+def keys_schema(attrs: tuple[str, ...], layout: Layout = DEFAULT) -> Schema:
+    """Each item's key attributes, by attribute name, as text (a number key: its digits).
+
+    The layout's primary key first, then `attrs` (an index's keys, for cursors). And its write
+    token (as `TOKEN`) when it has one: a loaded instance's writes are then conditional on it,
+    as they are for instances the general decoder builds; and its schema version stamp
+    (`_sv`) when it has one.
     """
     fields: dict[str, Schema] = {
-        attr: {"type": "typed-dict-field", "schema": _KEY, "validation_alias": [[attr, "S"]]}
-        for attr in dict.fromkeys((PK, SK, *attrs))
+        attr: {
+            "type": "typed-dict-field",
+            "schema": _KEY,
+            "validation_alias": [[attr, layout.types.get(attr, "S")]],
+        }
+        for attr in dict.fromkeys((*layout.key_attrs, *attrs))
     }
-    fields[WRITE_TOKEN_ATTR] = {
-        "type": "typed-dict-field",
-        "schema": _KEY,
-        "validation_alias": [[WRITE_TOKEN_ATTR, "S"]],
-        "required": False,
-    }
+    if layout.token is not None:
+        fields[TOKEN] = {
+            "type": "typed-dict-field",
+            "schema": _KEY,
+            "validation_alias": [[layout.token, "S"]],
+            "required": False,
+        }
     # The schema version stamp (`Meta.schema_version`): its number text, or the whole value
     # when it is stored under another tag. The decoder hands an item of another version (or
     # an unreadable stamp) to the general decoder, which upgrades it or refuses it.
@@ -94,19 +112,22 @@ def keys_schema(attrs: tuple[str, ...]) -> Schema:
     return {"type": "typed-dict", "fields": fields, "extra_behavior": "ignore"}
 
 
+def keys_and_type_schema(layout: Layout = DEFAULT) -> Schema:
+    """`keys_schema` and the item's entity type (as `TYPE`), when the layout has one."""
+    keys = keys_schema((), layout)
+    if layout.type is None:
+        return keys
+    entity: Schema = {
+        "type": "typed-dict-field",
+        "schema": {"type": "nullable", "schema": {"type": "str"}},
+        "validation_alias": [[layout.type, "S"]],
+        "required": False,
+    }
+    return {**keys, "fields": {**keys["fields"], TYPE: entity}}
+
+
 KEYS = keys_schema(())
-KEYS_AND_TYPE: Schema = {
-    **KEYS,
-    "fields": {
-        **KEYS["fields"],
-        "type": {
-            "type": "typed-dict-field",
-            "schema": {"type": "nullable", "schema": {"type": "str"}},
-            "validation_alias": [[TYPE_ATTR, "S"]],
-            "required": False,
-        },
-    },
-}
+KEYS_AND_TYPE = keys_and_type_schema()
 
 # Core schema leaves that validate a JSON string / number-string / bool the way they
 # validate the Python value dynorm's own decoder would produce from it.
@@ -348,7 +369,12 @@ def with_definitions(schema: Schema, definitions: list[Schema]) -> Schema:
 
 
 def response_schema(
-    node: Schema, definitions: list[Schema], *, get_item: bool = False, keys: Schema = KEYS
+    node: Schema,
+    definitions: list[Schema],
+    *,
+    get_item: bool = False,
+    keys: Schema = KEYS,
+    keys_and_type: Schema = KEYS_AND_TYPE,
 ) -> Schema:
     """A Query/Scan response of `node` items, and with `get_item` a GetItem response too."""
     fields: dict[str, Schema] = {
@@ -358,7 +384,7 @@ def response_schema(
     }
     if get_item:
         fields["Item"] = field_schema(node)
-        fields["ItemKeys"] = field_schema(KEYS_AND_TYPE, alias="Item")
+        fields["ItemKeys"] = field_schema(keys_and_type, alias="Item")
     page: Schema = {"type": "typed-dict", "fields": fields, "extra_behavior": "ignore"}
     return with_definitions(page, definitions)
 

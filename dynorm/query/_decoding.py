@@ -95,7 +95,8 @@ def keyed_page(
         if got is None:
             return None
         objs, keys, lek = got
-        pairs = [(cast("M", o), {a: {"S": k[a]} for a in key_attrs}) for o, k in zip(objs, keys)]
+        av = model._meta.layout.av  # a number key's digits back as {"N": ...}
+        pairs = [(cast("M", o), {a: av(a, k[a]) for a in key_attrs}) for o, k in zip(objs, keys)]
         return pairs, lek
 
     def general(response: dict[str, Any]) -> Keyed[M]:
