@@ -25,7 +25,7 @@ from dynorm import F, SingletonModel, Table, VersionedModel, fields, signals
 from dynorm._connection import Connection
 from dynorm.exceptions import ReadOnlyError, VersionConflictError
 from tests.models import Counter, Customer, Order
-from tests.reliability.helpers import aws_error
+from tests.reliability.helpers import Faults, aws_error
 
 pytestmark = pytest.mark.anyio
 
@@ -312,12 +312,12 @@ async def test_concurrent_increments_lose_nothing(transport: str) -> None:
 
 
 async def test_the_event_loop_runs_while_a_request_waits(dynorm_table: str) -> None:
-    client = dynorm._config.get_connection().client
+    faults = Faults()
 
     def slow(**_: Any) -> None:
         time.sleep(0.5)
 
-    client.meta.events.register("before-send.dynamodb.GetItem", slow, unique_id="slow-get")
+    faults.on("before-send.dynamodb.GetItem", slow)
     try:
         o = await Order.objects.acreate(customer_id="c1", total=Decimal(1))
         ticks = 0
@@ -333,7 +333,8 @@ async def test_the_event_loop_runs_while_a_request_waits(dynorm_table: str) -> N
         tick.cancel()
         assert ticks >= 10  # the loop ticked through the 0.5 s the request took
     finally:
-        client.meta.events.unregister("before-send.dynamodb.GetItem", unique_id="slow-get")
+        faults.clear()
+    faults.check_fired()
 
 
 # --------------------------------------------------------------------------- cancellation
@@ -392,7 +393,7 @@ async def test_cancelled_calls_leak_no_connection(dynorm_table: str) -> None:
 
 
 async def test_a_cancelled_write_finishes_before_the_task_goes_on(dynorm_table: str) -> None:
-    client = dynorm._config.get_connection().client
+    faults = Faults()
     entered = threading.Event()
 
     def slow(**_: Any) -> None:
@@ -400,12 +401,15 @@ async def test_a_cancelled_write_finishes_before_the_task_goes_on(dynorm_table: 
         time.sleep(0.3)
 
     o = await Order.objects.acreate(customer_id="c1", total=Decimal(1))
-    client.meta.events.register("before-send.dynamodb.PutItem", slow, unique_id="slow-put")
+    faults.on("before-send.dynamodb.PutItem", slow)
     try:
         o.total = Decimal(2)
         task = asyncio.create_task(o.asave())
-        while not entered.is_set():
+        for _ in range(1000):  # at most 5 s: a fault that is never injected fails the test
+            if entered.is_set():
+                break
             await asyncio.sleep(0.005)
+        assert entered.is_set(), "the write never reached the wire"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -413,20 +417,20 @@ async def test_a_cancelled_write_finishes_before_the_task_goes_on(dynorm_table: 
         stored = await Order.objects.aget(customer_id="c1", id=o.id)
         assert stored.version == o.version == 2
     finally:
-        client.meta.events.unregister("before-send.dynamodb.PutItem", unique_id="slow-put")
+        faults.clear()
+    faults.check_fired()
 
 
 # --------------------------------------------------------------------------- faults
 
 
 async def test_lost_response_and_throttling_are_retried_once_applied(dynorm_table: str) -> None:
-    client = dynorm._config.get_connection().client
-    http = client._endpoint.http_session
+    faults = Faults()
     lost: list[int] = []
 
     def lose(request: Any, **_: Any) -> Any:
         if not lost:
-            lost.append(http.send(request).status_code)  # applied for real ...
+            lost.append(faults.send(request).status_code)  # applied for real ...
             raise ReadTimeoutError(endpoint_url=request.url)  # ... and the answer lost
         return None
 
@@ -439,14 +443,14 @@ async def test_lost_response_and_throttling_are_retried_once_applied(dynorm_tabl
         return None
 
     o = await Order.objects.acreate(customer_id="c1", total=Decimal(1))
-    client.meta.events.register("before-send.dynamodb.UpdateItem", lose, unique_id="lose")
-    client.meta.events.register("before-send.dynamodb.GetItem", throttle, unique_id="thr")
+    faults.on("before-send.dynamodb.UpdateItem", lose)
+    faults.on("before-send.dynamodb.GetItem", throttle)
     try:
         await o.aupdate(total=F("total") + 1)
         got = await Order.objects.aget(customer_id="c1", id=o.id)
     finally:
-        client.meta.events.unregister("before-send.dynamodb.UpdateItem", unique_id="lose")
-        client.meta.events.unregister("before-send.dynamodb.GetItem", unique_id="thr")
+        faults.clear()
+    faults.check_fired()
     assert lost == [200] and len(throttled) == 2
     assert (got.total, got.version) == (Decimal(2), 2)  # applied once, no false conflict
 

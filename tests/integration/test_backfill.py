@@ -52,6 +52,7 @@ def faults() -> Iterator[Faults]:
         yield f
     finally:
         f.clear()
+    f.check_fired()
 
 
 def stored() -> dict[str, dict[str, Any]]:

@@ -114,6 +114,7 @@ def faults() -> Iterator[Faults]:
     f = Faults()
     yield f
     f.clear()
+    f.check_fired()
 
 
 # --------------------------------------------------------------------------- storage

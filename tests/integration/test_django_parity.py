@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import dynorm
-from dynorm import Avg, ConfigurationError, Count, Max, Min, Model, QueryError, Sum, _config
+from dynorm import Avg, ConfigurationError, Count, Max, Min, Model, QueryError, Sum
 from tests.models import Customer, Event, Order, OrderLine
+from tests.reliability.helpers import Faults
 
 Sent = list[tuple[str, dict[str, Any]]]
 FIXTURE = HealthCheck.function_scoped_fixture
@@ -45,10 +46,10 @@ def requests(dynorm_table: str) -> Iterator[Sent]:
         body = params.get("body") or b"{}"
         sent.append((model.name, json.loads(body) if isinstance(body, bytes) else body))
 
-    events = _config.get_connection().client.meta.events
-    events.register("before-call.dynamodb", record, unique_id="parity-requests")
+    faults = Faults()
+    faults.on("before-call.dynamodb", record, must_fire=False)  # an observer
     yield sent
-    events.unregister("before-call.dynamodb", unique_id="parity-requests")
+    faults.clear()
 
 
 def _orders(customer: str, totals: list[Decimal]) -> list[Order]:

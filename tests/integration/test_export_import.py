@@ -67,6 +67,7 @@ def faults() -> Iterator[Faults]:
         yield f
     finally:
         f.clear()
+    f.check_fired()
 
 
 def scan_of(table: Table | None = None) -> dict[tuple[str, str], dict[str, Any]]:

@@ -10,6 +10,7 @@ Faults are injected at the transport (urllib3's `urlopen`), where this path send
 from __future__ import annotations
 
 import asyncio
+import os
 import zlib
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -218,3 +219,11 @@ async def test_async_calls_on_the_lean_path(lean: HttpTransport, anyio_backend: 
     got = await asyncio.gather(*(Order.objects.aget(customer_id="c1", id=o.id) for o in made))
     assert got == list(made)
     assert await Order.objects.filter(customer_id="c1").acount() == 40
+
+
+def test_the_test_tables_follow_dynorm_transport(dynorm_table: str) -> None:
+    """The suite runs on the transport $DYNORM_TRANSPORT names (CI runs it on both): the
+    `dynorm_table` fixture's client, and a Table that shares it, use that path."""
+    lean = os.environ.get("DYNORM_TRANSPORT") == "http"
+    assert (_config.get_connection().transport is not None) == lean
+    assert (dynorm.Table("t-other").connection().transport is not None) == lean

@@ -10,31 +10,30 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from dynorm import _config
 from dynorm.exceptions import VersionConflictError
 from tests.models import Order
+from tests.reliability.helpers import Faults
 
 
 @contextmanager
 def lose_next_response(operation: str) -> Iterator[list[int]]:
     """Send the next `operation` for real, then raise a read timeout as if the response was
-    lost; botocore retries the same request, which DynamoDB now refuses (its condition)."""
-    client = _config.get_connection().client
-    http = client._endpoint.http_session
+    lost; the transport retries the same request, which DynamoDB now refuses (its condition)."""
+    faults = Faults()
     lost: list[int] = []
 
     def handler(request: Any, **_: Any) -> None:
         if not lost:
-            assert http.send(request).status_code == 200
+            assert faults.send(request).status_code == 200
             lost.append(1)
             raise ReadTimeoutError(endpoint_url=request.url)
 
-    event = f"before-send.dynamodb.{operation}"
-    client.meta.events.register(event, handler, unique_id="lose-next")
+    faults.on(f"before-send.dynamodb.{operation}", handler)
     try:
         yield lost
     finally:
-        client.meta.events.unregister(event, unique_id="lose-next")
+        faults.clear()
+    faults.check_fired()
 
 
 def test_create_with_lost_response_succeeds_once(dynorm_table: str) -> None:

@@ -90,6 +90,7 @@ def faults() -> Iterator[Faults]:
         yield f
     finally:
         f.clear()
+    f.check_fired()
 
 
 # --------------------------------------------------------------------------- reads

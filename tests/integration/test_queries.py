@@ -13,6 +13,7 @@ from dynorm import Q, _config
 from dynorm._connection import Connection
 from dynorm.exceptions import InvalidCursorError, QueryError, VersionConflictError
 from tests.models import Customer, Event, Order
+from tests.reliability.helpers import Faults
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -39,10 +40,11 @@ def small_pages(dynorm_table: str) -> Iterator[None]:
     def limit(params: dict[str, Any], **_: Any) -> None:
         params["Limit"] = 3
 
-    events = _config.get_connection().client.meta.events
-    events.register("before-parameter-build.dynamodb.Query", limit, unique_id="small-pages")
+    faults = Faults()
+    faults.on("before-parameter-build.dynamodb.Query", limit)
     yield
-    events.unregister("before-parameter-build.dynamodb.Query", unique_id="small-pages")
+    faults.clear()
+    faults.check_fired()
 
 
 def orders(n: int, customer: str = "c1", prefix: str = "A", **values: Any) -> list[Order]:

@@ -86,6 +86,7 @@ def test_repository_update_is_conditional_on_the_version_it_read(dynorm_table: s
             repo.update(t.id, {"points": 1})
     finally:
         faults.clear()
+    faults.check_fired()
     assert repo.get(t.id).points == 99  # the other write was not overwritten
 
 

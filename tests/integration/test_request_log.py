@@ -12,6 +12,7 @@ import botocore.endpoint
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import dynorm._http
 from dynorm._connection import Connection
 from dynorm.exceptions import ConditionFailedError
 from tests.models import Order
@@ -118,6 +119,7 @@ def test_attempts_count_botocore_retries(
     dynorm_table: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(botocore.endpoint, "time", FakeTime())
+    monkeypatch.setattr(dynorm._http, "time", FakeTime())  # the lean path's back-off
     faults = Faults()
     faults.fail("PutItem", "InternalServerError", times=2, status=500)
     caplog.set_level(logging.DEBUG, logger="dynorm")
@@ -125,6 +127,7 @@ def test_attempts_count_botocore_retries(
         Order.objects.create(customer_id="c1", total=1)
     finally:
         faults.clear()
+    faults.check_fired()
     [put] = [r for r in request_records(caplog) if r.operation == "PutItem"]  # type: ignore[attr-defined]
     assert vars(put)["attempts"] == 3 and "attempts=3" in put.getMessage()
 

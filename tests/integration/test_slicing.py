@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dynorm import QuerySet, _config
+from dynorm import QuerySet
 from dynorm.exceptions import QueryError
 from tests.models import Order
+from tests.reliability.helpers import Faults
 
 N = 12
 bounds = st.one_of(st.none(), st.integers(min_value=0, max_value=N + 2))
@@ -27,10 +28,10 @@ def requests(dynorm_table: str) -> Iterator[list[tuple[str, dict[str, Any]]]]:
         body = params.get("body") or b"{}"  # dynorm sends its own JSON bodies
         sent.append((model.name, json.loads(body) if isinstance(body, bytes) else body))
 
-    events = _config.get_connection().client.meta.events
-    events.register("before-call.dynamodb", record, unique_id="slicing-requests")
+    faults = Faults()
+    faults.on("before-call.dynamodb", record, must_fire=False)  # an observer
     yield sent
-    events.unregister("before-call.dynamodb", unique_id="slicing-requests")
+    faults.clear()
 
 
 @pytest.fixture
@@ -52,10 +53,11 @@ def small_pages(dynorm_table: str) -> Iterator[None]:
     def limit(params: dict[str, Any], **_: Any) -> None:
         params["Limit"] = 3
 
-    events = _config.get_connection().client.meta.events
-    events.register("before-parameter-build.dynamodb.Query", limit, unique_id="slicing-pages")
+    faults = Faults()
+    faults.on("before-parameter-build.dynamodb.Query", limit)
     yield
-    events.unregister("before-parameter-build.dynamodb.Query", unique_id="slicing-pages")
+    faults.clear()
+    faults.check_fired()
 
 
 def _ids(orders: Any) -> list[str]:

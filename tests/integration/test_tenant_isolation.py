@@ -50,6 +50,7 @@ def faults() -> Iterator[Faults]:
     f = Faults()
     yield f
     f.clear()
+    f.check_fired()
 
 
 def _raw(table: str, pk: str, sk: str) -> dict[str, Any] | None:

@@ -469,6 +469,7 @@ def test_a_lost_response_on_a_long_delete_is_applied_once() -> None:
         doc.delete()  # botocore's retries carry the same ClientRequestToken: idempotent
     finally:
         faults.clear()
+    faults.check_fired()
     assert len(applied) == 2
     assert doc.version == 0
     assert partition("TENANT#long") == []

@@ -13,6 +13,7 @@ import pytest
 
 import dynorm
 import dynorm._batch
+import dynorm._http
 import dynorm._transactions
 from dynorm import _config
 from dynorm._connection import Connection
@@ -131,12 +132,14 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[Offline]:
 
 @pytest.fixture
 def faults(dynorm_table: str) -> Iterator[Faults]:
-    """Botocore event hooks on dynorm's client for this test, removed afterwards."""
+    """Fault injectors on dynorm's client and transport for this test, removed afterwards;
+    each must have fired."""
     box = Faults()
     try:
         yield box
     finally:
         box.clear()
+    box.check_fired()
 
 
 # --------------------------------------------------------------------------- fake clocks
@@ -157,9 +160,11 @@ class FakeTime:
 
 @pytest.fixture
 def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    """botocore's retry back-off delays, recorded instead of slept."""
+    """The retry back-off delays of both paths (botocore's endpoint, the lean transport),
+    recorded instead of slept."""
     fake = FakeTime()
     monkeypatch.setattr(botocore.endpoint, "time", fake)
+    monkeypatch.setattr(dynorm._http, "time", fake)
     return fake
 
 

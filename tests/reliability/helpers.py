@@ -1,9 +1,16 @@
 """Tools shared by the reliability scenarios: fault injection, request capture, raw access.
 
-Faults are injected with botocore's event system on dynorm's own client (`before-send`
-short-circuits the HTTP call, `before-parameter-build` edits a request, `after-call` edits a
-parsed response), so botocore's real retry logic runs. Requests are captured where dynorm hands
-them to boto3 (`Connection.send`).
+Faults are injected on whichever path sends a request, through one API (`Faults`), with
+botocore's event names and handler arguments: `before-send` sees each attempt (it may answer
+it, raise a connection error, or apply it with `Faults.send` and lose the answer),
+`before-parameter-build` edits a request, `before-call` sees its body, `after-call` edits a
+parsed response. A handler is registered on dynorm's boto3 client (botocore's events) and,
+when the lean transport (`transport="http"`) is configured, on that transport too (its
+per-attempt `before_send` hooks; the per-request events around its `call`); each request
+passes through exactly one of them, so the real retry logic of that path runs. Every
+injector must fire at least once in its test (the `faults` fixture checks it): a fault that
+was never injected would let a test pass without testing anything. Requests are captured
+where dynorm hands them to a transport (`Connection.send`).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import base64
 import copy
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +29,7 @@ import boto3
 from botocore.awsrequest import AWSResponse, HeadersDict
 from botocore.exceptions import ReadTimeoutError
 
-from dynorm import _config
+from dynorm import _config, _json
 
 SENTINEL = "S3NT1NEL"
 
@@ -133,26 +141,154 @@ def wire_json(item: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- fault injection
 
 
+#: The events `Faults` can inject on both paths (botocore's names and handler arguments).
+_PER_REQUEST = ("before-parameter-build", "before-call", "after-call")
+_KINDS = ("before-send", *_PER_REQUEST)
+
+#: The sender of the attempt a `before-send` handler runs in (see `Faults.send`).
+_sending = threading.local()
+
+
+@dataclass
+class _Injector:
+    """One registered handler: how often it ran, and whether it must run at all."""
+
+    event: str
+    handler: Callable[..., Any]
+    must_fire: bool
+    fired: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, **kwargs: Any) -> Any:
+        with self._lock:
+            self.fired += 1
+        return self.handler(**kwargs)
+
+    def wants(self, kind: str, operation: str) -> bool:
+        parts = self.event.split(".")
+        return parts[0] == kind and (len(parts) < 3 or parts[2] == operation)
+
+
 @dataclass
 class Faults:
-    """Register botocore event handlers on dynorm's current client; all removed at teardown."""
+    """Fault injectors on dynorm's current client and transport; all removed by `clear()`.
+
+    `on(event, handler)` takes a botocore event name (`before-send.dynamodb.PutItem`,
+    `before-parameter-build.dynamodb.Query`, ...); the handler is called with botocore's
+    keyword arguments whichever path sends the request.
+    """
 
     _registered: list[tuple[Any, str, str]] = field(default_factory=list)
+    _hooks: list[tuple[Any, Any]] = field(default_factory=list)  # (transport, before_send hook)
+    _wrapped: list[tuple[Any, Any]] = field(default_factory=list)  # (transport, its own call)
+    _active: list[_Injector] = field(default_factory=list)
+    injectors: list[_Injector] = field(default_factory=list)
 
     @property
     def client(self) -> Any:
         return _config.get_connection().client
 
-    def on(self, event: str, handler: Callable[..., Any]) -> None:
+    @property
+    def transport(self) -> Any:
+        """The lean transport of dynorm's current table, or None on the boto3 path."""
+        return _config.get_connection().transport
+
+    def on(self, event: str, handler: Callable[..., Any], *, must_fire: bool = True) -> None:
+        """Run `handler` on `event` for the requests of dynorm's current table.
+
+        `must_fire=False` marks an observer (a recorder that may legitimately see nothing);
+        every other handler must run at least once before the test ends (`check_fired`).
+        """
+        kind, service, *_ = event.split(".") + [""]
+        assert service == "dynamodb", f"Faults injects DynamoDB events only, not {event!r}"
+        assert kind in _KINDS, f"Faults cannot inject {event!r} on the lean path"
+        injector = _Injector(event, handler, must_fire)
+        self.injectors.append(injector)
         client = self.client
         unique_id = f"rel-{uuid.uuid4().hex}"
-        client.meta.events.register(event, handler, unique_id=unique_id)
+        if kind == "before-send":
+            http = client._endpoint.http_session
+            client.meta.events.register(
+                event, lambda **kw: _sent_by(http.send, injector, kw), unique_id=unique_id
+            )
+        else:
+            client.meta.events.register(event, lambda **kw: injector(**kw), unique_id=unique_id)
         self._registered.append((client, event, unique_id))
+        transport = self.transport
+        if transport is None:
+            return
+        if kind == "before-send":
+
+            def hook(operation: str, request: Any) -> Any:
+                if not injector.wants("before-send", operation):
+                    return None
+                kw = {"request": request, "event_name": f"before-send.dynamodb.{operation}"}
+                return _sent_by(transport.send, injector, kw)
+
+            transport.before_send.append(hook)
+            self._hooks.append((transport, hook))
+        else:
+            self._active.append(injector)
+            self._wrap(transport)
+
+    def _wrap(self, transport: Any) -> None:
+        """Emit the per-request events around the lean transport's `call` (once)."""
+        if any(t is transport for t, _ in self._wrapped):
+            return
+        original = transport.call
+        service = self.client.meta.service_model
+
+        def call(operation: str, params: Any, *, raw_key: str | None = None) -> Any:
+            def emit(kind: str, **kw: Any) -> None:
+                for injector in list(self._active):
+                    if injector.wants(kind, operation):
+                        injector(event_name=f"{kind}.dynamodb.{operation}", **kw)
+
+            model = service.operation_model(operation)
+            context: dict[str, Any] = {}
+            params = dict(params)
+            emit("before-parameter-build", params=params, model=model, context=context)
+            request = {"body": _json.dumps(params), "method": "POST", "context": context}
+            emit("before-call", params=request, model=model, context=context)
+            parsed = original(operation, params, raw_key=raw_key)
+            emit("after-call", http_response=None, parsed=parsed, model=model, context=context)
+            return parsed
+
+        self._wrapped.append((transport, transport.__dict__.get("call")))
+        transport.call = call
 
     def clear(self) -> None:
+        """Remove every handler (what fired is still counted for `check_fired`)."""
         while self._registered:
             client, event, unique_id = self._registered.pop()
             client.meta.events.unregister(event, unique_id=unique_id)
+        while self._hooks:
+            transport, hook = self._hooks.pop()
+            transport.before_send.remove(hook)
+        while self._wrapped:
+            transport, previous = self._wrapped.pop()
+            if previous is None:
+                transport.__dict__.pop("call", None)
+            else:
+                transport.call = previous
+        self._active.clear()
+
+    def check_fired(self) -> None:
+        """Every injector ran at least once (else its test tested nothing)."""
+        idle = [i.event for i in self.injectors if i.must_fire and not i.fired]
+        assert not idle, f"fault injectors that never fired (the fault was never injected): {idle}"
+
+    @staticmethod
+    def send(request: Any) -> AWSResponse:
+        """Send the attempt a `before-send` handler holds, for real, on the path it came from.
+
+        Raises:
+            ReadTimeoutError, EndpointConnectionError, ...: As that path's HTTP layer does.
+        """
+        sender = getattr(_sending, "send", None)
+        assert sender is not None, "Faults.send is only for the attempt a before-send hook holds"
+        response: AWSResponse = sender(request)
+        return response
 
     def count(self, operation: str) -> list[dict[str, Any]]:
         """Record the body of every attempt of `operation` that reaches the wire (or a fault)."""
@@ -161,7 +297,7 @@ class Faults:
         def record(request: Any, **_: Any) -> None:
             bodies.append(request_json(request))
 
-        self.on(f"before-send.dynamodb.{operation}", record)
+        self.on(f"before-send.dynamodb.{operation}", record, must_fire=False)
         return bodies
 
     def fail(
@@ -188,18 +324,16 @@ class Faults:
     ) -> list[int]:
         """Apply the first `times` attempts for real, then lose their responses.
 
-        By default the loss is a read timeout (botocore retries it); `answer(request)` may
+        By default the loss is a read timeout (both paths retry it); `answer(request)` may
         instead return a replacement response (e.g. a 500) or raise something else.
         Returns the HTTP status codes DynamoDB really answered.
         """
         applied: list[int] = []
-        client = self.client
-        http = client._endpoint.http_session
 
         def handler(request: Any, **_: Any) -> Any:
             if len(applied) >= times:
                 return None
-            response = http.send(request)
+            response = self.send(request)
             applied.append(response.status_code)
             if answer is not None:
                 return answer(request)
@@ -207,6 +341,16 @@ class Faults:
 
         self.on(f"before-send.dynamodb.{operation}", handler)
         return applied
+
+
+def _sent_by(send: Callable[[Any], Any], injector: _Injector, kwargs: dict[str, Any]) -> Any:
+    """Run a before-send injector with `Faults.send` bound to the path of its attempt."""
+    previous = getattr(_sending, "send", None)
+    _sending.send = send
+    try:
+        return injector(**kwargs)
+    finally:
+        _sending.send = previous
 
 
 # --------------------------------------------------------------------------- raw access

@@ -137,7 +137,6 @@ def test_s06_conflict_from_another_writer_with_same_content_is_a_version_conflic
 
 def test_s07_transactional_save_with_lost_response_is_idempotent(faults: Faults) -> None:
     attempts = faults.count("TransactWriteItems")
-    http = faults.client._endpoint.http_session
     applied: list[int] = []
     tokens_seen: set[str] = set()
 
@@ -146,7 +145,7 @@ def test_s07_transactional_save_with_lost_response_is_idempotent(faults: Faults)
         if token in tokens_seen:
             return None
         tokens_seen.add(token)
-        applied.append(http.send(request).status_code)
+        applied.append(faults.send(request).status_code)
         raise ReadTimeoutError(endpoint_url=request.url)
 
     faults.on("before-send.dynamodb.TransactWriteItems", lose_first_attempt_of_each_save)

@@ -134,14 +134,13 @@ def test_bulk_create_retried_after_lost_responses_creates_each_object_once(
     faults: Faults, retry_sleeps: FakeTime
 ) -> None:
     objs = [BulkDoc(group="g", id=f"{i:02d}", n=i) for i in range(6)]
-    http = faults.client._endpoint.http_session
     lost: list[str] = []
     lock = threading.Lock()
 
     def lose_every_response_of_odd_ids(request: Any, **_: Any) -> None:
         body = request.body.decode() if isinstance(request.body, bytes) else request.body
         if '"DOC#01"' in body or '"DOC#03"' in body:
-            http.send(request)
+            faults.send(request)
             with lock:
                 lost.append(body)
             raise ReadTimeoutError(endpoint_url=request.url)

@@ -257,3 +257,37 @@ def test_s47_version_conflict_is_still_reported_after_retries(
         meter.save()
     stored = _stored("m1")
     assert stored is not None and stored["reading"] == {"N": "99"}
+
+
+# --------------------------------------------------------------------------- both paths
+
+
+@pytest.mark.parametrize("transport", ["boto3", "http"])
+def test_each_fault_is_injected_on_whichever_path_sends(
+    faults: Faults, retry_sleeps: FakeTime, transport: str
+) -> None:
+    """The same injectors answer, lose and count the attempts of the boto3 client and of the
+    lean transport alike (each request passes through exactly one of them)."""
+    dynorm.configure(transport=transport)
+    assert (faults.transport is not None) == (transport == "http")
+    attempts = faults.count("PutItem")
+    applied = faults.lose_response("PutItem")
+    throttled = faults.fail("GetItem", "ProvisionedThroughputExceededException", times=2)
+    meter = RelMeter.objects.create(id="m1", reading=3)
+    assert applied == [200] and len(attempts) == 2 and meter.version == 1  # applied once
+    assert RelMeter.objects.get(id="m1").reading == 3
+    assert len(throttled) == 3  # two throttled answers, then the real one
+    assert len(retry_sleeps.sleeps) == 3
+    stored = _stored("m1")
+    assert stored is not None and stored["version"] == {"N": "1"}
+
+
+def test_an_injector_that_never_fired_fails_its_test(dynorm_table: str) -> None:
+    """A fault that was never injected would let its test pass without testing anything."""
+    box = Faults()
+    box.count("DeleteItem")  # an observer may see nothing
+    box.fail("DeleteItem", "InternalServerError", status=500)
+    RelMeter.objects.create(id="m1")
+    box.clear()
+    with pytest.raises(AssertionError, match="never fired.*before-send.dynamodb.DeleteItem"):
+        box.check_fired()

@@ -91,13 +91,12 @@ def _never_sent(faults: Faults, operation: str, times: int = 1) -> list[int]:
 
 def _lost_then(faults: Faults, operation: str, between: Callable[[], None]) -> list[int]:
     """The first attempt is applied, `between()` runs (another writer), the response is lost."""
-    http = faults.client._endpoint.http_session
     applied: list[int] = []
 
     def handler(request: Any, **_: Any) -> None:
         if applied:
             return None
-        applied.append(http.send(request).status_code)
+        applied.append(faults.send(request).status_code)
         between()
         raise ReadTimeoutError(endpoint_url=request.url)
 
@@ -516,7 +515,6 @@ def test_concurrent_increments_under_lost_responses_are_never_lost_or_doubled(
     there, every one reported as a conflict is not.
     """
     OnceDoc.objects.create(id="c")
-    http = faults.client._endpoint.http_session
     rng = random.Random(7)
     lock = threading.Lock()
 
@@ -525,7 +523,7 @@ def test_concurrent_increments_under_lost_responses_are_never_lost_or_doubled(
             lose = rng.random() < 0.35
         if not lose:
             return None
-        http.send(request)
+        faults.send(request)
         raise ReadTimeoutError(endpoint_url=request.url)
 
     faults.on("before-send.dynamodb.UpdateItem", lose_some)
@@ -596,13 +594,12 @@ def test_a_write_lost_then_throttled_until_it_gives_up_is_settled_by_the_retry(
     """Attempt 1 is applied and its response lost; the retries are throttled to the end. The
     error is a throttling error, but the write may have been applied: the retry settles it."""
     doc = _created()
-    http = faults.client._endpoint.http_session
     seen: list[int] = []
 
     def apply_then_throttle(request: Any, **_: Any) -> Any:
         seen.append(1)
         if len(seen) == 1:
-            http.send(request)
+            faults.send(request)
             raise ReadTimeoutError(endpoint_url=request.url)
         from tests.reliability.helpers import aws_error
 
