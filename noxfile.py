@@ -20,6 +20,14 @@ writes against DynamoDB Local) never run more than that budget: the variable cap
 CI runs it after `make test` with `$DYNORM_MATRIX_AFTER_MAKE_TEST` set, which leaves out the
 one session `make test` has just run (the venv's own Python with the newest releases).
 
+Both transports: `make test` and every session run the suite on the default boto3-client path;
+exactly one session, `tests-3.12(newest)` (`tests-3.13(newest)` when the venv's own Python is
+3.12, whose newest session CI leaves out), runs it with `DYNORM_TRANSPORT=http`, the lean path
+of `configure(transport="http")`, and says so in its header (`transport=http`). The fault
+injectors of the suite (tests/reliability/helpers.py) inject on whichever path sends, so the
+whole suite, fault tests included, passes on both without a session more. Tests about one path
+(botocore's Stubber, a client of the user's own, botocore events) configure it themselves.
+
 Interpreters are looked up in pyenv (`$PYENV_ROOT`, default ~/.pyenv), then on PATH. With
 `$CI` set (CI runs with CI=true) a missing interpreter fails its sessions; without it, a
 developer's run skips them and says so.
@@ -178,6 +186,20 @@ def _default_sessions() -> list[str]:
 
 
 nox.options.sessions = _default_sessions()
+
+
+def _lean_session() -> str:
+    """The one session that runs the suite on the lean transport (`DYNORM_TRANSPORT=http`).
+
+    `tests-3.12(newest)`, unless CI leaves that one out after `make test` (the venv's Python is
+    3.12): then `tests-3.13(newest)`, so that CI always runs one.
+    """
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return "tests-3.13(newest)" if here == "3.12" else "tests-3.12(newest)"
+
+
+#: The session that sends dynorm's item requests over `transport="http"` (see the docstring).
+LEAN_SESSION = _lean_session()
 
 
 # --------------------------------------------------------------------------- DynamoDB Local
@@ -361,6 +383,9 @@ def tests(session: nox.Session, deps: str) -> None:
     except RuntimeError as exc:
         session.error(str(exc))
     env = {"DYNORM_TEST_ENDPOINT": endpoint, "DYNORM_HYPOTHESIS_EXAMPLES": EXAMPLES}
+    transport = "http" if session.name == LEAN_SESSION else "boto3"
+    env["DYNORM_TRANSPORT"] = transport
+    session.log(f"dynorm matrix: {session.name}: transport={transport}")
     try:
         session.run("python", *PYTEST, env=env)
     finally:
