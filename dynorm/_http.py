@@ -22,6 +22,7 @@ import base64
 import random
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -210,6 +211,13 @@ class HttpTransport:
             EndpointConnectionError: Nothing answered at the endpoint.
             ReadTimeoutError, ConnectionClosedError: A request was sent and no answer came.
         """
+        # botocore fills an idempotency token the caller left out (TransactWriteItems'
+        # ClientRequestToken) once per call, so that every retry carries the same one.
+        missing = [
+            m for m in self._operation_model(operation).idempotent_members if m not in params
+        ]
+        if missing:
+            params = {**params, **{m: str(uuid.uuid4()) for m in missing}}
         body = _json.dumps(params)
         attempt = 0
         request_context: dict[str, Any] = {"retries": {}}

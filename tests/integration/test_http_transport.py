@@ -31,7 +31,7 @@ from dynorm.exceptions import (
     VersionConflictError,
 )
 from tests.models import Everything, Order
-from tests.reliability.helpers import raw_get
+from tests.reliability.helpers import Faults, raw_get
 
 
 @pytest.fixture
@@ -227,3 +227,20 @@ def test_the_test_tables_follow_dynorm_transport(dynorm_table: str) -> None:
     lean = os.environ.get("DYNORM_TRANSPORT") == "http"
     assert (_config.get_connection().transport is not None) == lean
     assert (dynorm.Table("t-other").connection().transport is not None) == lean
+
+
+def test_a_transaction_keeps_one_client_request_token_across_retries(lean: HttpTransport) -> None:
+    """As botocore does, the lean path fills TransactWriteItems' idempotency token once per
+    call: a retry after a lost answer is the same transaction to DynamoDB, not a new one."""
+    faults = Faults()
+    bodies = faults.count("TransactWriteItems")
+    applied = faults.lose_response("TransactWriteItems")
+    try:
+        with dynorm.transaction():
+            Order(customer_id="c1", total=Decimal(1)).save()
+    finally:
+        faults.clear()
+    faults.check_fired()
+    tokens = [body.get("ClientRequestToken") for body in bodies]
+    assert applied == [200] and len(tokens) == 2
+    assert tokens[0] and tokens[0] == tokens[1]
