@@ -81,7 +81,9 @@ values = st.fixed_dictionaries(
         "raw": st.binary(max_size=40),
         "ss": st.sets(st.text(min_size=1, max_size=8), max_size=4),
         "bs": st.sets(st.binary(min_size=1, max_size=8), max_size=4),
-        "mapping": st.dictionaries(st.text(min_size=1, max_size=8), st.integers(), max_size=4),
+        "mapping": st.dictionaries(
+            st.text(min_size=1, max_size=8), st.integers(-(10**38) + 1, 10**38 - 1), max_size=4
+        ),
     }
 )
 
