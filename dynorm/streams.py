@@ -95,9 +95,19 @@ def parse(event: Any, *models: type[Any], internal: bool = False) -> list[Change
             by default. Items of entity types no model is registered for are always skipped.
 
     Raises:
-        ConfigurationError: `event` holds no stream records, or a record is not a DynamoDB
-            stream record.
+        ConfigurationError: `event` holds no stream records, a record is not a DynamoDB
+            stream record, or a model is mapped onto a table with physical names of its own
+            (streams read dynorm's own layout).
     """
+    for model in models:
+        if not model._meta.layout.is_default:
+            raise ConfigurationError(
+                f"Cannot parse stream records into {model.__name__}: dynorm.streams reads "
+                "dynorm's own layout (pk, sk, _type), and this model is mapped onto a table "
+                "with names of its own, so none of its records would be recognised. Decode "
+                "its images with Model.from_item(record['dynamodb']['NewImage']) instead.",
+                code="config",
+            )
     wanted = {m._meta.type_name: m for m in models} if models else None
     out: list[Change[Any]] = []
     for record in _records(event):

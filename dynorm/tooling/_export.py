@@ -109,7 +109,18 @@ def export_items(
     params: dict[str, Any] = {"ConsistentRead": True}
     if models is not None:
         ph = Placeholders()
-        names = _types(_chosen(models), history)
+        chosen = _chosen(models)
+        for model in chosen:
+            if not model._meta.layout.is_default:
+                raise ConfigurationError(
+                    f"Cannot export {model.__name__}: dynorm export reads dynorm's own layout "
+                    "(pk, sk, _type, version), and this model is mapped onto a table with "
+                    "names of its own, so its items would not be found. Export that table "
+                    "with the AWS tools (or iterate `Model.objects.scan()`), or "
+                    "leave the model out.",
+                    code="config",
+                )
+        names = _types(chosen, history)
         values = ", ".join(ph.value({"S": n}) for n in names)
         params["FilterExpression"] = f"{ph.name(TYPE_ATTR)} IN ({values})"
         ph.apply(params)

@@ -150,6 +150,13 @@ def _parse(number: int, text: str, token: str) -> _Line | ImportProblem:
             number, kind, "no registered model has this entity type: pass its module to --models"
         )
     name = model._meta.model_name
+    if not model._meta.layout.is_default:
+        return _problem(
+            number,
+            name,
+            "its model is mapped onto a table with names of its own; dynorm import writes "
+            "dynorm's own layout (pk, sk, _type, version) only",
+        )
     try:
         if history:
             decode_history(model, raw)  # validates the payload through the model

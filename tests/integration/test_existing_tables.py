@@ -3,6 +3,7 @@ version attribute names, `fields.Attr`, plain-value keys, existing indexes."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -556,3 +557,28 @@ def test_describe_shows_one_tables_models_under_its_own_names() -> None:
         m["name"] for m in default["models"]
     }
     assert "ForumName" not in str(default["table"]["create_table"])
+
+
+def test_streams_export_and_import_refuse_a_model_on_its_own_physical_names(
+    tmp_path: Any,
+) -> None:
+    """The tools that read dynorm's own layout refuse a mapped model instead of finding
+    nothing (streams, export) or writing it in the wrong shape (import)."""
+    from dynorm import streams
+    from dynorm.tooling import export_items, import_items
+
+    record = {
+        "eventName": "INSERT",
+        "dynamodb": {"Keys": {"ForumName": {"S": "f"}, "Subject": {"S": "s"}}},
+    }
+    with pytest.raises(ConfigurationError, match="Thread.*own layout"):
+        streams.parse([record], Thread)
+    assert streams.parse([record]) == []  # unasked, a foreign table's record is not ours
+    with pytest.raises(ConfigurationError, match="Cannot export Thread"):
+        export_items(tmp_path / "out.jsonl", models=[Thread])
+    line = {"type": Thread._meta.type_name, "item": {"ForumName": {"S": "f"}}}
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(line) + "\n")
+    result = import_items(source)
+    assert (result.written, result.invalid_count) == (0, 1)
+    assert "names of its own" in result.invalid[0].problem
