@@ -1,15 +1,23 @@
-"""The async API's executor: dynorm's one request path, run off the event loop.
+"""The async API's executor: dynorm's one request path, driven on the loop or off it.
 
 Every `a`-method runs the same code as its sync twin (the same compilers, codec, decoder,
-key codec, exactly-once write tokens and exceptions) on a worker thread of one bounded
-pool, with the caller's contextvars (`using()`, `transaction()`, `dynorm.actor()` blocks)
-copied in. Only where the request waits differs: the event loop never blocks. Why threads
-and not an async HTTP client is measured on the Async page (benchmarks/async_run.py).
+key codec, exactly-once write tokens and exceptions), with the caller's contextvars
+(`using()`, `transaction()`, `dynorm.actor()` blocks) copied in. Only where it waits
+differs, and the event loop never blocks:
 
-Cancellation: a call still queued for a thread is dropped (nothing is sent); a call
-already sending is let finish, so that when the cancelled task goes on, no request of
-its own is still in flight and the objects it wrote hold the outcome (a write whose
-answer was lost is retried exactly once by dynorm's write tokens, as on the sync path).
+- on the lean transport (`transport="http"`, a client dynorm creates, the `async` extra
+  installed) it runs in a greenlet on the loop's thread (dynorm/_bridge.py) and awaits the
+  HTTP exchange through aiohttp (dynorm/_http_async.py), its backoff sleeps and the few
+  botocore-client requests (on a worker thread);
+- otherwise (the boto3 transport, a client of your own) on a worker thread of one bounded
+  pool: botocore's HTTP layer blocks the thread it runs on.
+
+The Async page says which is faster where, measured (benchmarks/async_run.py).
+
+Cancellation: a call not started yet is dropped (nothing is sent); a call already sending
+is let finish, so that when the cancelled task goes on, no request of its own is still in
+flight and the objects it wrote hold the outcome (a write whose answer was lost is retried
+exactly once by dynorm's write tokens, as on the sync path).
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from . import _bridge
 from ._config import get_settings
 
 if TYPE_CHECKING:
@@ -54,7 +64,36 @@ def _threads() -> ThreadPoolExecutor:
         return _pool
 
 
+def on_loop() -> bool:
+    """Whether `a`-methods run on the event loop (the greenlet bridge) or on worker threads.
+
+    On the loop when the configured transport is `"http"` on a client dynorm creates and
+    the `async` extra (greenlet, aiohttp) is installed: the lean transport's exchange is
+    then awaited on the loop. A client of your own, or the boto3 transport, runs on the
+    worker threads: every botocore request blocks a thread (see the Async page).
+    """
+    settings = get_settings()
+    return settings.transport == "http" and settings.client is None and _bridge_installed()
+
+
+def _bridge_installed() -> bool:
+    global _installed
+    if _installed is None:
+        _installed = find_spec("greenlet") is not None and find_spec("aiohttp") is not None
+    return _installed
+
+
+_installed: bool | None = None
+
+
 async def run(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run `fn(*args, **kwargs)` in a copy of this context: on the loop, or a worker thread."""
+    if on_loop():
+        return await _bridge.spawn(fn, *args, **kwargs)
+    return await in_thread(fn, *args, **kwargs)
+
+
+async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """Run `fn(*args, **kwargs)` on a dynorm worker thread, in a copy of this context."""
     import asyncio
 

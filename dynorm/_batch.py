@@ -8,12 +8,12 @@ from __future__ import annotations
 import contextvars
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from . import _bridge
 from ._capture import captured
 from ._connection import Connection
 from ._constants import BATCH_GET_LIMIT, BATCH_WRITE_LIMIT
@@ -54,6 +54,8 @@ def in_parallel(
             except Exception as exc:  # noqa: BLE001 - handed back to the caller
                 out.append(exc)
         return out
+    if _bridge.current() is not None:  # on the event loop: concurrent bridge greenlets
+        return _bridge.gather(tasks, workers)
     with ThreadPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
         futures = [pool.submit(contextvars.copy_context().run, task) for task in tasks]
         results: list[T | Exception] = []
@@ -99,7 +101,7 @@ def _write_chunk(
             if pending and attempt >= max_attempts:
                 return pending
             if pending:
-                time.sleep(backoff(attempt))
+                _bridge.sleep(backoff(attempt))
     except Exception:
         stop.set()
         raise
@@ -191,7 +193,7 @@ def _read_chunk(
             if request and attempt >= max_attempts:
                 return found, [{a: layout.text(a, k) for a in names} for k in request["Keys"]]
             if request:
-                time.sleep(backoff(attempt))
+                _bridge.sleep(backoff(attempt))
     except Exception:
         stop.set()
         raise

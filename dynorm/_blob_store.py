@@ -17,6 +17,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import _bridge
 from ._config import Settings, get_settings
 from .exceptions import BlobError, BlobIntegrityError, ConfigurationError
 
@@ -125,7 +126,7 @@ def put_object(
     if compressed:
         extra["ContentEncoding"] = "gzip"
     try:
-        s3_client().put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        _bridge.blocking(s3_client().put_object, Bucket=bucket, Key=key, Body=body, **extra)
     except (ClientError, BotoCoreError) as exc:
         raise _error("upload", model, field, exc) from None
 
@@ -133,8 +134,11 @@ def put_object(
 def copy_object(bucket: str, source: str, key: str, *, model: str, field: str) -> None:
     """Copy an object inside the bucket (a server-side copy: nothing is downloaded)."""
     try:
-        s3_client().copy_object(
-            Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": source}
+        _bridge.blocking(
+            s3_client().copy_object,
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": bucket, "Key": source},
         )
     except (ClientError, BotoCoreError) as exc:
         raise _error("copy", model, field, exc) from None
@@ -143,10 +147,14 @@ def copy_object(bucket: str, source: str, key: str, *, model: str, field: str) -
 def get_object(bucket: str, key: str, *, model: str, field: str) -> bytes:
     """Download one object's bytes (as stored: still compressed if it was)."""
     try:
-        response = s3_client().get_object(Bucket=bucket, Key=key)
-        body: bytes = response["Body"].read()
+        body: bytes = _bridge.blocking(_download, bucket, key)
     except (ClientError, BotoCoreError) as exc:
         raise _error("load", model, field, exc) from None
+    return body
+
+
+def _download(bucket: str, key: str) -> bytes:
+    body: bytes = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     return body
 
 
@@ -157,8 +165,10 @@ def delete_objects(bucket: str, keys: list[str]) -> list[str]:
     for start in range(0, len(keys), 1000):
         chunk = keys[start : start + 1000]
         try:
-            response = client.delete_objects(
-                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+            response = _bridge.blocking(
+                client.delete_objects,
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
             )
         except (ClientError, BotoCoreError):
             failed.extend(chunk)

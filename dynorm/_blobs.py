@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
-from . import _blob_store as store
+from . import _blob_store as store, _bridge
 from ._blob_pointer import BlobPointer, BlobValue
 from ._capture import captured
 from ._codec import unwrap_optional
@@ -230,6 +230,10 @@ def load_blobs(instances: Sequence[Model], names: Iterable[str] | None = None) -
     if len(jobs) == 1:
         _load(*jobs[0])
         return
+    _bridge.blocking(_load_in_threads, jobs)
+
+
+def _load_in_threads(jobs: list[tuple[Model, str, BlobValue]]) -> None:
     with ThreadPoolExecutor(max_workers=min(LOAD_WORKERS, len(jobs))) as pool:
         for future in [pool.submit(_load, *job) for job in jobs]:
             future.result()  # the first error is raised

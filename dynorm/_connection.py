@@ -22,7 +22,7 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
-from . import _json
+from . import _bridge, _json
 from ._aws_errors import WRITES as _WRITES, translate_client_error
 from ._capture import record
 from ._http import LEAN_OPERATIONS, HttpTransport
@@ -409,7 +409,14 @@ class Connection:
         transport = self.transport
         if transport is None or operation not in LEAN_OPERATIONS:
             method: Callable[..., Any] = getattr(self.client, _METHODS[operation])
-            return method
+
+            def boto3(**params: Any) -> dict[str, Any]:
+                # Inside the async bridge the botocore client's request runs on a worker
+                # thread (its HTTP layer blocks); anywhere else, right here.
+                response: dict[str, Any] = _bridge.blocking(method, **params)
+                return response
+
+            return boto3
 
         def lean(**params: Any) -> dict[str, Any]:
             return transport.call(
@@ -436,7 +443,7 @@ class Connection:
                 if code == "TransactionConflictException" and attempt < _CONFLICT_ATTEMPTS:
                     # The item is locked by a running transaction; nothing was applied, and
                     # botocore does not retry this code.
-                    time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+                    _bridge.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
                     continue
                 raise translate_client_error(exc, operation, self.table_name) from exc
             except NoCredentialsError as exc:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
+from . import _bridge
 from ._codec import from_wire
 from ._config import OWN_TABLE, Table, _OwnTable, binding, connection_for
 from ._layout import Layout
@@ -209,11 +210,11 @@ def instance_table(instance: Model) -> Table | _OwnTable | None:
 
 # --------------------------------------------------------------------------- one writer at a time
 
-_locks: dict[int, threading.RLock] = {}
+_locks: dict[int, _bridge.Lock] = {}
 _locks_guard = threading.Lock()
 
 
-def instance_lock(instance: Model) -> threading.RLock:
+def instance_lock(instance: Model) -> _bridge.Lock:
     """The lock that makes one object's writes and reloads run one at a time.
 
     Threads (or async tasks) sharing one object then save it one after another, each at
@@ -226,7 +227,7 @@ def instance_lock(instance: Model) -> threading.RLock:
         with _locks_guard:
             lock = _locks.get(key)
             if lock is None:
-                lock = _locks[key] = threading.RLock()
+                lock = _locks[key] = _bridge.Lock()
                 weakref.finalize(instance, _locks.pop, key, None)
     return lock
 

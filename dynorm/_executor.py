@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import _bridge
 from ._batch import backoff
 from ._capture import captured
 from ._companions import attach, is_companion_write
@@ -161,7 +161,7 @@ def in_segments(
     remaining = len(threads)
     try:
         while remaining:
-            got = out.get()
+            got = _bridge.blocking(out.get)  # on a worker thread inside the async bridge
             if got is done:
                 remaining -= 1
             elif isinstance(got, BaseException):
@@ -439,5 +439,5 @@ def _send(conn: Connection, op: WriteOp, params: dict[str, Any]) -> dict[str, An
             retry = is_companion_write(op) and attempt < _CONFLICT_ATTEMPTS
             if not retry or any(r not in (None, "TransactionConflict") for r in exc.reasons):
                 raise
-            time.sleep(backoff(attempt))
+            _bridge.sleep(backoff(attempt))
             attempt += 1

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import random
 import threading
-import time
 import uuid
 import zlib
 from collections.abc import Callable, Mapping
@@ -49,7 +48,7 @@ from urllib3.exceptions import (
     SSLError as Urllib3SSLError,
 )
 
-from . import _json
+from . import _bridge, _json
 
 #: The operations sent on the lean path; everything else goes through the boto3 client.
 LEAN_OPERATIONS = frozenset(
@@ -156,6 +155,8 @@ class HttpTransport:
         self._parser = create_parser("json")
         self._retrying = _Retrying(max_attempts)
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._sizes = (pool_size, connect_timeout, read_timeout)
+        self._on_loop: Any = None  # the aiohttp exchange (`_http_async`), made on first use
         self.pool = urllib3.PoolManager(
             num_pools=4, maxsize=pool_size, block=False, retries=False, timeout=self._timeout
         )
@@ -255,7 +256,39 @@ class HttpTransport:
                 assert parsed is not None
                 parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempt - 1
                 raise ClientError(cast(Any, parsed), operation)
-            time.sleep(delay)
+            _bridge.sleep(delay)
+
+    def _post(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
+        """One exchange: on the event loop inside a bridge greenlet, else over the pool."""
+        if _bridge.current() is not None:
+            status, got_headers, data = _bridge.wait(
+                self._loop_exchange().post(self.endpoint_url, body, dict(headers))
+            )
+            answer: Any = got_headers
+            return AWSResponse(self.endpoint_url, status, answer, _Body(data))
+        got = self.pool.urlopen(
+            "POST",
+            self.endpoint_url,
+            body=body,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            timeout=self._timeout,
+            preload_content=True,
+        )
+        answer = dict(got.headers)  # HeadersDict takes any mapping
+        return AWSResponse(self.endpoint_url, got.status, answer, _Body(got.data))
+
+    def _loop_exchange(self) -> Any:
+        exchange = self._on_loop
+        if exchange is None:
+            from ._http_async import AsyncExchange
+
+            pool_size, connect_timeout, read_timeout = self._sizes
+            exchange = self._on_loop = AsyncExchange(
+                pool_size=pool_size, connect_timeout=connect_timeout, read_timeout=read_timeout
+            )
+        return exchange
 
     def _attempt(self, operation: str, body: bytes, headers: dict[str, str]) -> AWSResponse:
         """One attempt: through the `before_send` hooks if there are any, else the pool."""
@@ -269,20 +302,6 @@ class HttpTransport:
             if answer is None:
                 answer = got
         return answer if answer is not None else self.send(request)
-
-    def _post(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
-        got = self.pool.urlopen(
-            "POST",
-            self.endpoint_url,
-            body=body,
-            headers=headers,
-            retries=False,
-            redirect=False,
-            timeout=self._timeout,
-            preload_content=True,
-        )
-        answer: Any = dict(got.headers)  # HeadersDict takes any mapping
-        return AWSResponse(self.endpoint_url, got.status, answer, _Body(got.data))
 
     def send(self, request: AWSPreparedRequest) -> AWSResponse:
         """Send one signed request over the pool and return DynamoDB's answer, unparsed.
@@ -363,5 +382,7 @@ class HttpTransport:
         return ConnectionClosedError(endpoint_url=url, error=exc)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (the event loops' too)."""
         self.pool.clear()
+        if self._on_loop is not None:
+            self._on_loop.close()

@@ -7,7 +7,6 @@ reads several items atomically.
 from __future__ import annotations
 
 import inspect
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, overload
 
 from pydantic import BaseModel
 
+from . import _bridge
 from ._batch import backoff, batch_get
 from ._capture import captured
 from ._codec import item_size, value_size
@@ -226,7 +226,7 @@ class Transaction:
                     per_op = self._per_op(exc, owner)
                     conflict_only = all(r in (None, "TransactionConflict") for r in per_op)
                     if conflict_only and attempt < _MAX_CONFLICT_ATTEMPTS:
-                        time.sleep(backoff(attempt))
+                        _bridge.sleep(backoff(attempt))
                         params["ClientRequestToken"] = uuid.uuid4().hex
                         continue
                     typed = self._companion_error(exc, owner)

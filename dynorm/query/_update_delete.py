@@ -7,11 +7,11 @@ since it was read is re-read from the refusal and written again if it still matc
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from .. import _bridge
 from .._batch import backoff, in_parallel
 from .._counters import count_write
 from .._exactly_once import CCF, already_applied, disproves, new_write_token, old_item, tracking
@@ -210,7 +210,7 @@ def _delete_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any]) -> b
                 if CCF not in exc.reasons[:1]:  # a conflict with another transaction
                     if attempt == MAX_ATTEMPTS:
                         raise
-                    time.sleep(backoff(attempt))
+                    _bridge.sleep(backoff(attempt))
                     continue
                 refused: ConditionFailedError | TransactionCanceledError = exc
                 old = old_item(exc)

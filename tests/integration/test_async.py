@@ -51,7 +51,8 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
 
 @pytest.fixture(params=["boto3", "http"])
 def transport(dynorm_table: str, request: pytest.FixtureRequest) -> str:
-    """Run the test on each transport (the lean `http` path and the boto3 client)."""
+    """Run the test on each transport: the boto3 client (a-methods on worker threads) and
+    the lean `http` path (a-methods in a greenlet on the event loop)."""
     dynorm.configure(transport=request.param)
     return str(request.param)
 
@@ -78,7 +79,7 @@ def orders(n: int, customer: str = "c1", **values: Any) -> list[Order]:
 
 
 async def test_crud_awaited_sends_what_the_sync_api_sends(
-    dynorm_table: str, sent: list[tuple[str, dict[str, Any]]]
+    transport: str, sent: list[tuple[str, dict[str, Any]]]
 ) -> None:
     o = await Order.objects.acreate(customer_id="c1", total=Decimal(5))
     got = await Order.objects.aget(customer_id="c1", id=o.id)
@@ -187,7 +188,7 @@ async def test_transactions_awaited(transport: str) -> None:
 
 
 async def test_using_block_is_seen_by_the_awaited_call(
-    dynorm_table: str, second_table: Table
+    transport: str, second_table: Table
 ) -> None:
     with dynorm.using(second_table):
         o = await Order.objects.acreate(customer_id="c1", total=Decimal(1))
@@ -224,7 +225,7 @@ async def test_async_for_reads_pages_as_it_goes_and_caches_a_full_pass(
 
 
 async def test_breaking_or_cancelling_an_iteration_closes_its_page_source(
-    dynorm_table: str, sent: list[tuple[str, dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+    transport: str, sent: list[tuple[str, dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orders(24, note="x" * 100_000)
     from dynorm.query.queryset import QuerySet
@@ -341,7 +342,7 @@ async def test_the_event_loop_runs_while_a_request_waits(dynorm_table: str) -> N
 
 
 async def test_a_task_cancelled_inside_a_transaction_sends_nothing(
-    dynorm_table: str, sent: list[tuple[str, dict[str, Any]]]
+    transport: str, sent: list[tuple[str, dict[str, Any]]]
 ) -> None:
     inside = asyncio.Event()
 
@@ -459,7 +460,7 @@ async def test_lost_response_and_throttling_are_retried_once_applied(dynorm_tabl
 
 
 async def test_the_sync_api_works_in_worker_threads_and_never_makes_a_loop(
-    dynorm_table: str, monkeypatch: pytest.MonkeyPatch
+    transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(*_: Any, **__: Any) -> Any:
         raise AssertionError("dynorm created or set an event loop")
@@ -479,7 +480,7 @@ async def test_the_sync_api_works_in_worker_threads_and_never_makes_a_loop(
     assert await Order.objects.filter(customer_id="c1").acount() == 2
 
 
-async def test_a_read_only_manager_refuses_async_writes(dynorm_table: str) -> None:
+async def test_a_read_only_manager_refuses_async_writes(transport: str) -> None:
     await Order.objects.acreate(customer_id="c1", total=Decimal(1))
     ro = Order.objects.read_only()
     with pytest.raises(ReadOnlyError):
@@ -495,7 +496,7 @@ async def test_a_read_only_manager_refuses_async_writes(dynorm_table: str) -> No
     assert (await Order.objects.filter(customer_id="c1").afirst()) is not None
 
 
-async def test_async_receivers_are_awaited_and_wait_for_the_commit(dynorm_table: str) -> None:
+async def test_async_receivers_are_awaited_and_wait_for_the_commit(transport: str) -> None:
     seen: list[tuple[str, bool]] = []
 
     async def saved(sender: Any, instance: Order, created: bool, **_: Any) -> None:

@@ -24,7 +24,18 @@ ROOT = Path(__file__).resolve().parents[2] / "dynorm"
 #: Dependencies that only an extra installs: importing them inside a function is how a
 #: module stays importable without them.
 OPTIONAL = frozenset(
-    {"click", "rich", "testcontainers", "docker", "orjson", "streamlit", "aiobotocore", "pytest"}
+    {
+        "click",
+        "rich",
+        "testcontainers",
+        "docker",
+        "orjson",
+        "streamlit",
+        "aiobotocore",
+        "pytest",
+        "greenlet",
+        "aiohttp",
+    }
 )
 
 #: Function-body imports allowed by name, each with why the module must not load at import
@@ -33,6 +44,9 @@ LAZY: dict[tuple[str, str], str] = {
     ("dynorm._async", "asyncio"): (
         "only an `a`-method runs it, and then the event loop has imported asyncio already; "
         "a sync program would pay ~15% of `import dynorm` for it"
+    ),
+    ("dynorm._bridge", "asyncio"): (
+        "only a bridge greenlet (an `a`-method on the event loop) waits through it"
     ),
     ("dynorm._async", "concurrent.futures"): (
         "the async worker pool is built when the first `a`-method runs"
