@@ -75,7 +75,10 @@ class AsyncExchange:
         session, _ = self._sessions.pop(loop)
         connector = session.connector
         if connector is not None and not connector.closed:
-            connector._close()  # the loop is gone: close the sockets without it
+            try:
+                connector._close()  # the loop is gone: close the sockets without it
+            except RuntimeError:  # its transports cannot reach the closed loop: GC closes them
+                pass
 
     async def post(
         self, url: str, body: bytes, headers: dict[str, str]
