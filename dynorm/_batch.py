@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextvars
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -101,7 +102,7 @@ def _write_chunk(
             if pending and attempt >= max_attempts:
                 return pending
             if pending:
-                _bridge.sleep(backoff(attempt))
+                _bridge.sleep(backoff(attempt), time.sleep)
     except Exception:
         stop.set()
         raise
@@ -193,7 +194,7 @@ def _read_chunk(
             if request and attempt >= max_attempts:
                 return found, [{a: layout.text(a, k) for a in names} for k in request["Keys"]]
             if request:
-                _bridge.sleep(backoff(attempt))
+                _bridge.sleep(backoff(attempt), time.sleep)
     except Exception:
         stop.set()
         raise

@@ -58,10 +58,14 @@ def wait(awaitable: Awaitable[T]) -> T:
     return result
 
 
-def sleep(seconds: float) -> None:
-    """Sleep without blocking the event loop when called inside a bridge greenlet."""
+def sleep(seconds: float, sync_sleep: Callable[[float], None] = time.sleep) -> None:
+    """Sleep without blocking the event loop inside a bridge greenlet; else `sync_sleep`.
+
+    Callers pass their own module's `time.sleep`, so a test that replaces a module's `time`
+    still sees (and fakes) the sync path's sleeps.
+    """
     if current() is None:
-        time.sleep(seconds)
+        sync_sleep(seconds)
         return
     import asyncio
 

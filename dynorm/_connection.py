@@ -443,7 +443,7 @@ class Connection:
                 if code == "TransactionConflictException" and attempt < _CONFLICT_ATTEMPTS:
                     # The item is locked by a running transaction; nothing was applied, and
                     # botocore does not retry this code.
-                    _bridge.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+                    _bridge.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)), time.sleep)
                     continue
                 raise translate_client_error(exc, operation, self.table_name) from exc
             except NoCredentialsError as exc:

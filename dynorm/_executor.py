@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -439,5 +440,5 @@ def _send(conn: Connection, op: WriteOp, params: dict[str, Any]) -> dict[str, An
             retry = is_companion_write(op) and attempt < _CONFLICT_ATTEMPTS
             if not retry or any(r not in (None, "TransactionConflict") for r in exc.reasons):
                 raise
-            _bridge.sleep(backoff(attempt))
+            _bridge.sleep(backoff(attempt), time.sleep)
             attempt += 1

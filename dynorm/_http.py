@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import random
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Mapping
@@ -256,7 +257,7 @@ class HttpTransport:
                 assert parsed is not None
                 parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempt - 1
                 raise ClientError(cast(Any, parsed), operation)
-            _bridge.sleep(delay)
+            _bridge.sleep(delay, time.sleep)
 
     def _post(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
         """One exchange: on the event loop inside a bridge greenlet, else over the pool."""

@@ -7,6 +7,7 @@ reads several items atomically.
 from __future__ import annotations
 
 import inspect
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -226,7 +227,7 @@ class Transaction:
                     per_op = self._per_op(exc, owner)
                     conflict_only = all(r in (None, "TransactionConflict") for r in per_op)
                     if conflict_only and attempt < _MAX_CONFLICT_ATTEMPTS:
-                        _bridge.sleep(backoff(attempt))
+                        _bridge.sleep(backoff(attempt), time.sleep)
                         params["ClientRequestToken"] = uuid.uuid4().hex
                         continue
                     typed = self._companion_error(exc, owner)

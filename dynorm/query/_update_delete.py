@@ -7,6 +7,7 @@ since it was read is re-read from the refusal and written again if it still matc
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -210,7 +211,7 @@ def _delete_item(qs: QuerySet[Any], conn: Connection, item: dict[str, Any]) -> b
                 if CCF not in exc.reasons[:1]:  # a conflict with another transaction
                     if attempt == MAX_ATTEMPTS:
                         raise
-                    _bridge.sleep(backoff(attempt))
+                    _bridge.sleep(backoff(attempt), time.sleep)
                     continue
                 refused: ConditionFailedError | TransactionCanceledError = exc
                 old = old_item(exc)

@@ -193,9 +193,9 @@ async def test_lean_backoff_sleeps_do_not_block_the_loop(
     slept: list[float] = []
     original_sleep = _bridge.sleep
 
-    def watched(seconds: float) -> None:
+    def watched(seconds: float, *sync_sleep: Any) -> None:
         slept.append(seconds)
-        original_sleep(seconds + 0.2)
+        original_sleep(seconds + 0.2, *sync_sleep)
 
     monkeypatch.setattr(_bridge, "sleep", watched)
     body = b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException"}'
