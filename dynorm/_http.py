@@ -299,7 +299,8 @@ class HttpTransport:
         request = AWSPreparedRequest("POST", self.endpoint_url, signed, body, False)
         answer: AWSResponse | None = None
         for hook in tuple(self.before_send):  # every hook runs, as botocore emits the event
-            got = hook(operation, request)
+            # A hook is sync code that may block (or send): never on the event loop's thread.
+            got = _bridge.blocking(hook, operation, request)
             if answer is None:
                 answer = got
         return answer if answer is not None else self.send(request)
