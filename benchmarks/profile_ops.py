@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 import time
@@ -133,6 +134,7 @@ def main() -> None:
     p.add_argument("--ops", default=",".join(OPS))
     p.add_argument("--n", type=int, default=1000, help="requests per client and work")
     p.add_argument("--table", default="bench_profile")
+    p.add_argument("--out", help="also write the tables to this Markdown file (profile_ops.md)")
     args = p.parse_args()
     clients = [c for c in args.clients.split(",") if c]
     for c in clients:
@@ -146,13 +148,22 @@ def main() -> None:
             raise
     orders = make_orders("profile", "CPROFILE", 200)
     raw.seed(orders)
-    print(f"profile_ops: {args.n} requests per client and work, endpoint {args.endpoint}\n")
+    tables = []
     for op in [o for o in args.ops.split(",") if o]:
         results = {
             c: profile(make_client(c, args.endpoint, args.table), c, op, orders, args.n)
             for c in clients
         }
-        print(table(op, results) + "\n")
+        tables.append(table(op, results))
+    text = (
+        f"From `python benchmarks/profile_ops.py --n {args.n}` "
+        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}), {args.n} requests per client "
+        "and work.\n\n" + "\n\n".join(tables) + "\n"
+    )
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
 
 
 if __name__ == "__main__":

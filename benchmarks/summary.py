@@ -28,6 +28,7 @@ def render_summary(data: dict[str, Any]) -> str:
         f"the start, {cfg.get('loadavg_end', '?')} at the end); the full report is "
         "`benchmarks/results/results.md`.\n"
     ]
+    parts.append(render_operations(data))
     cold = {k: v for k, v in (data.get("cold") or {}).items() if not k.startswith("_")}
     parts.append("**Cold start** (a new process: import, one model, configure, one GetItem):\n")
     if cold:
@@ -41,6 +42,9 @@ def render_summary(data: dict[str, Any]) -> str:
                 for e in cold.values()
             )
         )
+        source = (data.get("cold") or {}).get("_rss_source")
+        if source:
+            parts.append(f"Cold-start {source}.\n")
     else:
         parts.append("Not measured in this run.\n")
     threads = data.get("threads") or {}
@@ -76,6 +80,50 @@ def render_summary(data: dict[str, Any]) -> str:
     else:
         parts.append("Not measured in this run.\n")
     return "\n".join(parts)
+
+
+#: The per-operation rows the docs show: work in `aggregate`, label.
+OPERATIONS = (
+    ("query", "Query, 1000 items -> models, paginated"),
+    ("get", "GetItem"),
+    ("put", "PutItem / `save()`"),
+    ("bulk", "Bulk write, 1000 items"),
+    ("decode", "Decode a recorded 1 MB Query page (CPU only)"),
+    ("replay", "Query, recorded 1 MB page replayed (client only)"),
+)
+
+
+def render_operations(data: dict[str, Any]) -> str:
+    """Throughput ratio to the raw client and client CPU, per operation and client."""
+    names, aggregate = data["clients"], data.get("aggregate") or {}
+    clients = list(names)
+    if not aggregate:
+        return "**Per operation**: not measured in this run.\n"
+    head = "| work | " + " | ".join(names[c] for c in clients) + " |\n"
+    rule = "|---|" + "---:|" * len(clients) + "\n"
+
+    def rows(cell: Any) -> str:
+        out = ""
+        for work, label in OPERATIONS:
+            entries = aggregate.get(work) or {}
+            out += f"| {label} | " + " | ".join(cell(entries.get(c)) for c in clients) + " |\n"
+        return out
+
+    def ratio(e: Any) -> str:
+        return "—" if not e or e.get("ratio") is None else f"{e['ratio']:.2f}x"
+
+    def cpu(e: Any) -> str:
+        return "—" if not e or e.get("cpu_us") is None else f"{e['cpu_us']:,.0f}"
+
+    return (
+        "**Per operation**, throughput relative to the raw boto3 client (higher is better), "
+        "median of the rounds:\n\n"
+        + head
+        + rule
+        + rows(ratio)
+        + "\nClient CPU per item (Query, bulk, decode, replay) or per operation (GetItem, "
+        "PutItem), µs (lower is better):\n\n" + head + rule + rows(cpu)
+    )
 
 
 #: The performance issue's targets: (row, work in `aggregate`, the least ratio to raw boto3).
@@ -117,14 +165,14 @@ def render_targets(data: dict[str, Any]) -> str:
         entries = aggregate.get(work) or {}
         values = {c: (entries.get(c) or {}).get("ratio") for c in DYNORMS if c in entries}
         _, best = _best(values)
-        shown = ", ".join(f"{names.get(c, c)} {_ratio(v)}" for c, v in values.items()) or "—"
+        shown = "; ".join(f"{names.get(c, c)} {_ratio(v)}" for c, v in values.items()) or "—"
         rows.append((label, f">= {target:.1f}x raw boto3", shown, _verdict(best, target)))
     cold = data.get("cold") or {}
     base = cold.get("raw_boto3")
     for what, key in (("wall time", "wall_ratio"), ("peak RSS", "rss_ratio")):
         values = {c: (cold.get(c) or {}).get(key) for c in DYNORMS if c in cold}
         _, best = _best(values, higher_is_better=False)
-        shown = ", ".join(f"{names.get(c, c)} {_ratio(v)}" for c, v in values.items()) or "—"
+        shown = "; ".join(f"{names.get(c, c)} {_ratio(v)}" for c, v in values.items()) or "—"
         rows.append(
             (
                 f"Cold start, {what}",
@@ -139,7 +187,7 @@ def render_targets(data: dict[str, Any]) -> str:
             values = {c: (cold.get(c) or {}).get(key) for c in DYNORMS if c in cold}
             _, best = _best(values, higher_is_better=False)
             unit = "ms" if key == "wall_ms" else "MiB"
-            shown = ", ".join(f"{names.get(c, c)} {v:,.0f} {unit}" for c, v in values.items() if v)
+            shown = "; ".join(f"{names.get(c, c)} {v:,.0f} {unit}" for c, v in values.items() if v)
             rows.append(
                 (
                     f"Cold start, {what}, against pydynox",
@@ -151,7 +199,7 @@ def render_targets(data: dict[str, Any]) -> str:
     threads = data.get("threads") or {}
     values = {c: (threads.get(c) or {}).get("ratio") for c in DYNORMS if c in threads}
     _, best = _best(values)
-    shown = ", ".join(f"{names.get(c, c)} {_ratio(v)}" for c, v in values.items()) or "—"
+    shown = "; ".join(f"{names.get(c, c)} {_ratio(v)}" for c, v in values.items()) or "—"
     rows.append(
         (
             "GetItem from 16 threads",
