@@ -54,20 +54,25 @@ class ValueProblem(Exception):
 # --------------------------------------------------------------------------- scalars
 
 
+def as_utc(value: datetime) -> datetime:
+    """An aware datetime in UTC; ValueProblem for a naive one or one UTC cannot hold."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueProblem(
+            "is a naive datetime; use a timezone-aware one such as datetime.now(timezone.utc)"
+        )
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueProblem("is outside the datetime range once converted to UTC") from None
+
+
 def format_datetime(value: datetime) -> str:
     """Render an aware datetime as fixed-width UTC ISO-8601 with microseconds.
 
     Every value has the same width, so text order is time order (pydantic's own
     serialisation drops zero microseconds and keeps offsets, which misorders keys).
     """
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueProblem(
-            "is a naive datetime; use a timezone-aware one such as datetime.now(timezone.utc)"
-        )
-    try:
-        v = value.astimezone(timezone.utc)
-    except OverflowError:
-        raise ValueProblem("is outside the datetime range once converted to UTC") from None
+    v = as_utc(value)
     return (
         f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
         f"{v.second:02d}.{v.microsecond:06d}Z"

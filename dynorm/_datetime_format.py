@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ._codec import AttributeValue, FieldCodec, ValueProblem, from_wire
+from ._codec import AttributeValue, FieldCodec, ValueProblem, as_utc, from_wire
 
 __all__ = ["PRESETS", "DateTimeFormat", "with_format"]
 
@@ -99,17 +99,10 @@ class DateTimeFormat:
         self._regex = re.compile("".join(regex), re.DOTALL)
 
     def render(self, value: datetime) -> str:
-        """The stored text of an aware datetime (in UTC); ValueError names the problem."""
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(
-                "is a naive datetime; use a timezone-aware one such as datetime.now(timezone.utc)"
-            )
-        try:
-            v = value.astimezone(timezone.utc)
-        except OverflowError:
-            raise ValueError("is outside the datetime range once converted to UTC") from None
+        """The stored text of an aware datetime (in UTC); ValueProblem names the problem."""
+        v = as_utc(value)
         if v.microsecond and "f" not in self.directives:
-            raise ValueError(
+            raise ValueProblem(
                 f"has microseconds, which the datetime format {self.name!r} does not store; "
                 "drop them (value.replace(microsecond=0)) or store %f"
             )
@@ -176,10 +169,7 @@ def with_format(codec: FieldCodec, formats: Mapping[str, DateTimeFormat]) -> Fie
             return None
         if not isinstance(value, datetime):
             raise ValueProblem("is not a datetime")
-        try:
-            return {"S": fmt.render(value)}
-        except ValueError as exc:
-            raise ValueProblem(str(exc)) from None
+        return {"S": fmt.render(value)}
 
     def decode(av: Mapping[str, Any]) -> Any:
         text = av.get("S")

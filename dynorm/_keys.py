@@ -173,10 +173,7 @@ def render_value(
     `fmt`: the field's datetime format (`fields.DateTime(format=...)`) renders a datetime.
     """
     if fmt is not None and isinstance(value, datetime):
-        try:
-            text = fmt.render(value)
-        except ValueError as exc:
-            raise ValueProblem(str(exc)) from None
+        text = fmt.render(value)
     else:
         text = _formatted(value, spec, strict) if spec else _plain_text(value)
     if raw:
