@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -71,6 +71,24 @@ def _patch_post(monkeypatch: pytest.MonkeyPatch, fault: Any) -> None:
     monkeypatch.setattr(_http_async.AsyncExchange, "post", faulty)
 
 
+async def _ticks_during(call: Awaitable[Any]) -> int:
+    """How often a 20 ms ticker task ran on the loop while `call` was awaited."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.02)
+            ticks += 1
+
+    tick = asyncio.create_task(ticker())
+    try:
+        await call
+    finally:
+        tick.cancel()
+    return ticks
+
+
 async def test_lean_a_methods_run_on_the_loop_thread_and_never_on_a_worker(
     lean: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -98,17 +116,7 @@ async def test_the_loop_runs_while_a_lean_exchange_waits(
         return await original()
 
     _patch_post(monkeypatch, slow)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.02)
-            ticks += 1
-
-    tick = asyncio.create_task(ticker())
-    await Order.objects.aget(customer_id="c1", id=o.id)
-    tick.cancel()
+    ticks = await _ticks_during(Order.objects.aget(customer_id="c1", id=o.id))
     assert ticks >= 10
 
 
@@ -208,17 +216,7 @@ async def test_lean_backoff_sleeps_do_not_block_the_loop(
         return await original()
 
     _patch_post(monkeypatch, throttle)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.02)
-            ticks += 1
-
-    tick = asyncio.create_task(ticker())
-    await Order.objects.aget(customer_id="c1", id=o.id)
-    tick.cancel()
+    ticks = await _ticks_during(Order.objects.aget(customer_id="c1", id=o.id))
     assert len(slept) == 1 and ticks >= 5
 
 
