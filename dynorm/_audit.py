@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._codec import check_item_size
+from ._item_size import check_item_size
 from ._options import Options
 from ._request import Request
 from .exceptions import InvalidValueError

@@ -18,7 +18,6 @@ from pydantic import BaseModel
 from . import _bridge
 from ._batch import backoff, batch_get
 from ._capture import captured
-from ._codec import item_size, value_size
 from ._companions import explain, is_companion_write
 from ._config import TableChoice, binding, connection_for, table_name_for
 from ._connection import logger
@@ -40,6 +39,7 @@ from ._exactly_once import (
     written_to,
 )
 from ._instance_writes import condition_check_op, take
+from ._item_size import item_size, value_size
 from ._options import Options
 from ._transaction_context import active, current_transaction
 from ._write_op import WriteOp

@@ -47,12 +47,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .._codec import Item, ValueProblem, check_item_size, invalid_value
+from .._codec import Item, ValueProblem, invalid_value
 from .._constants import (
     OWNER_PK_ATTR,
     OWNER_SK_ATTR,
     SCHEMA_VERSION_ATTR,
 )
+from .._item_size import check_item_size
 from .._layout import DEFAULT
 from .._migrations import UNSTAMPED
 from .._request import Request

@@ -29,10 +29,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import _json, _registry
-from .._codec import _number_bound, item_size
 from .._config import get_connection
 from .._connection import Connection
 from .._constants import TRANSACT_ITEMS_LIMIT, TYPE_ATTR
+from .._item_size import _number_bound, item_size
 from .._layout import DEFAULT, Layout
 from .._proof import Sent
 from ..exceptions import (

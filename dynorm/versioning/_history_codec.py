@@ -27,8 +27,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from .._codec import check_item_size, wire_bytes
+from .._codec import wire_bytes
 from .._constants import PK, SK, SORT_KEY_LIMIT, TYPE_ATTR, VERSION_ATTR
+from .._item_size import check_item_size
 from .._keys import SEPARATOR, escape, unescape
 from ..exceptions import InvalidValueError
 from ..models import Model

@@ -10,7 +10,7 @@ import pytest
 
 import dynorm
 from dynorm import Index, Model, Q
-from dynorm._codec import item_size
+from dynorm._item_size import item_size
 from dynorm.exceptions import (
     DynormError,
     InvalidValueError,

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import dynorm
 from dynorm import F, Model
-from dynorm._codec import item_size
 from dynorm._constants import ITEM_SIZE_LIMIT
+from dynorm._item_size import item_size
 from dynorm.exceptions import ItemTooLargeError
 from dynorm.query import _compile_write
 from tests.reliability.helpers import Faults

@@ -14,16 +14,14 @@ from pydantic import BaseModel, ValidationError
 from dynorm import InvalidValueError, ItemTooLargeError, Model, _json, fields
 from dynorm._codec import (
     ValueProblem,
-    check_item_size,
     format_datetime,
     from_wire,
-    item_size,
     number_from_wire,
     number_to_wire,
     to_wire,
-    value_size,
 )
 from dynorm._constants import ITEM_SIZE_LIMIT, TTL_ATTR
+from dynorm._item_size import check_item_size, item_size, value_size
 from dynorm._registry import isolated_registry
 from tests.models import Color, Everything, OrderLine
 
