@@ -28,8 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import urllib3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse, HeadersDict
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -50,6 +49,7 @@ from urllib3.exceptions import (
 )
 
 from . import _bridge, _json
+from ._signing import RequestSigner
 
 #: The operations sent on the lean path; everything else goes through the boto3 client.
 LEAN_OPERATIONS = frozenset(
@@ -151,6 +151,7 @@ class HttpTransport:
         self.endpoint_url = str(meta.endpoint_url).rstrip("/") + "/"
         self.region = str(meta.region_name)
         self._credentials_source = credentials
+        self._signer = RequestSigner(self.endpoint_url, self.region, _CONTENT_TYPE)
         self._service = meta.service_model
         self._operations: dict[str, Any] = {}
         self._parser = create_parser("json")
@@ -183,14 +184,7 @@ class HttpTransport:
         return creds.get_frozen_credentials()
 
     def _signed_headers(self, operation: str, body: bytes) -> dict[str, str]:
-        request = AWSRequest(
-            method="POST",
-            url=self.endpoint_url,
-            data=body,
-            headers={"Content-Type": _CONTENT_TYPE, "X-Amz-Target": _TARGET + operation},
-        )
-        SigV4Auth(self._credentials(), "dynamodb", self.region).add_auth(request)
-        return dict(request.headers.items())
+        return self._signer.headers(self._credentials(), _TARGET + operation, body)
 
     def _operation_model(self, operation: str) -> Any:
         model = self._operations.get(operation)
