@@ -48,7 +48,7 @@ from urllib3.exceptions import (
     SSLError as Urllib3SSLError,
 )
 
-from . import _bridge, _json
+from . import _bridge, _json, _wire
 from ._signing import RequestSigner
 
 #: The operations sent on the lean path; everything else goes through the boto3 client.
@@ -162,6 +162,15 @@ class HttpTransport:
         self.pool = urllib3.PoolManager(
             num_pools=4, maxsize=pool_size, block=False, retries=False, timeout=self._timeout
         )
+        #: dynorm's own HTTP/1.1 exchange (`_wire`) for the sync path, or None where it
+        #: does not apply (a proxy, a client certificate): then `pool` carries the bytes.
+        self.wire = _wire.for_client(
+            client,
+            self.endpoint_url,
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
         #: Called after each attempt with (the HTTP answer or None, the exception it ended
         #: in or None), as botocore's `needs-retry` event: the request log and the
         #: exactly-once bookkeeping learn of every attempt through it.
@@ -260,6 +269,11 @@ class HttpTransport:
                 self._loop_exchange().post(self.endpoint_url, body, dict(headers))
             )
             answer: Any = got_headers
+            return AWSResponse(self.endpoint_url, status, answer, _Body(data))
+        wire = self.wire
+        if wire is not None:
+            status, got_headers, data = wire.post(body, headers)
+            answer = got_headers  # HeadersDict takes any mapping
             return AWSResponse(self.endpoint_url, status, answer, _Body(data))
         got = self.pool.urlopen(
             "POST",
@@ -380,5 +394,7 @@ class HttpTransport:
     def close(self) -> None:
         """Close every pooled connection (the event loops' too)."""
         self.pool.clear()
+        if self.wire is not None:
+            self.wire.close()
         if self._on_loop is not None:
             self._on_loop.close()

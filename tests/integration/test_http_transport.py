@@ -4,7 +4,8 @@ Invariants: whatever path wrote an item, the other reads it identically; errors 
 the same dynorm exceptions; throttling is retried with backoff up to `max_attempts`; a
 write whose answer was lost is applied once; nothing listening is "not sent"; a body
 whose CRC32 does not match is never used; credentials are read for every request.
-Faults are injected at the transport (urllib3's `urlopen`), where this path sends.
+Faults are injected at the transport's exchange (`HttpTransport._post`), where this path
+sends.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import urllib3
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
 from hypothesis import HealthCheck, given, settings, strategies as st
-from urllib3.exceptions import ReadTimeoutError
 
 import dynorm
 from dynorm import F, _config
-from dynorm._http import HttpTransport
+from dynorm._http import HttpTransport, _Body
 from dynorm.exceptions import (
     ServiceError,
     ThrottledError,
@@ -32,6 +33,8 @@ from dynorm.exceptions import (
 )
 from tests.models import Everything, Order
 from tests.reliability.helpers import Faults, raw_get
+
+lean_url = "http://dynamodb.invalid/"  # where an injected answer says it came from
 
 
 @pytest.fixture
@@ -44,31 +47,29 @@ def lean(dynorm_table: str) -> HttpTransport:
 
 
 @pytest.fixture
-def urlopen(lean: HttpTransport, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Route the transport's requests through `faults` (callables run in order)."""
-    real = lean.pool.urlopen
+def wire(lean: HttpTransport, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Route the transport's exchanges through `faults` (callables run in order), whichever
+    carries them (dynorm's own `_wire`, or urllib3 where that does not apply)."""
+    real = lean._post
     faults: list[Any] = []
 
-    def patched(method: str, url: str, **kw: Any) -> Any:
+    def patched(body: bytes, headers: Any) -> AWSResponse:
         if faults:
-            return faults.pop(0)(real, method, url, kw)
-        return real(method, url, **kw)
+            answer: AWSResponse = faults.pop(0)(real, body, headers)
+            return answer
+        return real(body, headers)
 
-    monkeypatch.setattr(lean.pool, "urlopen", patched)
+    monkeypatch.setattr(lean, "_post", patched)
     yield faults
 
 
-def _answer(status: int, body: bytes, crc: int | None = None) -> urllib3.HTTPResponse:
+def _answer(status: int, body: bytes, crc: int | None = None) -> AWSResponse:
     checksum = zlib.crc32(body) & 0xFFFFFFFF if crc is None else crc
-    return urllib3.HTTPResponse(
-        body=body,
-        status=status,
-        headers={"x-amz-crc32": str(checksum), "content-type": "application/x-amz-json-1.0"},
-        preload_content=True,
-    )
+    headers: Any = {"x-amz-crc32": str(checksum), "content-type": "application/x-amz-json-1.0"}
+    return AWSResponse(lean_url, status, headers, _Body(body))
 
 
-def _error(code: str) -> Callable[..., urllib3.HTTPResponse]:
+def _error(code: str) -> Callable[..., AWSResponse]:
     body = f'{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"injected"}}'
     return lambda *_: _answer(400, body.encode())
 
@@ -126,47 +127,47 @@ def test_errors_map_to_the_same_exceptions(lean: HttpTransport) -> None:
 
 
 def test_throttling_is_retried_then_raised_after_max_attempts(
-    lean: HttpTransport, urlopen: list[Any]
+    lean: HttpTransport, wire: list[Any]
 ) -> None:
     o = Order.objects.create(customer_id="c1", total=Decimal(1))
-    urlopen.extend([_error("ProvisionedThroughputExceededException")] * 2)
+    wire.extend([_error("ProvisionedThroughputExceededException")] * 2)
     assert Order.objects.get(customer_id="c1", id=o.id) == o  # third attempt answered
-    assert urlopen == []
-    urlopen.extend([_error("ProvisionedThroughputExceededException")] * 5)
+    assert wire == []
+    wire.extend([_error("ProvisionedThroughputExceededException")] * 5)
     with pytest.raises(ThrottledError) as caught:
         Order.objects.get(customer_id="c1", id=o.id)
     assert caught.value.attempts == 3  # configure(max_attempts=3), the default
-    assert len(urlopen) == 2
+    assert len(wire) == 2
 
 
 def test_a_write_whose_answer_was_lost_is_applied_once(
-    lean: HttpTransport, urlopen: list[Any]
+    lean: HttpTransport, wire: list[Any]
 ) -> None:
     o = Order.objects.create(customer_id="c1", total=Decimal(1))
 
-    def lose(real: Any, method: str, url: str, kw: dict[str, Any]) -> Any:
-        real(method, url, **kw)  # DynamoDB applies it ...
-        raise ReadTimeoutError(None, url, "injected: the answer was lost")  # type: ignore[arg-type]
+    def lose(real: Any, body: bytes, headers: Any) -> Any:
+        real(body, headers)  # DynamoDB applies it ...
+        raise ReadTimeoutError(endpoint_url=lean_url)  # injected: the answer was lost
 
-    urlopen.append(lose)
+    wire.append(lose)
     o.update(total=F("total") + 1)
-    assert urlopen == []
+    assert wire == []
     stored = Order.objects.get(customer_id="c1", id=o.id)
     assert (stored.total, stored.version) == (Decimal(2), 2) == (o.total, o.version)
-    urlopen.append(lose)
+    wire.append(lose)
     o.total = Decimal(10)
     o.save()  # retried by the transport; the retry's refusal shows the write token: applied
     assert Order.objects.get(customer_id="c1", id=o.id).version == o.version == 3
 
 
-def test_a_body_with_a_bad_checksum_is_never_used(lean: HttpTransport, urlopen: list[Any]) -> None:
+def test_a_body_with_a_bad_checksum_is_never_used(lean: HttpTransport, wire: list[Any]) -> None:
     o = Order.objects.create(customer_id="c1", total=Decimal(1))
 
-    def corrupt(real: Any, method: str, url: str, kw: dict[str, Any]) -> Any:
-        good = real(method, url, **kw)
-        return _answer(200, good.data.replace(b'"1"', b'"9"'), crc=zlib.crc32(good.data))
+    def corrupt(real: Any, body: bytes, headers: Any) -> Any:
+        good = real(body, headers).content
+        return _answer(200, good.replace(b'"1"', b'"9"'), crc=zlib.crc32(good))
 
-    urlopen.append(corrupt)
+    wire.append(corrupt)
     assert Order.objects.get(customer_id="c1", id=o.id).total == Decimal(1)  # retried
 
 
