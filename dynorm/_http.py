@@ -6,8 +6,9 @@ compiles itself, this transport sends the compiler's body straight to the endpoi
 boto3 client resolved once, signed with botocore's own SigV4 signer and credentials (so
 profiles, SSO, assumed roles and refreshing credentials keep working), retried with
 botocore's "standard" retry components (throttling backoff, the retry quota,
-`total_max_attempts`, the CRC32 check of DynamoDB responses), through one urllib3 pool of
-`max_pool_connections` keep-alive connections.
+`total_max_attempts`, the CRC32 check of DynamoDB responses), over `max_pool_connections`
+keep-alive connections of dynorm's own HTTP/1.1 exchange (`_wire.py`), or of one urllib3
+pool where that exchange does not apply (a proxy, a client certificate).
 
 It answers as the boto3 method would: the parsed response (binary values as bytes), or a
 botocore exception (`ClientError` built by botocore's own error parser, a botocore

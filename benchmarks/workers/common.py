@@ -118,7 +118,8 @@ def make_orders(seed: str, customer_id: str, n: int) -> list[dict[str, Any]]:
 
 
 class RequestCounter:
-    """Counts HTTP requests at http.client level (botocore's urllib3 and any lean path)."""
+    """Counts HTTP requests at http.client level (botocore's urllib3, the lean path's urllib3
+    fallback) and at dynorm's own exchange (`dynorm._wire`, the lean path's sync wire)."""
 
     count = 0
     _installed = False
@@ -136,6 +137,19 @@ class RequestCounter:
             return original(self, *args, **kwargs)
 
         http.client.HTTPConnection.putrequest = putrequest  # type: ignore[method-assign]
+        try:
+            from dynorm._wire import Exchange
+        except ImportError:  # a peer's worker, without dynorm
+            pass
+        else:
+            post = Exchange.post
+
+            def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+                with cls._lock:
+                    cls.count += 1
+                return post(self, *args, **kwargs)
+
+            Exchange.post = counted  # type: ignore[method-assign]
         cls._installed = True
 
 
