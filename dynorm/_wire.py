@@ -68,6 +68,7 @@ __all__ = ["Exchange", "WireError", "for_client"]
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
 _RECV = 65536
+_MAX_RECV = 1 << 20
 _SKIPPED = frozenset({"host", "content-length", "accept-encoding", "connection"})
 
 
@@ -116,45 +117,61 @@ def _tls_context(verify: Any) -> ssl.SSLContext:
 
 
 class _Conn:
-    """One socket and the bytes read from it past the last answer (none, when idle)."""
+    """One socket and the bytes read from it that are not yet used (`buf[pos:]`)."""
 
-    __slots__ = ("buf", "sock")
+    __slots__ = ("buf", "pos", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = b""
+        self.pos = 0
 
-    def fill(self) -> None:
-        """Read at least one more byte into `buf`, or raise WireError at the end."""
-        data = self.sock.recv(_RECV)
+    def _recv(self, size: int = _RECV) -> bytes:
+        data = self.sock.recv(size)
         if not data:
             raise WireError("the connection closed before the answer was complete")
-        self.buf += data
+        return data
 
     def line(self) -> bytes:
         """The next line, without its CRLF (or bare LF)."""
         while True:
-            end = self.buf.find(b"\n")
+            end = self.buf.find(b"\n", self.pos)
             if end >= 0:
-                line, self.buf = self.buf[:end], self.buf[end + 1 :]
+                line = self.buf[self.pos : end]
+                self.pos = end + 1
                 return line[:-1] if line.endswith(b"\r") else line
-            if len(self.buf) > _MAX_LINE:
+            if len(self.buf) - self.pos > _MAX_LINE:
                 raise WireError("a status or header line is too long")
-            self.fill()
+            self.buf = self.buf[self.pos :] + self._recv()
+            self.pos = 0
 
     def exactly(self, size: int) -> bytes:
-        while len(self.buf) < size:
-            self.fill()
-        data, self.buf = self.buf[:size], self.buf[size:]
-        return data
+        """The next `size` bytes (a body is gathered in parts: no quadratic copying)."""
+        start = self.pos
+        have = len(self.buf) - start
+        if have >= size:
+            self.pos = start + size
+            return self.buf[start : self.pos]
+        parts = [self.buf[start:]]
+        while have < size:
+            data = self._recv(min(max(size - have, _RECV), _MAX_RECV))
+            parts.append(data)
+            have += len(data)
+        joined = b"".join(parts)
+        self.buf, self.pos = joined, size
+        return joined[:size]
 
     def rest(self) -> bytes:
         """Everything until the server closes the connection."""
-        chunks = [self.buf]
+        parts = [self.buf[self.pos :]]
         while data := self.sock.recv(_RECV):
-            chunks.append(data)
-        self.buf = b""
-        return b"".join(chunks)
+            parts.append(data)
+        self.buf, self.pos = b"", 0
+        return b"".join(parts)
+
+    def leftover(self) -> bool:
+        """Whether bytes past the answer were read (then the socket is not reused)."""
+        return self.pos < len(self.buf)
 
 
 def _headers(conn: _Conn) -> dict[str, str]:
@@ -252,7 +269,10 @@ def read_answer(conn: _Conn) -> tuple[int, dict[str, str], bytes, bool]:
             body = zlib.decompress(body, 47 if encoding != "deflate" else 15)
         except zlib.error as exc:
             raise WireError(f"the {encoding} body does not decode") from exc
-    return status, headers, body, keep and not conn.buf
+    if conn.leftover():
+        keep = False
+    conn.buf, conn.pos = b"", 0
+    return status, headers, body, keep
 
 
 def _dropped(sock: socket.socket) -> bool:
@@ -416,7 +436,7 @@ class Exchange:
             return ReadTimeoutError(endpoint_url=self.url, error=exc)
         if isinstance(exc, (OSError, WireError)):
             return ConnectionClosedError(endpoint_url=self.url, error=exc)
-        return exc
+        raise exc  # anything else (KeyboardInterrupt, a bug) as it is
 
     def close(self) -> None:
         """Close every idle connection (one in use closes when its answer is read)."""

@@ -143,6 +143,8 @@ def test_concurrent_writer_threads_during_a_backfill_lose_no_update(dynorm_table
         new = define("COLOR#{color}")
         dynorm.create_table([new])
         last: dict[str, tuple[int, str, bool]] = {}
+        versions: dict[str, int] = {}  # the version of the write `last` holds
+        recording = threading.Lock()
         stop = threading.Event()
 
         def write() -> None:
@@ -156,7 +158,10 @@ def test_concurrent_writer_threads_during_a_backfill_lose_no_update(dynorm_table
                     obj.save()
                 except VersionConflictError:
                     continue
-                last[key] = (obj.size, obj.color, model is new)
+                with recording:  # the other thread may record an earlier write of key later
+                    if obj.version > versions.get(key, 0):
+                        versions[key] = obj.version
+                        last[key] = (obj.size, obj.color, model is new)
 
         threads = [threading.Thread(target=write) for _ in range(2)]
         for t in threads:
