@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from botocore.exceptions import (
 from . import _bridge, _json
 from ._aws_errors import WRITES as _WRITES, translate_client_error
 from ._capture import record
+from ._endpoint import ClientSlot, client_region, lean_endpoint, lean_http_session
 from ._http import LEAN_OPERATIONS, HttpTransport
 from .exceptions import (
     ConfigurationError,
@@ -260,11 +260,21 @@ def install_fast_path(client: Any) -> None:
         )
 
 
+def _prepare(client: Any, direct: bool) -> bool:
+    """Install dynorm's hooks on a client; whether the direct serializer is installed."""
+    # Only for clients dynorm created: a user's client keeps botocore's serializer.
+    direct = direct and install_direct_serializer(client)
+    install_fast_path(client)
+    install_request_hooks(client)
+    return direct
+
+
 class Connection:
     """A DynamoDB client bound to dynorm's table.
 
     Args:
-        client: A boto3 DynamoDB client (low-level, not the resource).
+        client: A boto3 DynamoDB client (low-level, not the resource), or a `ClientSlot`
+            that makes it on first use.
         table_name: The single table every model is stored in.
     """
 
@@ -276,50 +286,66 @@ class Connection:
         direct: bool = False,
         transport: HttpTransport | None = None,
     ) -> None:
-        self.client = client
+        if not isinstance(client, ClientSlot):
+            client = ClientSlot(client, _prepare, direct=direct)
+        self._slot = client
         self.table_name = table_name
         self.transport = transport
         self._bound: dict[str, Callable[..., Any]] = {}
         #: Whether dynorm created the client (a user's may carry hooks that expect one
         #: request at a time, so batch chunks are sent one after another on it).
         self.owns_client = direct
-        # Only for clients dynorm created: a user's client keeps botocore's serializer.
-        self._direct = direct and install_direct_serializer(client)
-        install_fast_path(client)
-        install_request_hooks(client)
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client (made now if the lean transport has not needed it yet)."""
+        return self._slot.get()
+
+    @property
+    def client_key(self) -> object:
+        """What identifies this Connection's client before it exists (shared by `for_table`)."""
+        return self._slot
+
+    def same_client(self, other: Connection) -> bool:
+        """Whether both Connections send through one client."""
+        if self._slot is other._slot:
+            return True
+        made = self._slot.made
+        return made is not None and made is other._slot.made
+
+    def on_client(self, callback: Callable[[Any], None]) -> None:
+        """Run `callback(client)` on the boto3 client, now or when it is made."""
+        self._slot.on_client(callback)
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where requests go: the lean transport's endpoint, else the client's."""
+        if self.transport is not None:
+            return self.transport.endpoint_url
+        return str(getattr(self.client.meta, "endpoint_url", "") or "")
 
     def for_table(self, table_name: str) -> Connection:
         """A Connection to another table through the same client."""
         other = object.__new__(Connection)
-        other.client = self.client
+        other._slot = self._slot
         other.table_name = table_name
         other.transport = self.transport
         other._bound = self._bound
-        other._direct = self._direct
         other.owns_client = self.owns_client
         return other
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Connection:
-        """Create the client described by `settings` (or take the one given)."""
+        """Create the client described by `settings` (or take the one given).
+
+        With `transport="http"` the client is made only when something needs it (an
+        operation the lean transport does not send, or `Connection.client`), if the
+        endpoint is known without it (`_endpoint.lean_endpoint`).
+        """
         if settings.client is not None:
             return cls(settings.client, settings.table_name)
         session = botocore.session.Session()
-        # botocore reads $AWS_DEFAULT_REGION and the profile; the newer AWS SDKs read $AWS_REGION.
-        region = (
-            settings.region_name
-            or session.get_config_variable("region")
-            or os.environ.get("AWS_REGION")
-        )
-        if not region:
-            if settings.endpoint_url is None:
-                raise ConfigurationError(
-                    "Cannot create a DynamoDB client without a region; set $AWS_REGION (or "
-                    "$AWS_DEFAULT_REGION), give your AWS profile a region, or call "
-                    "dynorm.configure(region_name=...).",
-                    code="config",
-                )
-            region = "us-east-1"  # any region works against a local endpoint
+        region = client_region(session, settings)
         config = Config(
             # total_max_attempts counts the first attempt; botocore's max_attempts does not.
             retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
@@ -330,34 +356,46 @@ class Connection:
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
         )
+        credentials = session.get_credentials()
         kwargs: dict[str, Any] = {}
-        if settings.endpoint_url is not None and session.get_credentials() is None:
+        if settings.endpoint_url is not None and credentials is None:
             # DynamoDB Local accepts any credentials; AWS itself never sees these.
             kwargs = {"aws_access_key_id": "dynorm", "aws_secret_access_key": "dynorm"}
-        client = session.create_client(
-            "dynamodb",
-            endpoint_url=settings.endpoint_url,
-            region_name=region,
-            config=config,
-            **kwargs,
+            credentials = Credentials(kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"])
+
+        def make() -> Any:
+            return session.create_client(
+                "dynamodb",
+                endpoint_url=settings.endpoint_url,
+                region_name=region,
+                config=config,
+                **kwargs,
+            )
+
+        if settings.transport != "http":
+            return cls(make(), settings.table_name, direct=True)
+        endpoint = lean_endpoint(session, region, settings.endpoint_url, settings.table_name)
+        slot = ClientSlot(None, _prepare, make, direct=True)
+        if endpoint is None:  # only the client's own endpoint resolution knows
+            client = slot.get()
+            endpoint = str(client.meta.endpoint_url)
+            http = client._endpoint.http_session
+        else:
+            http = lean_http_session(session, endpoint, settings)
+        transport = HttpTransport(
+            endpoint,
+            region,
+            credentials,
+            service_model=lambda: session.get_service_model("dynamodb"),
+            http_session=http,
+            max_attempts=settings.max_attempts,
+            pool_size=settings.max_pool_connections,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
         )
-        transport = None
-        if settings.transport == "http":
-            credentials = (
-                Credentials(kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"])
-                if kwargs
-                else session.get_credentials()
-            )
-            transport = HttpTransport(
-                client,
-                credentials,
-                max_attempts=settings.max_attempts,
-                pool_size=settings.max_pool_connections,
-                connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,
-            )
-            transport.listeners.append(_count_attempt)
-        return cls(client, settings.table_name, direct=True, transport=transport)
+        transport.listeners.append(_count_attempt)
+        conn = cls(slot, settings.table_name, direct=True, transport=transport)
+        return conn
 
     def send(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Send one DynamoDB request and return botocore's parsed response.
@@ -381,7 +419,7 @@ class Connection:
             params = {**params, "ReturnConsumedCapacity": "TOTAL"}
         box = _Attempts()
         started = time.perf_counter()
-        direct = _direct.set(self._direct)
+        direct = _direct.set(self._slot.direct)
         attempts = _attempts.set(box)
         try:
             response = self._send(operation, method, params, box)
@@ -460,7 +498,7 @@ class Connection:
     def _network_error(self, operation: str, exc: BotoCoreError, box: _Attempts) -> ServiceError:
         """The ServiceError for a botocore error that is not a DynamoDB answer."""
         where = f"{operation} on table {self.table_name!r}"
-        url = str(getattr(self.client.meta, "endpoint_url", "") or "")
+        url = self.endpoint_url
         if not box.sent and isinstance(exc, BotoConnectionError):
             host = urlsplit(url).hostname or ""
             if host.endswith((".amazonaws.com", ".amazonaws.com.cn")):

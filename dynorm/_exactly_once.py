@@ -292,19 +292,25 @@ def _on_lean_attempt(response: Any, caught: BaseException | None) -> None:
     _on_attempt(response=None if response is None else (response, None), caught_exception=caught)
 
 
+def _register_attempt_hook(client: Any) -> None:
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is not None:
+        events.register("needs-retry.dynamodb", _on_attempt, unique_id="dynorm-write-attempts")
+
+
 def _track(conn: Connection) -> None:
-    client = conn.client
-    if client in _tracked:
+    # Keyed by the client's slot, not the client: on the lean transport the client may not
+    # exist yet (it gets the hook when it is made).
+    key = conn.client_key
+    if key in _tracked:
         return
     with _tracked_lock:
-        if client in _tracked:
+        if key in _tracked:
             return
-        events = getattr(getattr(client, "meta", None), "events", None)
-        if events is not None:
-            events.register("needs-retry.dynamodb", _on_attempt, unique_id="dynorm-write-attempts")
+        conn.on_client(_register_attempt_hook)
         if conn.transport is not None:
             conn.transport.listeners.append(_on_lean_attempt)
-        _tracked.add(client)
+        _tracked.add(key)
 
 
 @contextmanager

@@ -2,9 +2,10 @@
 
 botocore's request pipeline (endpoint rules, event hooks, serializer, signer setup, its
 HTTP adapter) is most of a single GetItem's client time. For the item operations dynorm
-compiles itself, this transport sends the compiler's body straight to the endpoint the
-boto3 client resolved once, signed with botocore's own SigV4 signer and credentials (so
-profiles, SSO, assumed roles and refreshing credentials keep working), retried with
+compiles itself, this transport sends the compiler's body straight to the endpoint resolved
+once (`_endpoint.lean_endpoint`, else the boto3 client's), signed with botocore's own SigV4
+signer and credentials (so profiles, SSO, assumed roles and refreshing credentials keep
+working), retried with
 botocore's "standard" retry components (throttling backoff, the retry quota,
 `total_max_attempts`, the CRC32 check of DynamoDB responses), over `max_pool_connections`
 keep-alive connections of dynorm's own HTTP/1.1 exchange (`_wire.py`), or of one urllib3
@@ -67,6 +68,11 @@ LEAN_OPERATIONS = frozenset(
         "TransactGetItems",
     }
 )
+
+#: The members botocore fills with a fresh token when the caller leaves them out (the
+#: service model's `idempotencyToken` members of the lean operations; a unit test checks
+#: this against the model).
+IDEMPOTENT_MEMBERS: dict[str, tuple[str, ...]] = {"TransactWriteItems": ("ClientRequestToken",)}
 
 _TARGET = "DynamoDB_20120810."
 _CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -133,27 +139,35 @@ def _bytes_values(node: Any) -> Any:
 class HttpTransport:
     """Send dynorm's item requests to one DynamoDB endpoint over a urllib3 pool.
 
-    Built from the boto3 client dynorm created for a table: its resolved endpoint, region,
-    credentials and service model. Thread-safe; no lock is held while a request is on the
-    wire (the pool hands each thread its own connection).
+    Built for a table from what a boto3 client of dynorm's would use: the resolved endpoint,
+    the region, the session's credentials and (loaded when first needed) the service model.
+    `http_session` is the botocore HTTP session such a client sends through (its TLS
+    verification, proxies and socket options; `_endpoint.lean_http_session` builds it when
+    there is no client). Thread-safe; no lock is held while a request is on the wire (the
+    pool hands each thread its own connection).
     """
 
     def __init__(
         self,
-        client: Any,
+        endpoint_url: str,
+        region: str,
         credentials: Any,
         *,
+        service_model: Callable[[], Any],
+        http_session: Any,
         max_attempts: int,
         pool_size: int,
         connect_timeout: float,
         read_timeout: float,
     ) -> None:
-        meta = client.meta
-        self.endpoint_url = str(meta.endpoint_url).rstrip("/") + "/"
-        self.region = str(meta.region_name)
+        self.endpoint_url = endpoint_url.rstrip("/") + "/"
+        self.region = region
         self._credentials_source = credentials
         self._signer = RequestSigner(self.endpoint_url, self.region, _CONTENT_TYPE)
-        self._service = meta.service_model
+        #: DynamoDB's botocore service model, loaded on first need (an error answer or a
+        #: retry decision; see `_operation_model`): a successful request never needs it.
+        self._load_service = service_model
+        self._service: Any = None
         self._operations: dict[str, Any] = {}
         self._parser = create_parser("json")
         self._retrying = _Retrying(max_attempts)
@@ -165,8 +179,8 @@ class HttpTransport:
         )
         #: dynorm's own HTTP/1.1 exchange (`_wire`) for the sync path, or None where it
         #: does not apply (a proxy, a client certificate): then `pool` carries the bytes.
-        self.wire = _wire.for_client(
-            client,
+        self.wire = _wire.for_session(
+            http_session,
             self.endpoint_url,
             pool_size=pool_size,
             connect_timeout=connect_timeout,
@@ -196,10 +210,17 @@ class HttpTransport:
     def _signed_headers(self, operation: str, body: bytes) -> dict[str, str]:
         return self._signer.headers(self._credentials(), _TARGET + operation, body)
 
+    def _service_model(self) -> Any:
+        service = self._service
+        if service is None:
+            service = self._service = self._load_service()
+        return service
+
     def _operation_model(self, operation: str) -> Any:
         model = self._operations.get(operation)
         if model is None:
-            model = self._operations[operation] = self._service.operation_model(operation)
+            model = self._service_model().operation_model(operation)
+            self._operations[operation] = model
         return model
 
     # ------------------------------------------------------------------ sending
@@ -219,9 +240,7 @@ class HttpTransport:
         """
         # botocore fills an idempotency token the caller left out (TransactWriteItems'
         # ClientRequestToken) once per call, so that every retry carries the same one.
-        missing = [
-            m for m in self._operation_model(operation).idempotent_members if m not in params
-        ]
+        missing = [m for m in IDEMPOTENT_MEMBERS.get(operation, ()) if m not in params]
         if missing:
             params = {**params, **{m: str(uuid.uuid4()) for m in missing}}
         body = _json.dumps(params)
@@ -373,7 +392,7 @@ class HttpTransport:
         # The modeled error's fields (CancellationReasons, the Item of a failed condition),
         # as botocore's endpoint adds them.
         code = parsed.get("Error", {}).get("Code")
-        shape = self._service.shape_for_error_code(code) if code else None
+        shape = self._service_model().shape_for_error_code(code) if code else None
         if shape is not None:
             parsed.update(self._parser.parse(answer, shape))
         parsed.setdefault("ResponseMetadata", {})["HTTPStatusCode"] = response.status_code

@@ -154,7 +154,7 @@ class Transaction:
     def _connection(self) -> Connection:
         """The one client every action's table is reached through."""
         conns = [connection_for(op.model, op.table) for op in self.ops]
-        if any(c.client is not conns[0].client for c in conns):
+        if not all(c.same_client(conns[0]) for c in conns):
             raise QueryError(
                 "Cannot commit a transaction over tables reached through different clients "
                 "(another endpoint, region or client): DynamoDB transactions span tables of "
@@ -561,7 +561,7 @@ def transaction_get(keys: Sequence[Any]) -> Sequence[Any]:
             code="bad-query",
         )
     conns = [connection_for(model, table) for (model, _), table in zip(pairs, tables)]
-    if any(c.client is not conns[0].client for c in conns):
+    if not all(c.same_client(conns[0]) for c in conns):
         raise QueryError(
             "Cannot transaction_get items of tables reached through different clients; "
             "read them separately.",

@@ -15,7 +15,7 @@ hostname checking on); answers framed by Content-Length, by `Transfer-Encoding: 
 compression (`Accept-Encoding: identity`) and decodes gzip / deflate if a server sends them
 anyway, as urllib3 does. What it does not speak (a proxy for the endpoint: client config
 `proxies` or `$HTTPS_PROXY` / `$HTTP_PROXY` not excluded by `$NO_PROXY`; a client
-certificate; an HTTP session that is not botocore's own) makes `for_client()` return None,
+certificate; an HTTP session that is not botocore's own) makes `for_session()` return None,
 once, when the transport is built: that transport keeps sending over urllib3.
 
 The pool: up to `pool_size` idle connections, last used first; a connection belongs to one
@@ -62,7 +62,7 @@ from botocore.exceptions import (
 )
 from botocore.httpsession import URLLib3Session, get_cert_path
 
-__all__ = ["Exchange", "WireError", "for_client"]
+__all__ = ["Exchange", "WireError", "for_client", "for_session"]
 
 #: Longest status or header line, and most header lines, accepted (http.client's limits).
 _MAX_LINE = 65536
@@ -79,12 +79,24 @@ class WireError(Exception):
 def for_client(
     client: Any, url: str, *, pool_size: int, connect_timeout: float, read_timeout: float
 ) -> Exchange | None:
-    """The exchange for a boto3 client's endpoint, or None if urllib3 must carry it.
+    """The exchange for a boto3 client's endpoint, or None if urllib3 must carry it."""
+    return for_session(
+        getattr(getattr(client, "_endpoint", None), "http_session", None),
+        url,
+        pool_size=pool_size,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
 
-    None when the client's HTTP session is not botocore's own, uses a proxy for `url`, a
+
+def for_session(
+    found: Any, url: str, *, pool_size: int, connect_timeout: float, read_timeout: float
+) -> Exchange | None:
+    """The exchange for a botocore HTTP session's endpoint, or None if urllib3 must carry it.
+
+    None when the session is not botocore's own `URLLib3Session`, uses a proxy for `url`, a
     client certificate, or `url` is not plain http(s).
     """
-    found = getattr(getattr(client, "_endpoint", None), "http_session", None)
     if type(found) is not URLLib3Session:
         return None
     session: Any = found
