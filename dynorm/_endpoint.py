@@ -107,7 +107,7 @@ def lean_http_session(session: Any, endpoint: str, settings: Settings) -> URLLib
     that URL, TCP_NODELAY plus SO_KEEPALIVE when the profile sets `tcp_keepalive`, dynorm's
     pool size and timeouts. A unit test compares it with a real client's.
     """
-    verify = session.get_config_variable("ca_bundle")
+    verify: Any = session.get_config_variable("ca_bundle")  # True, or a CA bundle's path
     if verify is None:
         verify = os.environ.get("REQUESTS_CA_BUNDLE", True)
     options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]

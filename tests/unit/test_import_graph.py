@@ -51,6 +51,18 @@ LAZY: dict[tuple[str, str], str] = {
     ("dynorm._async", "concurrent.futures"): (
         "the async worker pool is built when the first `a`-method runs"
     ),
+    # `dynorm.__getattr__`: public names no request path needs load on first use.
+    ("dynorm", "dynorm._async_transactions"): (
+        "atransaction/atransaction_get: async transactions, which a GetItem never needs"
+    ),
+    ("dynorm", "dynorm._table"): (
+        "create_table/check_table/delete_table: table management (tests, deploy scripts)"
+    ),
+    ("dynorm", "dynorm._transactions"): "transaction/transaction_get/Transaction",
+    ("dynorm", "dynorm.singleton"): "SingletonModel: loaded by the apps that define one",
+    ("dynorm", "dynorm.versioning"): (
+        "VersionedModel: history writes, reads and codec (six modules) for apps that use it"
+    ),
 }
 
 
