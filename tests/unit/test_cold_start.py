@@ -1,0 +1,215 @@
+"""What a cold start loads: `import dynorm` stays small, and the lean transport starts without
+a boto3 client where botocore's client would resolve the same endpoint and HTTP session."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.config import Config
+
+import dynorm
+from dynorm._config import Settings
+from dynorm._endpoint import lean_endpoint, lean_http_session
+from dynorm._http import IDEMPOTENT_MEMBERS, LEAN_OPERATIONS
+
+#: Modules a process that imports dynorm to read and write items never needs at import.
+NOT_AT_IMPORT = (
+    "boto3",
+    "s3transfer",
+    "rich",
+    "click",
+    "asyncio",
+    "dynorm.tooling",
+    "dynorm.contrib",
+    "dynorm.streams",
+    "dynorm.blobs",
+    "dynorm.cli",
+    "dynorm._cli",
+    "dynorm._table",
+    "dynorm._transactions",
+    "dynorm._async_transactions",
+    "dynorm.singleton",
+    "dynorm.versioning",
+)
+
+
+def _fresh(code: str) -> Any:
+    """Run `code` in a new interpreter; it prints one JSON value, returned here."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_import_dynorm_loads_nothing_a_request_never_needs_and_every_name_resolves() -> None:
+    """One fresh process: what `import dynorm` loaded, then `from dynorm import *`."""
+    loaded, missing = _fresh(
+        "import json, sys, dynorm; "
+        f"loaded = [m for m in {list(NOT_AT_IMPORT)!r} if m in sys.modules]; "
+        "from dynorm import *; "
+        "print(json.dumps([loaded, [n for n in dynorm.__all__ if n not in globals()]]))"
+    )
+    assert loaded == []
+    assert missing == []
+
+
+def test_a_lazy_name_is_the_object_its_module_defines() -> None:
+    from dynorm import _table, _transactions, versioning
+
+    assert dynorm.create_table is _table.create_table
+    assert dynorm.transaction is _transactions.transaction
+    assert dynorm.VersionedModel is versioning.VersionedModel
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        dynorm.nope  # noqa: B018
+
+
+def test_idempotent_members_match_the_service_model() -> None:
+    """The tokens the lean transport fills without the model are the model's own."""
+    model = botocore.session.Session().get_service_model("dynamodb")
+    for operation in LEAN_OPERATIONS:
+        expected = tuple(model.operation_model(operation).idempotent_members)
+        assert IDEMPOTENT_MEMBERS.get(operation, ()) == expected, operation
+
+
+def _aws_regions() -> list[str]:
+    data = botocore.session.Session().get_component("data_loader").load_data("endpoints")
+    aws = next(p for p in data["partitions"] if p["partition"] == "aws")
+    return sorted(aws["regions"])
+
+
+def _client(session: Any, region: str, endpoint_url: str | None = None) -> Any:
+    return session.create_client(
+        "dynamodb",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        config=Config(max_pool_connections=7, connect_timeout=3, read_timeout=9),
+    )
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No AWS configuration from the machine; returns the config file path to write."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_USE_FIPS_ENDPOINT",
+        "AWS_USE_DUALSTACK_ENDPOINT",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "AWS_CA_BUNDLE",
+        "REQUESTS_CA_BUNDLE",
+        "BOTOCORE_TCP_KEEPALIVE",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config"
+    config.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    return config
+
+
+def test_the_lean_endpoint_of_every_aws_region_is_the_clients(clean_env: Path) -> None:
+    session = botocore.session.Session()
+    regions = _aws_regions()
+    assert "us-east-1" in regions and len(regions) > 20
+    for region in regions:
+        got = lean_endpoint(session, region, None, "orders")
+        assert got is not None, region  # ordinary regions start without the client
+        assert got.rstrip("/") == _client(session, region).meta.endpoint_url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("region", "env", "config", "table"),
+    [
+        ("cn-north-1", {}, "", "orders"),
+        ("us-gov-west-1", {}, "", "orders"),
+        ("us-iso-east-1", {}, "", "orders"),
+        ("eusc-de-east-1", {}, "", "orders"),
+        ("local", {}, "", "orders"),
+        ("us-east-1", {"AWS_USE_FIPS_ENDPOINT": "true"}, "", "orders"),
+        ("eu-west-1", {"AWS_USE_DUALSTACK_ENDPOINT": "true"}, "", "orders"),
+        ("eu-west-1", {"AWS_ENDPOINT_URL": "http://gateway.test:81"}, "", "orders"),
+        ("eu-west-1", {"AWS_ENDPOINT_URL_DYNAMODB": "http://ddb.test:82"}, "", "orders"),
+        ("eu-west-1", {}, "[default]\nuse_fips_endpoint = true\n", "orders"),
+        ("eu-west-1", {}, "[default]\nendpoint_url = http://profile.test:83\n", "orders"),
+        ("us-east-1", {}, "", "arn:aws:dynamodb:us-east-1:123456789012:table/orders"),
+    ],
+)
+def test_anything_unusual_falls_back_to_the_clients_own_resolution(
+    clean_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    region: str,
+    env: dict[str, str],
+    config: str,
+    table: str,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    clean_env.write_text(config)
+    session = botocore.session.Session()
+    assert lean_endpoint(session, region, None, table) is None
+
+
+def test_an_ignored_configured_endpoint_does_not_stop_the_lean_start(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://ddb.test:82")
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    session = botocore.session.Session()
+    got = lean_endpoint(session, "eu-west-1", None, "orders")
+    assert got == _client(session, "eu-west-1").meta.endpoint_url.rstrip("/")
+
+
+def test_an_explicit_endpoint_is_taken_as_it_is(clean_env: Path) -> None:
+    session = botocore.session.Session()
+    url = "http://127.0.0.1:8000"
+    assert lean_endpoint(session, "local", url, "orders") == url
+    assert _client(session, "local", url).meta.endpoint_url == url
+
+
+_SESSION_FACTS = ("_verify", "_socket_options", "_max_pool_connections", "_cert_file")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"HTTPS_PROXY": "http://proxy.test:3128"},
+        {"HTTPS_PROXY": "http://proxy.test:3128", "NO_PROXY": "dynamodb.eu-west-1.amazonaws.com"},
+        {"REQUESTS_CA_BUNDLE": "/tmp/requests-ca.pem"},
+        {"AWS_CA_BUNDLE": "/tmp/aws-ca.pem", "REQUESTS_CA_BUNDLE": "/tmp/requests-ca.pem"},
+        {"BOTOCORE_TCP_KEEPALIVE": "true"},
+    ],
+)
+def test_the_lean_http_session_is_the_one_the_client_builds(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    session = botocore.session.Session()
+    endpoint = lean_endpoint(session, "eu-west-1", None, "orders")
+    assert endpoint is not None
+    settings = Settings(max_pool_connections=7, connect_timeout=3, read_timeout=9)
+    lean = lean_http_session(session, endpoint, settings)
+    real = _client(session, "eu-west-1")._endpoint.http_session
+    for name in _SESSION_FACTS:
+        assert getattr(lean, name) == getattr(real, name), name
+    assert str(lean._timeout) == str(real._timeout)  # urllib3's Timeout has no __eq__
+    url = endpoint + "/"
+    assert lean._proxy_config.proxy_url_for(url) == real._proxy_config.proxy_url_for(url)
