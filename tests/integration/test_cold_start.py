@@ -1,7 +1,8 @@
 """Cold start: what a fresh process (a Lambda) loads before and for its first request.
 
 Invariants (behaviour, never timings): `import dynorm` loads nothing optional (no asyncio,
-no boto3 and so no s3transfer, no CLI, tooling, streams or contrib, no python-ulid); a
+no boto3 and so no s3transfer, no CLI, tooling, streams or contrib, no python-ulid, no
+transactions, table management, versioned or singleton models until their names are used); a
 process that defines a model, configures a table and does one GetItem, on either transport,
 never imports boto3 (only botocore's pieces); and the in-house ULIDs are valid ULIDs.
 """
@@ -37,6 +38,13 @@ NOT_AT_IMPORT = (
     "dynorm.contrib",
     "dynorm.cli",
     "dynorm._cli",
+    # loaded on first use of their names (dynorm.__getattr__): no request path needs them
+    "dynorm._table",
+    "dynorm._transactions",
+    "dynorm._async_transactions",
+    "dynorm.singleton",
+    "dynorm.versioning",
+    "dynorm.blobs",
 )
 
 _REPORT = """
