@@ -11,7 +11,6 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import botocore.session
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import (
@@ -24,7 +23,7 @@ from botocore.exceptions import (
 from . import _bridge, _json
 from ._aws_errors import WRITES as _WRITES, translate_client_error
 from ._capture import record
-from ._endpoint import ClientSlot, client_region, lean_endpoint, lean_http_session
+from ._endpoint import ClientSlot, client_region, lean_endpoint, lean_http_session, session_for
 from ._http import LEAN_OPERATIONS, HttpTransport
 from .exceptions import (
     ConfigurationError,
@@ -344,7 +343,7 @@ class Connection:
         """
         if settings.client is not None:
             return cls(settings.client, settings.table_name)
-        session = botocore.session.Session()
+        session = session_for(settings.transport)
         region = client_region(session, settings)
         config = Config(
             # total_max_attempts counts the first attempt; botocore's max_attempts does not.

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+import botocore.session
 from botocore.configprovider import ConfiguredEndpointProvider
 from botocore.httpsession import URLLib3Session
 from botocore.utils import get_environ_proxies
@@ -38,6 +39,40 @@ _AWS_REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-[A-Za-z0-9_]+-\d+$")
 #: Configuration that changes the endpoint DynamoDB's rules pick (the client's config
 #: variables of the same names).
 _ENDPOINT_SWITCHES = ("use_fips_endpoint", "use_dualstack_endpoint")
+
+
+class LeanSession(botocore.session.Session):
+    """A botocore Session whose built-in event handlers are registered with its first client.
+
+    botocore registers ~120 handlers (each with a signature check) on every new Session; all
+    of them are for the events of clients (`before-call`, `choose-signer`, ...), so a
+    session that only resolves credentials and the region does not need them. The first
+    `create_client` (dynorm's own, or a credential provider's STS or SSO client) registers
+    them first, exactly as `Session()` would have.
+    """
+
+    def __init__(self, profile: str | None = None) -> None:
+        super().__init__(include_builtin_handlers=False, profile=profile)
+        self._builtins_lock = threading.Lock()
+        self._builtins_registered = False
+
+    def create_client(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._builtins_registered:
+            with self._builtins_lock:
+                if not self._builtins_registered:
+                    own: Any = self  # botocore's own (private) registration, as __init__ does
+                    own._register_builtin_handlers(own._events)
+                    self._builtins_registered = True
+        return super().create_client(*args, **kwargs)
+
+
+def session_for(transport: str) -> botocore.session.Session:
+    """The botocore session a Connection starts from (a `LeanSession` on the lean transport)."""
+    if transport == "http" and callable(
+        getattr(botocore.session.Session, "_register_builtin_handlers", None)
+    ):
+        return LeanSession()
+    return botocore.session.Session()
 
 
 def client_region(session: Any, settings: Settings) -> str:

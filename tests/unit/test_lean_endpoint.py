@@ -15,10 +15,11 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
 
 import dynorm
 from dynorm._config import Settings
-from dynorm._endpoint import lean_endpoint, lean_http_session
+from dynorm._endpoint import LeanSession, lean_endpoint, lean_http_session, session_for
 from dynorm._http import IDEMPOTENT_MEMBERS, LEAN_OPERATIONS
 
 
@@ -193,3 +194,70 @@ def test_the_lean_http_session_is_the_one_the_client_builds(
     assert str(lean._timeout) == str(real._timeout)  # urllib3's Timeout has no __eq__
     url = endpoint + "/"
     assert lean._proxy_config.proxy_url_for(url) == real._proxy_config.proxy_url_for(url)
+
+
+def _handler_tree(events: Any) -> list[tuple[str, str, str]]:
+    """Every handler of an event emitter: (event path, first/middle/last, handler name)."""
+    out: list[tuple[str, str, str]] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        values = node.get("values")
+        if values is not None:
+            for kind in ("first", "middle", "last"):
+                for handler in getattr(values, kind, []):
+                    name = getattr(handler, "__qualname__", type(handler).__qualname__)
+                    out.append((path, kind, name))
+        for chunk, child in node["children"].items():
+            walk(child, f"{path}.{chunk}")
+
+    walk(events._emitter._handlers._root, "")
+    return out
+
+
+def test_a_lean_session_has_botocores_handlers_once_it_makes_a_client(clean_env: Path) -> None:
+    """The built-in handlers the lean session skips at first are all there for any client."""
+    full, lean = botocore.session.Session(), session_for("http")
+    assert isinstance(lean, LeanSession) and _handler_tree(lean._events) == []
+    assert lean.get_credentials() is None and full.get_credentials() is None  # no client needed
+    assert _handler_tree(lean._events) == []
+    kwargs = {"region_name": "us-east-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+    ours, theirs = (
+        lean.create_client("dynamodb", **kwargs),
+        full.create_client("dynamodb", **kwargs),
+    )
+    assert len(_handler_tree(full._events)) > 100
+    assert _handler_tree(lean._events) == _handler_tree(full._events)
+    assert _handler_tree(ours.meta.events) == _handler_tree(theirs.meta.events)
+    lean.create_client("sts", **kwargs)  # registered once, not again
+    assert _handler_tree(lean._events) == _handler_tree(full._events)
+
+
+def test_a_credential_providers_own_client_gets_the_built_in_handlers(
+    clean_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An assumed-role profile makes an STS client from the session: a complete one."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")  # refused at once
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    (tmp_path / "credentials").write_text(
+        "[base]\naws_access_key_id = a\naws_secret_access_key = b\n"
+    )
+    clean_env.write_text(
+        "[profile role]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = base\n"
+        "region = us-east-1\n"
+    )
+    lean = LeanSession(profile="role")
+    made: list[str] = []
+    real = botocore.session.Session.create_client
+
+    def spy(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(service_name)
+        assert len(_handler_tree(self._events)) > 100  # registered before the client
+        return real(self, service_name, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session.Session, "create_client", spy)
+        credentials = lean.get_credentials()  # deferred: the STS call happens on first use
+        assert credentials is not None
+        with pytest.raises(EndpointConnectionError):  # no STS here; its client was made
+            credentials.get_frozen_credentials()
+    assert made == ["sts"]
