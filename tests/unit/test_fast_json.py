@@ -162,7 +162,7 @@ def test_only_clients_dynorm_creates_get_the_direct_serializer() -> None:
     assert isinstance(ours._serializer, _connection.DirectSerializer)
     Connection(ours, "t", direct=True)  # idempotent: wrapped once
     assert not isinstance(ours._serializer.inner, _connection.DirectSerializer)
-    assert conn._direct
+    assert conn._slot.direct
 
 
 def test_a_validating_serializer_is_used_as_it_is() -> None:
