@@ -319,8 +319,8 @@ class Connection:
     @property
     def endpoint_url(self) -> str:
         """Where requests go: the lean transport's endpoint, else the client's."""
-        if self.transport is not None:
-            return self.transport.endpoint_url
+        if self.transport is not None:  # as the client's `meta.endpoint_url` reads
+            return self.transport.endpoint_url.rstrip("/")
         return str(getattr(self.client.meta, "endpoint_url", "") or "")
 
     def for_table(self, table_name: str) -> Connection:

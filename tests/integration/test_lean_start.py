@@ -107,6 +107,7 @@ def test_the_client_is_made_once_on_first_need_with_dynorms_hooks(dynorm_table: 
     assert len({id(c) for c in clients}) == 1
     client = clients[0]
     assert conn.for_table("other").client is client
+    assert conn.endpoint_url == client.meta.endpoint_url  # error messages name it alike
     handlers = client.meta.events._emitter._unique_id_handlers
     # the attempt counter, the raw-body reads and the exactly-once write tracking
     assert {"dynorm-attempts", "dynorm-raw-GetItem", "dynorm-write-attempts"} <= set(handlers)
