@@ -28,7 +28,7 @@ _datetimes = st.datetimes(
 SORTABLE = [*PRESETS, "%Y%m%d%H%M%S%f", "%Y/%m/%d %H:%M:%S.%f UTC", "%z|%Y-%m-%d_%H%M%S%f"]
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(value=_datetimes, spec=st.sampled_from(SORTABLE))
 def test_a_stored_datetime_reads_back_as_the_datetime_written(value: datetime, spec: str) -> None:
     fmt = DateTimeFormat(spec)
@@ -36,7 +36,7 @@ def test_a_stored_datetime_reads_back_as_the_datetime_written(value: datetime, s
     assert parsed == value and parsed is not None and parsed.utcoffset() == timedelta(0)
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(a=_datetimes, b=_datetimes, spec=st.sampled_from(SORTABLE))
 def test_a_sortable_formats_text_orders_like_the_datetimes(
     a: datetime, b: datetime, spec: str
