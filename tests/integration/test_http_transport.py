@@ -247,3 +247,12 @@ def test_a_transaction_keeps_one_client_request_token_across_retries(lean: HttpT
     tokens = [body.get("ClientRequestToken") for body in bodies]
     assert applied == [200] and len(tokens) == 2
     assert tokens[0] and tokens[0] == tokens[1]
+
+
+def test_the_sync_lean_path_sends_over_dynorms_own_exchange(lean: HttpTransport) -> None:
+    """No proxy, no client certificate: the bytes go over `_wire`, never through urllib3."""
+    assert lean.wire is not None
+    o = Order.objects.create(customer_id="c1", total=Decimal(1))
+    assert Order.objects.get(customer_id="c1", id=o.id) == o
+    assert lean.wire.idle() == 1  # one keep-alive socket served both, sequentially
+    assert len(lean.pool.pools) == 0  # urllib3's pool opened nothing

@@ -24,7 +24,10 @@ from typing import Any
 
 import botocore.session
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     ConnectionClosedError,
     EndpointConnectionError,
@@ -522,3 +525,22 @@ def test_a_proxy_or_a_client_certificate_keeps_the_urllib3_path(
     assert _wire_for(_client()) is None  # botocore reads the environment for a new client
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert _wire_for(_client()) is not None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://dynamodb.eu-west-1.amazonaws.com/",
+        "https://DynamoDB.EU-West-1.amazonaws.com:443/",
+        "https://vpce-1.dynamodb.us-east-1.vpce.amazonaws.com:8443/",
+        "http://localhost:8000/",
+        "http://127.0.0.1:80/",
+        "http://[::1]:8000/",
+    ],
+)
+def test_the_host_sent_is_the_host_sigv4_signed(url: str) -> None:
+    """DynamoDB checks the signature over the Host header (DynamoDB Local does not)."""
+    signer = SigV4Auth(Credentials("x", "y"), "dynamodb", "us-east-1")
+    signed = signer.headers_to_sign(AWSRequest(method="POST", url=url))["host"]
+    head = exchange(url).request_bytes(b"", {}).split(b"\r\n")
+    assert head[1] == f"Host: {signed}".encode()
