@@ -319,7 +319,8 @@ class Exchange:
         self.pool_size = pool_size
         self._timeouts = (connect_timeout, read_timeout)
         self._options = socket_options or [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        self._tls = _tls_context(verify) if self.scheme == "https" else None
+        self._verify = verify
+        self._tls: ssl.SSLContext | None = None  # made at the first https connection
         host = f"[{self.host}]" if ":" in self.host else self.host
         authority = host if self.port == default else f"{host}:{self.port}"
         path = parts.path or "/"
@@ -375,14 +376,17 @@ class Exchange:
         try:
             for level, option, value in self._options:
                 sock.setsockopt(level, option, value)
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            if self.scheme == "https":
+                tls = self._tls
+                if tls is None:  # loading a CA bundle takes milliseconds: not at start
+                    tls = self._tls = _tls_context(self._verify)
+                sock = tls.wrap_socket(sock, server_hostname=self.host)
             sock.settimeout(read_timeout)
         except BaseException as exc:
             sock.close()
             if isinstance(exc, TimeoutError):
                 raise ConnectTimeoutError(endpoint_url=self.url, error=exc) from exc
-            if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+            if isinstance(exc, (ssl.SSLError, ssl.CertificateError, FileNotFoundError)):
                 raise SSLError(endpoint_url=self.url, error=exc) from exc
             if isinstance(exc, OSError):
                 raise EndpointConnectionError(endpoint_url=self.url, error=exc) from exc

@@ -484,6 +484,8 @@ def test_tls_checks_the_certificate_against_the_bundle_botocore_would_use(
         url = f"https://127.0.0.1:{server.port}/"
         with pytest.raises(SSLError):  # self-signed: not in certifi's bundle
             exchange(url).post(b"{}", {"X-Id": "1"})
+        with pytest.raises(SSLError):  # a CA bundle that is not there (as urllib3 says)
+            exchange(url, verify="/nonexistent/ca.pem").post(b"{}", {"X-Id": "0"})
         trusted = exchange(url, verify=str(certificate.with_suffix(".crt")))
         assert trusted.post(b"{}", {"X-Id": "2"})[1]["X-Id"] == "2"
         assert trusted.post(b"{}", {"X-Id": "3"})[1]["X-Id"] == "3"  # over the same socket
@@ -491,7 +493,8 @@ def test_tls_checks_the_certificate_against_the_bundle_botocore_would_use(
         assert unchecked.post(b"{}", {"X-Id": "4"})[1]["X-Id"] == "4"
         trusted.close()
         unchecked.close()
-    assert len(server.requests) == 3 == server.connections  # the refused handshake sent nothing
+    assert len(server.requests) == 3  # the refused handshakes sent nothing
+    assert server.connections == 4
 
 
 _session = botocore.session.Session()
