@@ -68,15 +68,19 @@ def render_summary(data: dict[str, Any]) -> str:
     parts.append("**Iterating one partition** with each client's streaming API:\n")
     if stream:
         parts.append(
-            f"| client, {stream[0]['items']:,} items | how | items/s | peak RSS MiB "
-            "| growth MiB |\n|---|---|---:|---:|---:|\n"
+            f"| client, {stream[0]['items']:,} items | how | items/s | client CPU µs/item "
+            "| peak RSS MiB | growth MiB |\n|---|---|---:|---:|---:|---:|\n"
             + "".join(
                 f"| {names.get(s.get('client', 'dynorm'), s.get('client'))} | "
                 f"{'`list()`' if s['how'] == 'list' else 'streaming'} | "
-                f"{s['items_per_s']:,.0f} | {s['peak_rss_mib']:.0f} | {s['growth_mib']:.0f} |\n"
+                f"{s['items_per_s']:,.0f} | {s['cpu_us_per_item']:,.0f} | "
+                f"{s['peak_rss_mib']:.0f} | {s['growth_mib']:.0f} |\n"
                 for s in stream
             )
         )
+        source = data.get("_stream_source")
+        if source:
+            parts.append(f"Iteration figures {source}.\n")
     else:
         parts.append("Not measured in this run.\n")
     return "\n".join(parts)
