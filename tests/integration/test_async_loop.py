@@ -12,7 +12,6 @@ connection, and the loop's connections close with it.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Awaitable, Iterator
 from decimal import Decimal
@@ -24,6 +23,7 @@ from botocore.exceptions import ReadTimeoutError
 import dynorm
 from dynorm import F, _async, _bridge, _http_async
 from dynorm._http import HttpTransport
+from tests.integration.test_async import assert_cancelled_gets_leak_no_connection, socket_set
 from tests.models import Order
 
 pytestmark = pytest.mark.anyio
@@ -220,38 +220,8 @@ async def test_lean_backoff_sleeps_do_not_block_the_loop(
     assert len(slept) == 1 and ticks >= 5
 
 
-def _socket_set() -> set[str]:
-    """This process's open sockets, by inode (`socket:[123]`)."""
-    found = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:"):
-            found.add(target)
-    return found
-
-
-def _open_sockets() -> int:
-    return len(_socket_set())
-
-
 async def test_cancelled_lean_calls_leak_no_connection(lean: list[tuple[str, int]]) -> None:
-    o = await Order.objects.acreate(customer_id="c1", total=Decimal(1))
-    await asyncio.gather(*(Order.objects.aget(customer_id="c1", id=o.id) for _ in range(60)))
-    before = _open_sockets()
-    for _ in range(3):
-        tasks = [
-            asyncio.create_task(Order.objects.aget(customer_id="c1", id=o.id)) for _ in range(60)
-        ]
-        await asyncio.sleep(0.005)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.gather(*(Order.objects.aget(customer_id="c1", id=o.id) for _ in range(60)))
-    pool = dynorm._config.get_settings().max_pool_connections
-    assert _open_sockets() <= before + pool
+    await assert_cancelled_gets_leak_no_connection(rounds=3)
 
 
 # --------------------------------------------------------------------------- the bridge's lock
@@ -306,17 +276,17 @@ def test_the_loops_connections_close_with_it(dynorm_table: str) -> None:
     async def main() -> set[str]:
         o = await Order.objects.acreate(customer_id="c1", total=Decimal(1))
         await asyncio.gather(*(Order.objects.aget(customer_id="c1", id=o.id) for _ in range(20)))
-        return _socket_set()
+        return socket_set()
 
     # Sockets are compared by identity: one open before (the sync pool's keep-alive
     # connection) may close meanwhile, so counts alone would not tell a leak from that.
-    before = _socket_set()
+    before = socket_set()
     opened = asyncio.run(main()) - before
     assert opened  # the loop's pool had connections open ...
-    assert not opened & _socket_set()  # ... and asyncio.run() closed every one with the loop
+    assert not opened & socket_set()  # ... and asyncio.run() closed every one with the loop
     again = asyncio.run(main()) - before
     assert again  # a new loop gets a pool of its own
-    assert not again & _socket_set()
+    assert not again & socket_set()
 
 
 def test_the_sync_api_on_the_lean_transport_never_touches_the_loop_path(
