@@ -7,7 +7,7 @@ differs, and the event loop never blocks:
 
 - on the lean transport (`transport="http"`, a client dynorm creates, the `async` extra
   installed) it runs in a greenlet on the loop's thread (dynorm/_bridge.py) and awaits the
-  HTTP exchange through aiohttp (dynorm/_http_async.py), its backoff sleeps and the few
+  HTTP exchange on asyncio's transports (dynorm/_http_async.py), its backoff sleeps and the few
   botocore-client requests (on a worker thread);
 - otherwise (the boto3 transport, a client of your own) on a worker thread of one bounded
   pool: botocore's HTTP layer blocks the thread it runs on.
@@ -68,7 +68,7 @@ def on_loop() -> bool:
     """Whether `a`-methods run on the event loop (the greenlet bridge) or on worker threads.
 
     On the loop when the configured transport is `"http"` on a client dynorm creates and
-    the `async` extra (greenlet, aiohttp) is installed: the lean transport's exchange is
+    the `async` extra (greenlet) is installed: the lean transport's exchange is
     then awaited on the loop. A client of your own, or the boto3 transport, runs on the
     worker threads: every botocore request blocks a thread (see the Async page).
     """
@@ -79,7 +79,7 @@ def on_loop() -> bool:
 def _bridge_installed() -> bool:
     global _installed
     if _installed is None:
-        _installed = find_spec("greenlet") is not None and find_spec("aiohttp") is not None
+        _installed = find_spec("greenlet") is not None
     return _installed
 
 

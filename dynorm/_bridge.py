@@ -5,7 +5,7 @@ thread (the design of SQLAlchemy 2's asyncio support). The sync code is unchange
 its few blocking seams ask this module how to wait:
 
 - `wait(awaitable)`: inside a bridge greenlet, hand the awaitable to the loop and resume
-  with its result (the lean transport's HTTP exchange goes through aiohttp this way);
+  with its result (the lean transport's HTTP exchange on the loop is awaited this way);
 - `sleep(seconds)`: a backoff sleep (`asyncio.sleep` in a bridge, `time.sleep` elsewhere);
 - `blocking(fn, ...)`: a call that would block the loop (a botocore client request, S3)
   runs on a worker thread while the loop goes on;

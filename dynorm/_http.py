@@ -172,8 +172,7 @@ class HttpTransport:
         self._parser = create_parser("json")
         self._retrying = _Retrying(max_attempts)
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
-        self._sizes = (pool_size, connect_timeout, read_timeout)
-        self._on_loop: Any = None  # the aiohttp exchange (`_http_async`), made on first use
+        self._on_loop: Any = None  # the event loops' exchange (`_http_async`), made on first use
         self.pool = urllib3.PoolManager(
             num_pools=4, maxsize=pool_size, block=False, retries=False, timeout=self._timeout
         )
@@ -284,17 +283,22 @@ class HttpTransport:
 
     def _post(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
         """One exchange: on the event loop inside a bridge greenlet, else over the pool."""
-        if _bridge.current() is not None:
-            status, got_headers, data = _bridge.wait(
-                self._loop_exchange().post(self.endpoint_url, body, dict(headers))
-            )
-            answer: Any = got_headers
-            return AWSResponse(self.endpoint_url, status, answer, _Body(data))
         wire = self.wire
+        if _bridge.current() is not None:
+            if wire is None:  # urllib3 carries it (a proxy, a client certificate): a thread
+                return _bridge.blocking(self._pooled, body, headers)
+            status, got_headers, data = _bridge.wait(
+                self._loop_exchange(wire).post(self.endpoint_url, body, headers)
+            )
+            answer: Any = got_headers  # HeadersDict takes any mapping
+            return AWSResponse(self.endpoint_url, status, answer, _Body(data))
         if wire is not None:
             status, got_headers, data = wire.post(body, headers)
             answer = got_headers  # HeadersDict takes any mapping
             return AWSResponse(self.endpoint_url, status, answer, _Body(data))
+        return self._pooled(body, headers)
+
+    def _pooled(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
         got = self.pool.urlopen(
             "POST",
             self.endpoint_url,
@@ -305,18 +309,15 @@ class HttpTransport:
             timeout=self._timeout,
             preload_content=True,
         )
-        answer = dict(got.headers)  # HeadersDict takes any mapping
+        answer: Any = dict(got.headers)  # HeadersDict takes any mapping
         return AWSResponse(self.endpoint_url, got.status, answer, _Body(got.data))
 
-    def _loop_exchange(self) -> Any:
+    def _loop_exchange(self, wire: _wire.Exchange) -> Any:
         exchange = self._on_loop
         if exchange is None:
             from ._http_async import AsyncExchange
 
-            pool_size, connect_timeout, read_timeout = self._sizes
-            exchange = self._on_loop = AsyncExchange(
-                pool_size=pool_size, connect_timeout=connect_timeout, read_timeout=read_timeout
-            )
+            exchange = self._on_loop = AsyncExchange(wire)
         return exchange
 
     def _attempt(self, operation: str, body: bytes, headers: dict[str, str]) -> AWSResponse:

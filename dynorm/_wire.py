@@ -1,11 +1,11 @@
 """The lean transport's own HTTP/1.1 exchange: one POST, one answer, keep-alive sockets.
 
 `HttpTransport` (dynorm/_http.py) signs, checks and retries a request; this module only
-carries its bytes on the sync path (inside a bridge greenlet the aiohttp exchange of
-`_http_async.py` does). urllib3 and http.client cost about 45% of a lean GetItem's client
-CPU (their header parsing goes through the `email` package); this exchange writes the
-request line, the headers and the body in one `sendall` and parses the answer with plain
-bytes operations.
+carries its bytes on the sync path (inside a bridge greenlet `_http_async.py` carries them
+on the event loop, with this module's request bytes and answer reader). urllib3 and
+http.client cost about 45% of a lean GetItem's client CPU (their header parsing goes
+through the `email` package); this exchange writes the request line, the headers and the
+body in one `sendall` and parses the answer with plain bytes operations.
 
 What it speaks: HTTP/1.1 to one endpoint (scheme, host, port), plain or TLS (`ssl`, the CA
 bundle botocore would use: the client's `verify`, `$AWS_CA_BUNDLE`, certifi; SNI and
@@ -317,8 +317,8 @@ class Exchange:
         default = 443 if self.scheme == "https" else 80
         self.port = parts.port or default
         self.pool_size = pool_size
-        self._timeouts = (connect_timeout, read_timeout)
-        self._options = socket_options or [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        self.timeouts = (connect_timeout, read_timeout)
+        self.socket_options = socket_options or [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
         self._verify = verify
         self._tls: ssl.SSLContext | None = None  # made at the first https connection
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -360,13 +360,23 @@ class Exchange:
                 return
         conn.sock.close()
 
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS context, made at the first https connection (not at start).
+
+        Loading a CA bundle takes milliseconds.
+        """
+        tls = self._tls
+        if tls is None:
+            tls = self._tls = _tls_context(self._verify)
+        return tls
+
     def _connect(self) -> _Conn:
         """A new connection (TLS for https).
 
         Raises:
             EndpointConnectionError, ConnectTimeoutError, SSLError: Nothing was sent.
         """
-        connect_timeout, read_timeout = self._timeouts
+        connect_timeout, read_timeout = self.timeouts
         try:
             sock = socket.create_connection((self.host, self.port), timeout=connect_timeout)
         except TimeoutError as exc:
@@ -374,13 +384,10 @@ class Exchange:
         except OSError as exc:
             raise EndpointConnectionError(endpoint_url=self.url, error=exc) from exc
         try:
-            for level, option, value in self._options:
+            for level, option, value in self.socket_options:
                 sock.setsockopt(level, option, value)
             if self.scheme == "https":
-                tls = self._tls
-                if tls is None:  # loading a CA bundle takes milliseconds: not at start
-                    tls = self._tls = _tls_context(self._verify)
-                sock = tls.wrap_socket(sock, server_hostname=self.host)
+                sock = self.tls_context().wrap_socket(sock, server_hostname=self.host)
             sock.settimeout(read_timeout)
         except BaseException as exc:
             sock.close()
@@ -431,7 +438,7 @@ class Exchange:
             conn.sock.sendall(data)
         except BaseException as exc:
             conn.sock.close()
-            raise self._lost(exc) from exc
+            raise self.lost(exc) from exc
         return self._answer(conn)
 
     def _answer(self, conn: _Conn) -> tuple[int, dict[str, str], bytes]:
@@ -439,14 +446,14 @@ class Exchange:
             status, headers, body, keep = read_answer(conn)
         except BaseException as exc:
             conn.sock.close()
-            raise self._lost(exc) from exc
+            raise self.lost(exc) from exc
         if keep:
             self._checkin(conn)
         else:
             conn.sock.close()
         return status, headers, body
 
-    def _lost(self, exc: BaseException) -> BaseException:
+    def lost(self, exc: BaseException) -> BaseException:
         """The botocore error for a failure after the request was (perhaps) sent."""
         if isinstance(exc, TimeoutError):
             return ReadTimeoutError(endpoint_url=self.url, error=exc)

@@ -1,12 +1,12 @@
 """The async API on the event loop (the greenlet bridge), against DynamoDB Local.
 
 With `transport="http"` an `a`-method runs its sync twin in a greenlet on the loop's thread
-and awaits only the lean transport's HTTP exchange (aiohttp), its backoff sleeps and its
-worker-thread hops. Invariants: no dynorm worker thread runs the call; the loop runs while
-an exchange waits; a cancelled write finishes before the task goes on; a lost answer and
-throttling are retried as on the sync path (applied once); one object's writes take turns
-across greenlets; parallel batch chunks run as concurrent greenlets; cancelled calls leak no
-connection, and the loop's connections close with it.
+and awaits only the lean transport's HTTP exchange (dynorm/_http_async.py), its backoff
+sleeps and its worker-thread hops. Invariants: no dynorm worker thread runs the call; the
+loop runs while an exchange waits; a cancelled write finishes before the task goes on; a
+lost answer and throttling are retried as on the sync path (applied once); one object's
+writes take turns across greenlets; parallel batch chunks run as concurrent greenlets;
+cancelled calls leak no connection, and the loop's connections close with it.
 """
 
 from __future__ import annotations

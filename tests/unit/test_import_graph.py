@@ -34,7 +34,6 @@ OPTIONAL = frozenset(
         "aiobotocore",
         "pytest",
         "greenlet",
-        "aiohttp",
     }
 )
 
@@ -47,6 +46,10 @@ LAZY: dict[tuple[str, str], str] = {
     ),
     ("dynorm._bridge", "asyncio"): (
         "only a bridge greenlet (an `a`-method on the event loop) waits through it"
+    ),
+    ("dynorm._http", "dynorm._http_async"): (
+        "the event loop's HTTP exchange: only a bridge greenlet sends through it, and it "
+        "imports asyncio, which a sync program never loads"
     ),
     ("dynorm._async", "concurrent.futures"): (
         "the async worker pool is built when the first `a`-method runs"
