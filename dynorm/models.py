@@ -42,7 +42,7 @@ from ._model_definition import (
 )
 from ._options import Options
 from ._page_schema import trust_before_validator
-from ._pydantic_internals import ModelMetaclass, init_private_attributes
+from ._pydantic_internals import ModelMetaclass, fast_private_reads, init_private_attributes
 from ._write_op import WriteOp
 from .exceptions import (
     ConfigurationError,
@@ -596,3 +596,4 @@ class Model(BaseModel, metaclass=ModelMeta):
 
 # Loads are trusted: the wire schema (fast read path) leaves this validator out.
 trust_before_validator(Model._ignore_untrusted_version.__func__)
+fast_private_reads(Model)
