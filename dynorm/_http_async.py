@@ -20,7 +20,8 @@ and anyio close the loop's async generators first: a guard generator closes the 
 then), or by `close()`.
 
 Measured against aiohttp carrying the same signed bytes to DynamoDB Local, 32 in flight:
-about 35 µs of client CPU per request against aiohttp's 120 µs (benchmarks/README.md).
+65-80 µs of client CPU per request against aiohttp's 110-175 µs
+(benchmarks/async_exchange.py).
 """
 
 from __future__ import annotations
