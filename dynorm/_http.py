@@ -290,13 +290,12 @@ class HttpTransport:
             status, got_headers, data = _bridge.wait(
                 self._loop_exchange(wire).post(self.endpoint_url, body, headers)
             )
-            answer: Any = got_headers  # HeadersDict takes any mapping
-            return AWSResponse(self.endpoint_url, status, answer, _Body(data))
-        if wire is not None:
+        elif wire is not None:
             status, got_headers, data = wire.post(body, headers)
-            answer = got_headers  # HeadersDict takes any mapping
-            return AWSResponse(self.endpoint_url, status, answer, _Body(data))
-        return self._pooled(body, headers)
+        else:
+            return self._pooled(body, headers)
+        answer: Any = got_headers  # HeadersDict takes any mapping
+        return AWSResponse(self.endpoint_url, status, answer, _Body(data))
 
     def _pooled(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
         got = self.pool.urlopen(

@@ -27,12 +27,11 @@ Measured against aiohttp carrying the same signed bytes to DynamoDB Local, 32 in
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, cast
 
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, SSLError
+from botocore.exceptions import ConnectTimeoutError
 
 from ._wire import Exchange, WireError, _Conn, read_answer
 
@@ -276,13 +275,9 @@ class _Pool:
                 sock.setsockopt(level, option, value)
         except BaseException as exc:
             self.discard(conn)
-            if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            if isinstance(exc, asyncio.TimeoutError):  # Python 3.10: not a TimeoutError
                 raise ConnectTimeoutError(endpoint_url=wire.url, error=exc) from exc
-            if isinstance(exc, (ssl.SSLError, ssl.CertificateError, FileNotFoundError)):
-                raise SSLError(endpoint_url=wire.url, error=exc) from exc
-            if isinstance(exc, OSError):
-                raise EndpointConnectionError(endpoint_url=wire.url, error=exc) from exc
-            raise
+            raise wire.not_connected(exc) from exc
         return conn
 
     def close(self) -> None:

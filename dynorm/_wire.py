@@ -379,10 +379,8 @@ class Exchange:
         connect_timeout, read_timeout = self.timeouts
         try:
             sock = socket.create_connection((self.host, self.port), timeout=connect_timeout)
-        except TimeoutError as exc:
-            raise ConnectTimeoutError(endpoint_url=self.url, error=exc) from exc
         except OSError as exc:
-            raise EndpointConnectionError(endpoint_url=self.url, error=exc) from exc
+            raise self.not_connected(exc) from exc
         try:
             for level, option, value in self.socket_options:
                 sock.setsockopt(level, option, value)
@@ -391,13 +389,7 @@ class Exchange:
             sock.settimeout(read_timeout)
         except BaseException as exc:
             sock.close()
-            if isinstance(exc, TimeoutError):
-                raise ConnectTimeoutError(endpoint_url=self.url, error=exc) from exc
-            if isinstance(exc, (ssl.SSLError, ssl.CertificateError, FileNotFoundError)):
-                raise SSLError(endpoint_url=self.url, error=exc) from exc
-            if isinstance(exc, OSError):
-                raise EndpointConnectionError(endpoint_url=self.url, error=exc) from exc
-            raise
+            raise self.not_connected(exc) from exc
         return _Conn(sock)
 
     # ------------------------------------------------------------------ one exchange
@@ -452,6 +444,16 @@ class Exchange:
         else:
             conn.sock.close()
         return status, headers, body
+
+    def not_connected(self, exc: BaseException) -> BaseException:
+        """The botocore error for a connection that was not made (nothing was sent)."""
+        if isinstance(exc, TimeoutError):
+            return ConnectTimeoutError(endpoint_url=self.url, error=exc)
+        if isinstance(exc, (ssl.SSLError, ssl.CertificateError, FileNotFoundError)):
+            return SSLError(endpoint_url=self.url, error=exc)  # a missing CA bundle too
+        if isinstance(exc, OSError):
+            return EndpointConnectionError(endpoint_url=self.url, error=exc)
+        raise exc  # anything else (KeyboardInterrupt, a bug) as it is
 
     def lost(self, exc: BaseException) -> BaseException:
         """The botocore error for a failure after the request was (perhaps) sent."""
