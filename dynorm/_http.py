@@ -122,6 +122,19 @@ class _Body:
         return [self.data]
 
 
+class _Answer(AWSResponse):
+    """An answer from dynorm's own exchange or the pool, its headers also as a plain dict.
+
+    `fields` is what `dict(answer.headers.items())` gives (one entry per header, as it came),
+    without walking botocore's case-insensitive `HeadersDict` for every response.
+    """
+
+    def __init__(self, url: str, status: int, headers: dict[str, str], body: bytes) -> None:
+        answer: Any = headers  # HeadersDict takes any mapping
+        super().__init__(url, status, answer, _Body(body))
+        self.fields = headers
+
+
 def _bytes_values(node: Any) -> Any:
     """Turn the base64 text of B and BS attribute values into bytes, as botocore does."""
     if isinstance(node, dict):
@@ -294,8 +307,7 @@ class HttpTransport:
             status, got_headers, data = wire.post(body, headers)
         else:
             return self._pooled(body, headers)
-        answer: Any = got_headers  # HeadersDict takes any mapping
-        return AWSResponse(self.endpoint_url, status, answer, _Body(data))
+        return _Answer(self.endpoint_url, status, got_headers, data)
 
     def _pooled(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
         got = self.pool.urlopen(
@@ -308,8 +320,7 @@ class HttpTransport:
             timeout=self._timeout,
             preload_content=True,
         )
-        answer: Any = dict(got.headers)  # HeadersDict takes any mapping
-        return AWSResponse(self.endpoint_url, got.status, answer, _Body(got.data))
+        return _Answer(self.endpoint_url, got.status, dict(got.headers), got.data)
 
     def _loop_exchange(self, wire: _wire.Exchange) -> Any:
         exchange = self._on_loop
@@ -356,10 +367,12 @@ class HttpTransport:
         return expected is None or (zlib.crc32(response.content) & 0xFFFFFFFF) == int(expected)
 
     def _metadata(self, response: AWSResponse, attempt: int) -> dict[str, Any]:
+        # An answer a `before_send` hook made is any AWSResponse: its headers walked.
+        fields = response.fields if isinstance(response, _Answer) else response.headers.items()
         return {
             "RequestId": response.headers.get("x-amzn-RequestId", ""),
             "HTTPStatusCode": response.status_code,
-            "HTTPHeaders": dict(response.headers.items()),
+            "HTTPHeaders": dict(fields),
             "RetryAttempts": attempt - 1,
         }
 

@@ -6,20 +6,25 @@ about a fifth of a lean GetItem's client time. Every request dynorm sends on the
 has the same shape: `POST` to one endpoint, a JSON body, and the same signed headers
 (`content-type`, `host`, `x-amz-date`, `x-amz-security-token` with temporary credentials,
 `x-amz-target`). So the canonical request is a fixed template, built here once per
-endpoint, and the rest is botocore's own: its signer derives the key and computes the
-signature (`SigV4Auth.signature`), and the path and host come from botocore's own
-normalisation. Credentials stay botocore's (refreshable ones refresh themselves).
+endpoint; the path and host in it come from botocore's own normalisation, asked once.
+The signature is SigV4's, computed as botocore's `SigV4Auth.signature` computes it, with
+one difference: the signing key (four HMACs of the secret, the day, the region and the
+service) is kept for the secret and the day it was derived from, so a request computes one
+HMAC, not five; a new day or rotated credentials derive it anew. Credentials stay
+botocore's (refreshable ones refresh themselves).
 
 tests/unit/test_signing.py checks, for any body, operation, credentials (with and without
 a session token) and endpoint, that these headers are byte for byte the ones
-`SigV4Auth.add_auth` writes at the same second.
+`SigV4Auth.add_auth` writes at the same second, and, for one signer used through any
+sequence of days and rotated secrets, at every step.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
-from typing import Any, cast
+from typing import Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -29,17 +34,12 @@ _ALGORITHM = "AWS4-HMAC-SHA256"
 _TIMESTAMP = "%Y%m%dT%H%M%SZ"
 
 
-class _Context:
-    """What `SigV4Auth.signature` reads of a request: the signing timestamp."""
-
-    __slots__ = ("context",)
-
-    def __init__(self, timestamp: str) -> None:
-        self.context = {"timestamp": timestamp}
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
 
 
 class RequestSigner:
-    """Sign dynorm's POSTs to one DynamoDB endpoint with botocore's SigV4 signer."""
+    """Sign dynorm's POSTs to one DynamoDB endpoint with SigV4, as botocore's signer does."""
 
     def __init__(self, endpoint_url: str, region: str, content_type: str) -> None:
         self.region = region
@@ -51,6 +51,9 @@ class RequestSigner:
         signer = SigV4Auth(Credentials("-", "-"), "dynamodb", region)
         self._host = str(signer.headers_to_sign(probe)["host"])
         self._path = signer.canonical_request(probe).split("\n")[1]
+        #: (secret key, day, the signing key derived from them): replaced, never mutated, so
+        #: threads sharing the signer read a consistent triple without a lock.
+        self._key: tuple[str, str, bytes] = ("", "", b"")
 
     def headers(
         self, credentials: Any, target: str, body: bytes, timestamp: str | None = None
@@ -80,10 +83,24 @@ class RequestSigner:
         to_sign = (
             f"{_ALGORITHM}\n{ts}\n{scope}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"
         )
-        signer = SigV4Auth(credentials, "dynamodb", self.region)
-        signature = signer.signature(to_sign, cast(Any, _Context(ts)))
+        signature = hmac.new(
+            self._signing_key(credentials.secret_key, ts[:8]),
+            to_sign.encode("utf-8"),
+            hashlib.sha256,
+        ).hexdigest()
         headers["Authorization"] = (
             f"{_ALGORITHM} Credential={credentials.access_key}/{scope}, "
             f"SignedHeaders={signed}, Signature={signature}"
         )
         return headers
+
+    def _signing_key(self, secret: str, day: str) -> bytes:
+        """SigV4's signing key for `secret` on `day` (`YYYYMMDD`), derived once per pair."""
+        known_secret, known_day, key = self._key
+        if known_secret != secret or known_day != day or not key:
+            key = _hmac(
+                _hmac(_hmac(_hmac(f"AWS4{secret}".encode(), day), self.region), "dynamodb"),
+                "aws4_request",
+            )
+            self._key = (secret, day, key)
+        return key

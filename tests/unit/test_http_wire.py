@@ -37,6 +37,7 @@ from botocore.exceptions import (
 from hypothesis import given, settings, strategies as st
 
 from dynorm import _wire
+from dynorm._http import _Answer
 from dynorm._wire import Exchange, WireError, _Conn, read_answer
 
 # ----------------------------------------------------------------------------- servers
@@ -234,6 +235,19 @@ def test_the_reader_returns_exactly_what_was_sent_however_it_is_split(
     got_status, got_headers, got_body, keep = _read(_segments(data, cuts))
     assert (got_status, got_headers, got_body) == (status, headers, body)
     assert keep  # HTTP/1.1, no Connection: close, nothing left over
+
+
+@settings(max_examples=60, deadline=None)
+@given(answer=answers())
+def test_the_response_metadata_headers_are_the_ones_botocore_would_list(
+    answer: tuple[bytes, int, dict[str, str], bytes],
+) -> None:
+    # The transport's metadata reads the plain dict it kept (`_Answer.fields`) instead of
+    # walking botocore's HeadersDict: for any headers the reader returns, the same entries.
+    status, headers, body, _ = _read([answer[0]])
+    got = _Answer("http://127.0.0.1/", status, headers, body)
+    assert got.fields == dict(got.headers.items())
+    assert list(got.fields) == [str(k) for k in got.headers]
 
 
 @settings(max_examples=60, deadline=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from unittest.mock import patch
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -87,3 +88,34 @@ def test_the_default_timestamp_is_now_in_utc() -> None:
     stamped = datetime.strptime(got["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
     assert before <= stamped <= after
     assert got == signer.headers(creds, "DynamoDB_20120810.GetItem", b"{}", got["X-Amz-Date"])
+
+
+@FAST
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["secret-a", "secret-b", "rotated/secret+c"]),
+            st.datetimes(
+                min_value=datetime(2026, 12, 30, 23, 59, 50),
+                max_value=datetime(2027, 1, 1, 0, 0, 10),
+            ),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_one_signer_signs_as_botocore_through_any_days_and_rotated_secrets(
+    steps: list[tuple[str, datetime]],
+) -> None:
+    # The signing key is kept per (secret, day): each step may cross midnight or rotate
+    # the secret, and every request still carries botocore's signature for that second.
+    signer = RequestSigner("http://127.0.0.1:8000/", "us-east-1", CONTENT_TYPE)
+    target = "DynamoDB_20120810.PutItem"
+    for secret, when in steps:
+        creds = Credentials("AKID", secret)
+        stamp = when.replace(microsecond=0)
+        with patch("botocore.auth.get_current_datetime", return_value=stamp):
+            expected = _botocore(creds, "us-east-1", "http://127.0.0.1:8000/", target, b"{}")
+        assert expected["X-Amz-Date"] == stamp.strftime("%Y%m%dT%H%M%SZ")
+        got = signer.headers(creds.get_frozen_credentials(), target, b"{}", expected["X-Amz-Date"])
+        assert got == expected
