@@ -1,4 +1,4 @@
-"""The lean request path: dynorm's item requests over a pooled urllib3 connection.
+"""The lean request path: dynorm's item requests over pooled keep-alive connections.
 
 botocore's request pipeline (endpoint rules, event hooks, serializer, signer setup, its
 HTTP adapter) is most of a single GetItem's client time. For the item operations dynorm
@@ -8,8 +8,10 @@ signer and credentials (so profiles, SSO, assumed roles and refreshing credentia
 working), retried with
 botocore's "standard" retry components (throttling backoff, the retry quota,
 `total_max_attempts`, the CRC32 check of DynamoDB responses), over `max_pool_connections`
-keep-alive connections of dynorm's own HTTP/1.1 exchange (`_wire.py`), or of one urllib3
-pool where that exchange does not apply (a proxy, a client certificate).
+keep-alive connections of dynorm's own HTTP/1.1 exchange (`_wire.py`), or, where that
+exchange does not apply (a proxy, a client certificate), through the botocore HTTP session
+the boto3 client would send through: its proxies (and their TLS and headers), client
+certificate, TLS verification, pool and timeouts, as that client honours them.
 
 It answers as the boto3 method would: the parsed response (binary values as bytes), or a
 botocore exception (`ClientError` built by botocore's own error parser, a botocore
@@ -29,26 +31,10 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-import urllib3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-    SSLError,
-)
+from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.parsers import create_parser
 from botocore.retries import quota, standard
-from urllib3.exceptions import (
-    ConnectTimeoutError as Urllib3ConnectTimeout,
-    HTTPError as Urllib3Error,
-    NewConnectionError,
-    ReadTimeoutError as Urllib3ReadTimeout,
-    SSLError as Urllib3SSLError,
-)
 
 from . import _bridge, _json, _wire
 from ._signing import RequestSigner
@@ -123,7 +109,7 @@ class _Body:
 
 
 class _Answer(AWSResponse):
-    """An answer from dynorm's own exchange or the pool, its headers also as a plain dict.
+    """An answer from dynorm's exchange or the HTTP session, its headers also as a dict.
 
     `fields` is what `dict(answer.headers.items())` gives (one entry per header, as it came),
     without walking botocore's case-insensitive `HeadersDict` for every response.
@@ -150,14 +136,15 @@ def _bytes_values(node: Any) -> Any:
 
 
 class HttpTransport:
-    """Send dynorm's item requests to one DynamoDB endpoint over a urllib3 pool.
+    """Send dynorm's item requests to one DynamoDB endpoint over pooled connections.
 
     Built for a table from what a boto3 client of dynorm's would use: the resolved endpoint,
     the region, the session's credentials and (loaded when first needed) the service model.
     `http_session` is the botocore HTTP session such a client sends through (its TLS
     verification, proxies and socket options; `_endpoint.lean_http_session` builds it when
-    there is no client). Thread-safe; no lock is held while a request is on the wire (the
-    pool hands each thread its own connection).
+    there is no client); it carries the requests where dynorm's own exchange does not
+    apply. Thread-safe; no lock is held while a request is on the wire (the pool hands each
+    thread its own connection).
     """
 
     def __init__(
@@ -184,13 +171,11 @@ class HttpTransport:
         self._operations: dict[str, Any] = {}
         self._parser = create_parser("json")
         self._retrying = _Retrying(max_attempts)
-        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._on_loop: Any = None  # the event loops' exchange (`_http_async`), made on first use
-        self.pool = urllib3.PoolManager(
-            num_pools=4, maxsize=pool_size, block=False, retries=False, timeout=self._timeout
-        )
+        #: The botocore HTTP session that carries the bytes where `wire` does not apply.
+        self.http_session = http_session
         #: dynorm's own HTTP/1.1 exchange (`_wire`) for the sync path, or None where it
-        #: does not apply (a proxy, a client certificate): then `pool` carries the bytes.
+        #: does not apply (a proxy, a client certificate): then `http_session` sends.
         self.wire = _wire.for_session(
             http_session,
             self.endpoint_url,
@@ -266,8 +251,6 @@ class HttpTransport:
             caught: Exception | None = None
             try:
                 response = self._attempt(operation, body, headers)
-            except Urllib3Error as exc:
-                caught = self._botocore_error(exc)
             except Exception as exc:  # as botocore's endpoint: the attempt ends in this error
                 caught = exc
             if response is not None and (response.status_code != 200 or not self._crc_ok(response)):
@@ -295,32 +278,30 @@ class HttpTransport:
             _bridge.sleep(delay, time.sleep)
 
     def _post(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
-        """One exchange: on the event loop inside a bridge greenlet, else over the pool."""
+        """One exchange: on the event loop inside a bridge greenlet, else on this thread."""
         wire = self.wire
         if _bridge.current() is not None:
-            if wire is None:  # urllib3 carries it (a proxy, a client certificate): a thread
-                return _bridge.blocking(self._pooled, body, headers)
+            if wire is None:  # botocore's session carries it (a proxy...): on a thread
+                return _bridge.blocking(self._through_session, body, headers)
             status, got_headers, data = _bridge.wait(
                 self._loop_exchange(wire).post(self.endpoint_url, body, headers)
             )
         elif wire is not None:
             status, got_headers, data = wire.post(body, headers)
         else:
-            return self._pooled(body, headers)
+            return self._through_session(body, headers)
         return _Answer(self.endpoint_url, status, got_headers, data)
 
-    def _pooled(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
-        got = self.pool.urlopen(
-            "POST",
-            self.endpoint_url,
-            body=body,
-            headers=headers,
-            retries=False,
-            redirect=False,
-            timeout=self._timeout,
-            preload_content=True,
-        )
-        return _Answer(self.endpoint_url, got.status, dict(got.headers), got.data)
+    def _through_session(self, body: bytes, headers: Mapping[str, str]) -> AWSResponse:
+        """One exchange through the botocore HTTP session (a proxy, a client certificate).
+
+        It raises botocore's own connection errors (ProxyConnectionError among them), as
+        the boto3 client's requests do.
+        """
+        signed: Any = HeadersDict(headers)
+        request = AWSPreparedRequest("POST", self.endpoint_url, signed, body, False)
+        got = self.http_session.send(request)
+        return _Answer(self.endpoint_url, got.status_code, dict(got.headers.items()), got.content)
 
     def _loop_exchange(self, wire: _wire.Exchange) -> Any:
         exchange = self._on_loop
@@ -331,7 +312,7 @@ class HttpTransport:
         return exchange
 
     def _attempt(self, operation: str, body: bytes, headers: dict[str, str]) -> AWSResponse:
-        """One attempt: through the `before_send` hooks if there are any, else the pool."""
+        """One attempt: through the `before_send` hooks if there are any, else the wire."""
         if not self.before_send:
             return self._post(body, headers)
         signed: Any = HeadersDict(headers)  # what botocore's own requests carry
@@ -345,7 +326,7 @@ class HttpTransport:
         return answer if answer is not None else self.send(request)
 
     def send(self, request: AWSPreparedRequest) -> AWSResponse:
-        """Send one signed request over the pool and return DynamoDB's answer, unparsed.
+        """Send one signed request and return DynamoDB's answer, unparsed.
 
         What an attempt does on the wire (a `before_send` hook may call it to apply a
         request and then lose the answer).
@@ -356,10 +337,7 @@ class HttpTransport:
         """
         body = request.body
         data = bytes(body) if isinstance(body, (bytes, bytearray)) else str(body or "").encode()
-        try:
-            return self._post(data, dict(request.headers.items()))
-        except Urllib3Error as exc:
-            raise self._botocore_error(exc) from exc
+        return self._post(data, dict(request.headers.items()))
 
     @staticmethod
     def _crc_ok(response: AWSResponse) -> bool:
@@ -411,22 +389,9 @@ class HttpTransport:
         parsed.setdefault("ResponseMetadata", {})["HTTPStatusCode"] = response.status_code
         return parsed
 
-    def _botocore_error(self, exc: Exception) -> Exception:
-        """The botocore exception the boto3 client raises for this urllib3 failure."""
-        url = self.endpoint_url
-        if isinstance(exc, NewConnectionError):  # nothing listens there: nothing was sent
-            return EndpointConnectionError(endpoint_url=url, error=exc)
-        if isinstance(exc, Urllib3ConnectTimeout):
-            return ConnectTimeoutError(endpoint_url=url, error=exc)
-        if isinstance(exc, Urllib3SSLError):
-            return SSLError(endpoint_url=url, error=exc)
-        if isinstance(exc, Urllib3ReadTimeout):
-            return ReadTimeoutError(endpoint_url=url, error=exc)
-        return ConnectionClosedError(endpoint_url=url, error=exc)
-
     def close(self) -> None:
-        """Close every pooled connection (the event loops' too)."""
-        self.pool.clear()
+        """Close every pooled connection (the event loops' and the HTTP session's too)."""
+        self.http_session.close()
         if self.wire is not None:
             self.wire.close()
         if self._on_loop is not None:

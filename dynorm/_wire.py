@@ -16,7 +16,8 @@ compression (`Accept-Encoding: identity`) and decodes gzip / deflate if a server
 anyway, as urllib3 does. What it does not speak (a proxy for the endpoint: client config
 `proxies` or `$HTTPS_PROXY` / `$HTTP_PROXY` not excluded by `$NO_PROXY`; a client
 certificate; an HTTP session that is not botocore's own) makes `for_session()` return None,
-once, when the transport is built: that transport keeps sending over urllib3.
+once, when the transport is built: that transport sends through the botocore HTTP session
+instead (its proxies, client certificate and TLS settings, as the boto3 client's).
 
 The pool: up to `pool_size` idle connections, last used first; a connection belongs to one
 thread from checkout to checkin and no lock is held during I/O. An idle socket that is
@@ -79,7 +80,7 @@ class WireError(Exception):
 def for_client(
     client: Any, url: str, *, pool_size: int, connect_timeout: float, read_timeout: float
 ) -> Exchange | None:
-    """The exchange for a boto3 client's endpoint, or None if urllib3 must carry it."""
+    """The exchange for a boto3 client's endpoint, or None if its HTTP session must carry it."""
     return for_session(
         getattr(getattr(client, "_endpoint", None), "http_session", None),
         url,
@@ -92,7 +93,7 @@ def for_client(
 def for_session(
     found: Any, url: str, *, pool_size: int, connect_timeout: float, read_timeout: float
 ) -> Exchange | None:
-    """The exchange for a botocore HTTP session's endpoint, or None if urllib3 must carry it.
+    """The exchange for a botocore HTTP session's endpoint, or None if the session must carry it.
 
     None when the session is not botocore's own `URLLib3Session`, uses a proxy for `url`, a
     client certificate, or `url` is not plain http(s).

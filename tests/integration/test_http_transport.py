@@ -11,11 +11,16 @@ sends.
 from __future__ import annotations
 
 import asyncio
+import http.client
+import http.server
 import os
+import threading
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -249,10 +254,93 @@ def test_a_transaction_keeps_one_client_request_token_across_retries(lean: HttpT
     assert tokens[0] and tokens[0] == tokens[1]
 
 
-def test_the_sync_lean_path_sends_over_dynorms_own_exchange(lean: HttpTransport) -> None:
-    """No proxy, no client certificate: the bytes go over `_wire`, never through urllib3."""
+def test_the_sync_lean_path_sends_over_dynorms_own_exchange(
+    lean: HttpTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No proxy, no client certificate: the bytes go over `_wire`, never through the
+    botocore HTTP session."""
     assert lean.wire is not None
+
+    def not_here(request: Any) -> Any:
+        raise AssertionError("sent through the botocore HTTP session")
+
+    monkeypatch.setattr(lean.http_session, "send", not_here)
     o = Order.objects.create(customer_id="c1", total=Decimal(1))
     assert Order.objects.get(customer_id="c1", id=o.id) == o
     assert lean.wire.idle() == 1  # one keep-alive socket served both, sequentially
-    assert len(lean.pool.pools) == 0  # urllib3's pool opened nothing
+
+
+@contextmanager
+def forwarding_proxy(target: str) -> Iterator[tuple[str, list[str]]]:
+    """A plain HTTP proxy that forwards every request to `target` (DynamoDB Local).
+
+    Yields its URL and the request lines it received (a proxied request names the whole
+    URL: `POST http://host:port/ HTTP/1.1`).
+    """
+    up = urlsplit(target)
+    seen: list[str] = []
+
+    class Forward(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            seen.append(self.requestline)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            hop = {"connection", "proxy-connection", "keep-alive"}
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+            server = http.client.HTTPConnection(up.hostname or "", up.port, timeout=30)
+            try:
+                server.request("POST", "/", body, headers)
+                answer = server.getresponse()
+                data = answer.read()
+            finally:
+                server.close()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in hop | {"content-length", "transfer-encoding"}:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{proxy.server_address[1]}", seen
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+        thread.join()
+
+
+def test_a_proxy_for_the_endpoint_carries_the_lean_path_sync_and_on_the_loop(
+    dynorm_table: str, dynamodb_local: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the environment names a proxy for the endpoint, every lean request goes
+    through it, as the boto3 client's would: the endpoint's host does not even resolve,
+    so an answer can only have come through the proxy."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    behind = f"http://dynamodb-behind-a-proxy.invalid:{urlsplit(dynamodb_local).port}"
+    with forwarding_proxy(dynamodb_local) as (proxy, seen):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        _config.configure(transport="http", endpoint_url=behind)
+        try:
+            transport = _config.get_connection().transport
+            assert isinstance(transport, HttpTransport)
+            assert transport.wire is None  # dynorm's own exchange does not speak to proxies
+            o = Order.objects.create(customer_id="c1", total=Decimal(1))
+            assert Order.objects.get(customer_id="c1", id=o.id) == o
+
+            async def on_the_loop() -> Order:
+                return await Order.objects.aget(customer_id="c1", id=o.id)
+
+            assert asyncio.run(on_the_loop()) == o
+            transport.close()
+        finally:  # the table fixture deletes its table at the real endpoint
+            _config.configure(endpoint_url=dynamodb_local)
+    assert [line.split()[:2] for line in seen] == [["POST", f"{behind}/"]] * 3
