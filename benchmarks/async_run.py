@@ -1,19 +1,25 @@
 """The async benchmark: dynorm's async API against aioboto3, one DynamoDB Local, one run.
 
-    python benchmarks/async_run.py --rounds 3     # about 5 minutes on a 2-core machine
+    python benchmarks/async_run.py --rounds 5     # about 4 minutes on a 2-core machine
 
 1000 GetItem and 1000 PutItem with 32 in flight, and a Query of 1000 items -> models, for:
 aioboto3 (its own virtualenv, pinned: benchmarks/requirements-aioboto3.txt), dynorm's async
 API on each transport (`http`: the lean path; `boto3`: the boto3 client), the sync dynorm
 on 32 threads, and, for GetItem only, the bare candidate transport (aiohttp + botocore's
-SigV4 signer, no models). Rounds are interleaved, each client in a fresh process; ratios
-are against aioboto3 in the same run. Writes benchmarks/results/async/results.{md,json}.
+SigV4 signer, no models), and, for PutItem only, aioboto3 sending the request dynorm's
+save() sends for a new object (a put conditional on no item being there). Rounds are
+interleaved, each client in a fresh process; ratios are against aioboto3 in the same run.
+Beside each client's own CPU per item, the DynamoDB Local process's CPU per item over the
+same worker (its warm-up pass and its measured pass), when this script started Local:
+what the server spends is the part of the time no client can shorten. Writes
+benchmarks/results/async/results.{md,json}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -34,6 +40,7 @@ OUT = HERE / "results" / "async"
 #: client -> (environment, worker, mode, works)
 CLIENTS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     "aioboto3": ("aioboto3", "aioboto3_worker.py", "", ("get", "put", "query")),
+    "aioboto3, conditional put": ("aioboto3", "aioboto3_worker.py", "conditional", ("put",)),
     "aiohttp+SigV4 (bare transport)": ("aioboto3", "aioboto3_worker.py", "aiohttp", ("get",)),
     "dynorm async, http": ("main", "dynorm_async_worker.py", "async:http", ("get", "put", "query")),
     "dynorm async, boto3": (
@@ -103,9 +110,21 @@ def seed(endpoint: str, table: str, keys_file: Path) -> None:
     )
 
 
+def server_cpu(pid: int | None) -> float | None:
+    """The CPU seconds process `pid` has used (Linux's /proc), or None where unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup-rounds", type=int, default=1, help="run first, not counted")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--endpoint", default=None)
     args = parser.parse_args()
@@ -127,7 +146,10 @@ def main() -> int:
     try:
         seed(endpoint, table, keys_file)
         names = list(CLIENTS)
-        for rnd in range(args.rounds):
+        # Round 0 warms DynamoDB Local's JIT up on every request it will see, and is not
+        # counted: in a cold Local the first worker's server CPU per item was 2-4x the
+        # later rounds' (1,910 µs a PutItem against ~500).
+        for rnd in range(-args.warmup_rounds, args.rounds):
             order = names[rnd % len(names) :] + names[: rnd % len(names)]
             for name in order:
                 env, worker, mode, works = CLIENTS[name]
@@ -136,6 +158,7 @@ def main() -> int:
                         mode_arg = f"aiohttp:{keys_file}"
                     else:
                         mode_arg = mode
+                    before = server_cpu(proc.pid if proc is not None else None)
                     out = subprocess.run(
                         [
                             str(pythons[env]),
@@ -150,7 +173,11 @@ def main() -> int:
                     if out.returncode != 0:
                         raise SystemExit(f"{name} {work} failed:\n{out.stderr[-3000:]}")
                     got = json.loads(out.stdout.strip().splitlines()[-1])
-                    results[name].setdefault(work, []).append(got)
+                    after = server_cpu(proc.pid if proc is not None else None)
+                    if before is not None and after is not None:  # warm-up + measured pass
+                        got["server_us"] = (after - before) / (2 * args.n) * 1e6
+                    if rnd >= 0:
+                        results[name].setdefault(work, []).append(got)
                     bench.log(f"round {rnd + 1} {name} {work}: {got['per_s']:.0f}/s")
     finally:
         if proc is not None:
@@ -161,8 +188,12 @@ def main() -> int:
 
 def write_report(results: dict[str, Any], args: argparse.Namespace, kind: str) -> None:
     def med(name: str, work: str, key: str) -> float | None:
-        runs = results[name].get(work)
+        runs = [r for r in results[name].get(work, []) if key in r]
         return statistics.median(r[key] for r in runs) if runs else None
+
+    def server(name: str, work: str) -> str:
+        us = med(name, work, "server_us")
+        return "" if us is None else f" + Local {us:.0f} µs"
 
     def table(cell: Any) -> list[str]:
         """The works x clients table; `cell(name, work, ratios)` renders one measured cell."""
@@ -186,14 +217,17 @@ def write_report(results: dict[str, Any], args: argparse.Namespace, kind: str) -
     lines = [
         "# Async benchmark",
         "",
-        f"{args.rounds} interleaved rounds, one process per client per work, {kind}. "
+        f"{args.rounds} interleaved rounds (after {args.warmup_rounds} uncounted warm-up "
+        f"round(s)), one process per client per work, {kind}. "
         "Throughput ratio = items (or requests) per second / aioboto3's, same run; the "
-        "per-round spread of the ratio in brackets; client CPU per item in µs.",
+        "per-round spread of the ratio in brackets; client CPU per item in µs, then DynamoDB "
+        "Local's CPU per item over the same worker (its warm-up and measured passes).",
         "",
         *table(
             lambda name, work, ratios: (
                 f"{statistics.median(ratios):.2f}x {spread(ratios)}; "
                 f"{med(name, work, 'per_s'):.0f}/s; {med(name, work, 'cpu_us'):.0f} µs"
+                f"{server(name, work)}"
             )
         ),
     ]
@@ -201,12 +235,12 @@ def write_report(results: dict[str, Any], args: argparse.Namespace, kind: str) -
     # The docs' Async page includes this compact table (pymdownx.snippets).
     summary = [
         f"From one run, {args.rounds} interleaved round(s), {kind}; median ratio to aioboto3 "
-        "(per-round range), then client CPU per request or item.",
+        "(per-round range), then client CPU per request or item, then DynamoDB Local's.",
         "",
         *table(
             lambda name, work, ratios: (
                 f"**{statistics.median(ratios):.2f}x** {spread(ratios)}, "
-                f"{med(name, work, 'cpu_us'):.0f} µs"
+                f"{med(name, work, 'cpu_us'):.0f} µs{server(name, work)}"
             )
         ),
     ]

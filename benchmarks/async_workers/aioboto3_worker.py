@@ -1,7 +1,8 @@
 """aioboto3 (aiobotocore) with 32 in flight: the peer of dynorm's async API.
 
 get/put: `table.get_item` / `table.put_item` on the Table resource (items as Python
-values, then pydantic models for get); query: `table.query` pages -> pydantic models.
+values, then pydantic models for get; `--mode conditional` puts only where no item is,
+as dynorm's save() of a new object does); query: `table.query` pages -> pydantic models.
 `--mode aiohttp` instead measures the transport alone: aiohttp posting the same GetItem
 body signed with botocore's SigV4 signer (no models), the candidate async transport.
 """
@@ -21,7 +22,7 @@ from aiobotocore.config import AioConfig
 from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shared import in_flight, parse_args, report, timed  # noqa: E402
+from shared import in_flight, parse_args, put_orders, report, timed  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "workers"))
 from common import make_orders  # noqa: E402
@@ -119,10 +120,18 @@ async def main() -> None:
 
             report(await timed(args.n, lambda: in_flight(args.n, args.inflight, get)))
         else:
-            fresh = [item_of(o) for o in make_orders(uuid.uuid4().hex, "bench-put", args.n)]
+            # New items for the warm-up's and the measured pass's puts, as dynorm's saves.
+            fresh = iter([item_of(o) for o in put_orders(uuid.uuid4().hex, 2 * args.n)])
+            # `--mode conditional`: the request dynorm's save() sends for a new object, a
+            # put that fails instead of overwriting an item that exists.
+            only_new = (
+                {"ConditionExpression": "attribute_not_exists(pk)"}
+                if args.mode == "conditional"
+                else {}
+            )
 
             async def put(i: int) -> None:
-                await table.put_item(Item=fresh[i])
+                await table.put_item(Item=next(fresh), **only_new)
 
             report(await timed(args.n, lambda: in_flight(args.n, args.inflight, put)))
 
