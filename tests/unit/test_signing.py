@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any
 from unittest.mock import patch
 
+import botocore.auth
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -90,6 +93,18 @@ def test_the_default_timestamp_is_now_in_utc() -> None:
     assert got == signer.headers(creds, "DynamoDB_20120810.GetItem", b"{}", got["X-Amz-Date"])
 
 
+def _botocore_clock_at(when: datetime) -> Any:
+    """Stop the clock botocore's `add_auth` reads at `when` (naive UTC).
+
+    botocore 1.36+ asks `botocore.auth.get_current_datetime()`; older releases (the lowest
+    cell of the matrix) call `datetime.datetime.utcnow()` of the module it imported.
+    """
+    if hasattr(botocore.auth, "get_current_datetime"):
+        return patch("botocore.auth.get_current_datetime", return_value=when)
+    clock = SimpleNamespace(datetime=SimpleNamespace(utcnow=lambda: when))
+    return patch("botocore.auth.datetime", clock)
+
+
 @FAST
 @given(
     steps=st.lists(
@@ -114,7 +129,7 @@ def test_one_signer_signs_as_botocore_through_any_days_and_rotated_secrets(
     for secret, when in steps:
         creds = Credentials("AKID", secret)
         stamp = when.replace(microsecond=0)
-        with patch("botocore.auth.get_current_datetime", return_value=stamp):
+        with _botocore_clock_at(stamp):
             expected = _botocore(creds, "us-east-1", "http://127.0.0.1:8000/", target, b"{}")
         assert expected["X-Amz-Date"] == stamp.strftime("%Y%m%dT%H%M%SZ")
         got = signer.headers(creds.get_frozen_credentials(), target, b"{}", expected["X-Amz-Date"])
