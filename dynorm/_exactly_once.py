@@ -39,7 +39,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ProxyConnectionError
 
 from . import _bridge
 from ._codec import from_wire
@@ -268,8 +268,9 @@ class _Attempts:
 
 
 _attempts: ContextVar[_Attempts | None] = ContextVar("dynorm_write_attempts", default=None)
-#: Errors that prove the request never left: no connection was made.
-_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
+#: Errors that prove the request never left: no connection was made (urllib3 raises the
+#: proxy's only before it has connected to the proxy).
+_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)
 _tracked: weakref.WeakSet[Any] = weakref.WeakSet()
 _tracked_lock = threading.Lock()
 

@@ -112,7 +112,8 @@ class _Answer(AWSResponse):
     """An answer from dynorm's exchange or the HTTP session, its headers also as a dict.
 
     `fields` is what `dict(answer.headers.items())` gives (one entry per header, as it came),
-    without walking botocore's case-insensitive `HeadersDict` for every response.
+    without walking botocore's case-insensitive `HeadersDict` for every response. Read only
+    where no `before_send` hook could have edited `headers` since.
     """
 
     def __init__(self, url: str, status: int, headers: dict[str, str], body: bytes) -> None:
@@ -143,8 +144,8 @@ class HttpTransport:
     `http_session` is the botocore HTTP session such a client sends through (its TLS
     verification, proxies and socket options; `_endpoint.lean_http_session` builds it when
     there is no client); it carries the requests where dynorm's own exchange does not
-    apply. Thread-safe; no lock is held while a request is on the wire (the pool hands each
-    thread its own connection).
+    apply. Thread-safe; no lock is held while a request is on the wire (each thread takes a
+    connection of its own from the pool).
     """
 
     def __init__(
@@ -345,8 +346,10 @@ class HttpTransport:
         return expected is None or (zlib.crc32(response.content) & 0xFFFFFFFF) == int(expected)
 
     def _metadata(self, response: AWSResponse, attempt: int) -> dict[str, Any]:
-        # An answer a `before_send` hook made is any AWSResponse: its headers walked.
-        fields = response.fields if isinstance(response, _Answer) else response.headers.items()
+        # With hooks, an answer is any AWSResponse (or one of ours they edited): walked.
+        fields: Any = response.headers.items()
+        if isinstance(response, _Answer) and not self.before_send:
+            fields = response.fields
         return {
             "RequestId": response.headers.get("x-amzn-RequestId", ""),
             "HTTPStatusCode": response.status_code,

@@ -51,9 +51,11 @@ class RequestSigner:
         signer = SigV4Auth(Credentials("-", "-"), "dynamodb", region)
         self._host = str(signer.headers_to_sign(probe)["host"])
         self._path = signer.canonical_request(probe).split("\n")[1]
-        #: (secret key, day, the signing key derived from them): replaced, never mutated, so
-        #: threads sharing the signer read a consistent triple without a lock.
-        self._key: tuple[str, str, bytes] = ("", "", b"")
+        #: (SHA-256 of the secret key, day, the signing key derived from them): replaced,
+        #: never mutated, so threads sharing the signer read a consistent triple without a
+        #: lock. A digest, not the secret itself: what the signer holds (and a pickle or an
+        #: error report's locals could show) signs for one day, region and service only.
+        self._key: tuple[bytes, str, bytes] = (b"", "", b"")
 
     def headers(
         self, credentials: Any, target: str, body: bytes, timestamp: str | None = None
@@ -96,11 +98,11 @@ class RequestSigner:
 
     def _signing_key(self, secret: str, day: str) -> bytes:
         """SigV4's signing key for `secret` on `day` (`YYYYMMDD`), derived once per pair."""
-        known_secret, known_day, key = self._key
-        if known_secret != secret or known_day != day or not key:
-            key = _hmac(
-                _hmac(_hmac(_hmac(f"AWS4{secret}".encode(), day), self.region), "dynamodb"),
-                "aws4_request",
-            )
-            self._key = (secret, day, key)
+        digest = hashlib.sha256(secret.encode("utf-8")).digest()
+        known, known_day, key = self._key
+        if known != digest or known_day != day or not key:
+            key = _hmac(f"AWS4{secret}".encode(), day)
+            for part in (self.region, "dynamodb", "aws4_request"):
+                key = _hmac(key, part)
+            self._key = (digest, day, key)
         return key

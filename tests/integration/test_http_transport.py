@@ -54,7 +54,8 @@ def lean(dynorm_table: str) -> HttpTransport:
 @pytest.fixture
 def wire(lean: HttpTransport, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     """Route the transport's exchanges through `faults` (callables run in order), whichever
-    carries them (dynorm's own `_wire`, or urllib3 where that does not apply)."""
+    carries them (dynorm's own `_wire`, or the botocore HTTP session where that does not
+    apply)."""
     real = lean._post
     faults: list[Any] = []
 
@@ -288,7 +289,10 @@ def forwarding_proxy(target: str) -> Iterator[tuple[str, list[str]]]:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             hop = {"connection", "proxy-connection", "keep-alive"}
             headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
-            server = http.client.HTTPConnection(up.hostname or "", up.port, timeout=30)
+            kind = (
+                http.client.HTTPSConnection if up.scheme == "https" else http.client.HTTPConnection
+            )
+            server = kind(up.hostname or "", up.port, timeout=30)
             try:
                 server.request("POST", "/", body, headers)
                 answer = server.getresponse()
@@ -325,7 +329,8 @@ def test_a_proxy_for_the_endpoint_carries_the_lean_path_sync_and_on_the_loop(
     so an answer can only have come through the proxy."""
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
-    behind = f"http://dynamodb-behind-a-proxy.invalid:{urlsplit(dynamodb_local).port}"
+    # Plain http to the proxy whatever the real endpoint's scheme (it forwards over that).
+    behind = f"http://dynamodb-behind-a-proxy.invalid:{urlsplit(dynamodb_local).port or 80}"
     with forwarding_proxy(dynamodb_local) as (proxy, seen):
         monkeypatch.setenv("HTTP_PROXY", proxy)
         _config.configure(transport="http", endpoint_url=behind)
@@ -333,6 +338,14 @@ def test_a_proxy_for_the_endpoint_carries_the_lean_path_sync_and_on_the_loop(
             transport = _config.get_connection().transport
             assert isinstance(transport, HttpTransport)
             assert transport.wire is None  # dynorm's own exchange does not speak to proxies
+            threads: list[int] = []
+            real = transport._through_session
+
+            def noted(body: bytes, headers: Any) -> Any:
+                threads.append(threading.get_ident())
+                return real(body, headers)
+
+            monkeypatch.setattr(transport, "_through_session", noted)
             o = Order.objects.create(customer_id="c1", total=Decimal(1))
             assert Order.objects.get(customer_id="c1", id=o.id) == o
 
@@ -340,7 +353,35 @@ def test_a_proxy_for_the_endpoint_carries_the_lean_path_sync_and_on_the_loop(
                 return await Order.objects.aget(customer_id="c1", id=o.id)
 
             assert asyncio.run(on_the_loop()) == o
+            main = threading.get_ident()
+            # The sync calls sent from this thread, the awaited one from a worker thread
+            # (the session blocks; the event loop must not).
+            assert threads[:2] == [main, main] and threads[2] != main and len(threads) == 3
             transport.close()
         finally:  # the table fixture deletes its table at the real endpoint
             _config.configure(endpoint_url=dynamodb_local)
     assert [line.split()[:2] for line in seen] == [["POST", f"{behind}/"]] * 3
+
+
+def test_the_response_metadata_shows_the_headers_a_before_send_hook_left(
+    lean: HttpTransport, dynorm_table: str
+) -> None:
+    """A hook may send the request itself and edit the answer's headers: the response
+    metadata then lists the headers as the hook left them, as botocore's would."""
+
+    def edit(operation: str, request: Any) -> AWSResponse:
+        answer = lean.send(request)
+        answer.headers["X-Injected"] = "yes"
+        del answer.headers["x-amzn-RequestId"]
+        return answer
+
+    lean.before_send.append(edit)
+    try:
+        key = {"pk": {"S": "nope"}, "sk": {"S": "nope"}}
+        got = lean.call("GetItem", {"TableName": dynorm_table, "Key": key})
+    finally:
+        lean.before_send.remove(edit)
+    headers = got["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["X-Injected"] == "yes"
+    assert all(name.lower() != "x-amzn-requestid" for name in headers)
+    assert got["ResponseMetadata"]["RequestId"] == ""

@@ -7,7 +7,8 @@ that body; an answer cut anywhere before its end is a botocore connection error,
 partial body; N threads sharing one pool each get the answer to their own request, and no
 more than `pool_size` sockets stay open; an idle socket the server closed is discarded
 before reuse, with no error and no request sent twice; nothing is resent once a request
-was handed to the kernel; TLS checks the certificate; a proxy keeps the urllib3 path.
+was handed to the kernel; TLS checks the certificate; a proxy or a client certificate
+leaves the request to the botocore HTTP session.
 """
 
 from __future__ import annotations
@@ -530,7 +531,7 @@ def _wire_for(client: Any) -> Exchange | None:
     return _wire.for_client(client, url, pool_size=2, connect_timeout=1, read_timeout=1)
 
 
-def test_a_proxy_or_a_client_certificate_keeps_the_urllib3_path(
+def test_a_proxy_or_a_client_certificate_leaves_it_to_the_botocore_session(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
