@@ -81,7 +81,8 @@ async def main() -> None:
 
         async def sync_body() -> None:
             def one() -> None:
-                assert len(list(Order.objects.filter(customer_id="bench-query"))) == 1000
+                for _ in range(args.n // 1000):
+                    assert len(list(Order.objects.filter(customer_id="bench-query"))) == 1000
 
             await loop.run_in_executor(pool, one)
 
