@@ -148,6 +148,7 @@ def main() -> int:
     try:
         seed(endpoint, table, keys_file)
         names = list(CLIENTS)
+        server_pid = proc.pid if proc is not None else None  # Local's CPU is ours to read
         # Round 0 warms DynamoDB Local's JIT up on every request it will see, and is not
         # counted: in a cold Local the first worker's server CPU per item was 2-4x the
         # later rounds' (1,910 µs a PutItem against ~500).
@@ -163,7 +164,7 @@ def main() -> int:
                         mode_arg = f"aiohttp:{keys_file}"
                     else:
                         mode_arg = mode
-                    before = server_cpu(proc.pid if proc is not None else None)
+                    before = server_cpu(server_pid)
                     out = subprocess.run(
                         [
                             str(pythons[env]),
@@ -178,7 +179,7 @@ def main() -> int:
                     if out.returncode != 0:
                         raise SystemExit(f"{name} {work} failed:\n{out.stderr[-3000:]}")
                     got = json.loads(out.stdout.strip().splitlines()[-1])
-                    after = server_cpu(proc.pid if proc is not None else None)
+                    after = server_cpu(server_pid)
                     if before is not None and after is not None:  # warm-up + measured pass
                         got["server_us"] = (after - before) / (2 * units) * 1e6
                     if rnd >= 0:

@@ -299,9 +299,7 @@ class HttpTransport:
         It raises botocore's own connection errors (ProxyConnectionError among them), as
         the boto3 client's requests do.
         """
-        signed: Any = HeadersDict(headers)
-        request = AWSPreparedRequest("POST", self.endpoint_url, signed, body, False)
-        got = self.http_session.send(request)
+        got = self.http_session.send(self._prepared(body, headers))
         return _Answer(self.endpoint_url, got.status_code, dict(got.headers.items()), got.content)
 
     def _loop_exchange(self, wire: _wire.Exchange) -> Any:
@@ -312,12 +310,16 @@ class HttpTransport:
             exchange = self._on_loop = AsyncExchange(wire)
         return exchange
 
+    def _prepared(self, body: bytes, headers: Mapping[str, str]) -> AWSPreparedRequest:
+        """The signed request as botocore's own requests carry it (a `HeadersDict`)."""
+        signed: Any = HeadersDict(headers)
+        return AWSPreparedRequest("POST", self.endpoint_url, signed, body, False)
+
     def _attempt(self, operation: str, body: bytes, headers: dict[str, str]) -> AWSResponse:
         """One attempt: through the `before_send` hooks if there are any, else the wire."""
         if not self.before_send:
             return self._post(body, headers)
-        signed: Any = HeadersDict(headers)  # what botocore's own requests carry
-        request = AWSPreparedRequest("POST", self.endpoint_url, signed, body, False)
+        request = self._prepared(body, headers)
         answer: AWSResponse | None = None
         for hook in tuple(self.before_send):  # every hook runs, as botocore emits the event
             # A hook is sync code that may block (or send): never on the event loop's thread.

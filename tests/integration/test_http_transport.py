@@ -322,13 +322,12 @@ def forwarding_proxy(target: str) -> Iterator[tuple[str, list[str]]]:
 
 
 def test_a_proxy_for_the_endpoint_carries_the_lean_path_sync_and_on_the_loop(
-    dynorm_table: str, dynamodb_local: str, monkeypatch: pytest.MonkeyPatch
+    dynorm_table: str, dynamodb_local: str, no_proxy_env: pytest.MonkeyPatch
 ) -> None:
     """Where the environment names a proxy for the endpoint, every lean request goes
     through it, as the boto3 client's would: the endpoint's host does not even resolve,
     so an answer can only have come through the proxy."""
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch = no_proxy_env
     # Plain http to the proxy whatever the real endpoint's scheme (it forwards over that).
     behind = f"http://dynamodb-behind-a-proxy.invalid:{urlsplit(dynamodb_local).port or 80}"
     with forwarding_proxy(dynamodb_local) as (proxy, seen):

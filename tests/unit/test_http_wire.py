@@ -532,10 +532,9 @@ def _wire_for(client: Any) -> Exchange | None:
 
 
 def test_a_proxy_or_a_client_certificate_leaves_it_to_the_botocore_session(
-    monkeypatch: pytest.MonkeyPatch,
+    no_proxy_env: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch = no_proxy_env
     assert _wire_for(_client()) is not None
     assert _wire_for(_client(proxies={"http": "http://proxy.invalid:3128"})) is None
     assert _wire_for(_client(client_cert="/nonexistent/cert.pem")) is None
