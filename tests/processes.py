@@ -37,3 +37,19 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+def assert_resumed_without_rewrites(
+    written: list[tuple[str, str]], stale: set[tuple[str, str]], segments: int
+) -> None:
+    """Check a resumed scan run wrote each still-stale item once and nothing already right.
+
+    `stale` is the items (pk, sk) left unwritten when the first run was SIGKILLed, read
+    just after; `written` is what the resumed run sent. The killed run may have had one
+    write on the wire per segment: DynamoDB can apply it after that read, so the resumed
+    run finds the item right and skips it. Hence at most `segments` fewer writes, never
+    one outside `stale`, never one twice.
+    """
+    assert len(written) == len(set(written)), "the resumed run wrote an item twice"
+    assert set(written) <= stale, "the resumed run rewrote an item already right"
+    assert len(stale) - len(written) <= segments, (len(stale), len(written))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+import time
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
@@ -83,13 +84,19 @@ def test_headers_equal_botocores_sigv4_for_any_request(
 
 
 def test_the_default_timestamp_is_now_in_utc() -> None:
+    # The signer's clock is stopped at one instant (this VM's wall clock steps backwards at
+    # times, so two reads of it cannot bracket a third); only `gmtime` is offered, so a
+    # signer reading local time, or another clock, fails here.
+    instant = 1_700_000_000.75  # 2023-11-14T22:13:20.75Z
+    clock = SimpleNamespace(
+        gmtime=lambda secs=None: time.gmtime(instant if secs is None else secs),
+        strftime=time.strftime,
+    )
     signer = RequestSigner("http://127.0.0.1:8000/", "us-east-1", CONTENT_TYPE)
     creds = Credentials("AKID", "secret").get_frozen_credentials()
-    before = datetime.now(timezone.utc).replace(microsecond=0)
-    got = signer.headers(creds, "DynamoDB_20120810.GetItem", b"{}")
-    after = datetime.now(timezone.utc)
-    stamped = datetime.strptime(got["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-    assert before <= stamped <= after
+    with patch("dynorm._signing.time", clock):
+        got = signer.headers(creds, "DynamoDB_20120810.GetItem", b"{}")
+    assert got["X-Amz-Date"] == "20231114T221320Z"
     assert got == signer.headers(creds, "DynamoDB_20120810.GetItem", b"{}", got["X-Amz-Date"])
 
 
