@@ -113,6 +113,7 @@ def test_page_examples_run(page: Path, dynorm_table: str, request: pytest.Fixtur
         module.BUCKET = request.getfixturevalue("blob_bucket")  # type: ignore[attr-defined]
     module.__file__ = str(page)
     sys.modules[module.__name__] = module  # pydantic resolves annotations through it
+    main = sys.modules["__main__"]
     try:
         with _registry.isolated_registry():
             for block in iter_blocks(page):
@@ -120,6 +121,9 @@ def test_page_examples_run(page: Path, dynorm_table: str, request: pytest.Fixtur
                     _run(block, module)
     finally:
         del sys.modules[module.__name__]
+        # Streamlit's AppTest leaves its script as `__main__`, and with it the script's
+        # globals (a connection, whose __del__ then fails at interpreter shutdown).
+        sys.modules["__main__"] = main
 
 
 def _run(block: Block, module: types.ModuleType) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -44,8 +45,10 @@ def app_test(dynorm_table: str) -> Iterator[AppTest]:
     at = AppTest.from_function(app, default_timeout=30)
     # No endpoint_url: the Table then shares dynorm's configured client (the fixture's).
     at.secrets["connections"] = {"dynorm": {"table_name": dynorm_table}}
+    main = sys.modules["__main__"]
     yield at
     st.cache_resource.clear()  # st.connection keeps connections there
+    sys.modules["__main__"] = main  # AppTest leaves its script there, globals and all
 
 
 def texts(at: AppTest) -> list[str]:
