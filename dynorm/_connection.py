@@ -25,6 +25,7 @@ from ._aws_errors import WRITES as _WRITES, translate_client_error
 from ._capture import record
 from ._endpoint import ClientSlot, client_region, lean_endpoint, lean_http_session, session_for
 from ._http import LEAN_OPERATIONS, HttpTransport
+from ._wire import never_sent
 from .exceptions import (
     ConfigurationError,
     DynormError,
@@ -134,12 +135,13 @@ def _record_attempt(caught_exception: BaseException | None = None, **_: Any) -> 
     """Botocore `needs-retry` hook: count an attempt; note whether it may have been applied.
 
     An attempt that failed to connect (no listener, a connect timeout, a TLS handshake) sent
-    nothing; any other outcome (a response, a read timeout, a reset) may have reached DynamoDB.
+    nothing; any other outcome (a response, a read timeout, a reset, a TLS error or a
+    proxy's hang-up after connecting) may have reached DynamoDB (`_wire.never_sent`).
     """
     box = _attempts.get()
     if box is not None:
         box.count += 1
-        if not isinstance(caught_exception, BotoConnectionError):
+        if not never_sent(caught_exception):
             box.sent = True
 
 

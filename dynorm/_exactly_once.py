@@ -39,13 +39,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ProxyConnectionError
-
 from . import _bridge
 from ._codec import from_wire
 from ._config import OWN_TABLE, Table, _OwnTable, binding, connection_for
 from ._layout import Layout
 from ._proof import sent_for
+from ._wire import never_sent
 from ._write_op import WriteOp
 from .exceptions import DynormError, WriteOutcomeUnknownError
 
@@ -268,9 +267,6 @@ class _Attempts:
 
 
 _attempts: ContextVar[_Attempts | None] = ContextVar("dynorm_write_attempts", default=None)
-#: Errors that prove the request never left: no connection was made (urllib3 raises the
-#: proxy's only before it has connected to the proxy).
-_NOT_SENT = (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)
 _tracked: weakref.WeakSet[Any] = weakref.WeakSet()
 _tracked_lock = threading.Lock()
 
@@ -281,7 +277,7 @@ def _on_attempt(response: Any = None, caught_exception: Any = None, **_: Any) ->
     if box is None:
         return None
     if caught_exception is not None:
-        if not isinstance(caught_exception, _NOT_SENT):
+        if not never_sent(caught_exception):
             box.uncertain = True
     elif response is not None and response[0] is not None and response[0].status_code >= 500:
         box.uncertain = True

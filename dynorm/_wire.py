@@ -58,12 +58,14 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    ProxyConnectionError,
     ReadTimeoutError,
     SSLError,
 )
 from botocore.httpsession import URLLib3Session, get_cert_path
+from urllib3.exceptions import ConnectTimeoutError as Urllib3ConnectTimeout, NewConnectionError
 
-__all__ = ["Exchange", "WireError", "for_client", "for_session"]
+__all__ = ["Exchange", "HandshakeError", "WireError", "for_client", "for_session", "never_sent"]
 
 #: Longest status or header line, and most header lines, accepted (http.client's limits).
 _MAX_LINE = 65536
@@ -75,6 +77,50 @@ _SKIPPED = frozenset({"host", "content-length", "accept-encoding", "connection"}
 
 class WireError(Exception):
     """The answer could not be read: it ended early, or is not HTTP/1.x as this reads it."""
+
+
+class HandshakeError(SSLError):
+    """botocore's SSLError, raised by dynorm's exchange for a TLS handshake that failed."""
+
+
+#: Wrapped errors that mean the connection was never made.
+_NOT_CONNECTED = (NewConnectionError, Urllib3ConnectTimeout, ssl.SSLCertVerificationError)
+
+
+def never_sent(error: BaseException | None) -> bool:
+    """Whether a failed attempt's error proves its request never left (no connection made).
+
+    True where nothing listened or resolved, the connect timed out, the TLS handshake failed
+    (dynorm's exchange tells; botocore's session only for a refused certificate), or the
+    proxy was not reached. Not otherwise: urllib3 raises SSLError for any TLS error, one
+    after the request went out too, and ProxyError also when the proxy hangs up after the
+    request reached it.
+    """
+    if isinstance(error, (EndpointConnectionError, ConnectTimeoutError, HandshakeError)):
+        return True
+    if isinstance(error, (ProxyConnectionError, SSLError)):
+        return any(isinstance(inner, _NOT_CONNECTED) for inner in _wrapped(error))
+    return False
+
+
+def _wrapped(error: BaseException) -> list[BaseException]:
+    """The errors `error` wraps, named explicitly.
+
+    That is botocore's `error=`, urllib3's arguments and `original_error`, and
+    `raise ... from`; never the implicit context.
+    """
+    found: list[BaseException] = []
+    todo: list[Any] = [error]
+    while todo and len(found) < 16:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or any(current is f for f in found):
+            continue
+        found.append(current)
+        kwargs = getattr(current, "kwargs", None)
+        if isinstance(kwargs, dict):
+            todo.append(kwargs.get("error"))
+        todo.extend((getattr(current, "original_error", None), current.__cause__, *current.args))
+    return found[1:]
 
 
 def for_client(
@@ -451,7 +497,7 @@ class Exchange:
         if isinstance(exc, TimeoutError):
             return ConnectTimeoutError(endpoint_url=self.url, error=exc)
         if isinstance(exc, (ssl.SSLError, ssl.CertificateError, FileNotFoundError)):
-            return SSLError(endpoint_url=self.url, error=exc)  # a missing CA bundle too
+            return HandshakeError(endpoint_url=self.url, error=exc)  # a missing CA bundle too
         if isinstance(exc, OSError):
             return EndpointConnectionError(endpoint_url=self.url, error=exc)
         raise exc  # anything else (KeyboardInterrupt, a bug) as it is

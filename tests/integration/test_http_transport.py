@@ -11,13 +11,10 @@ sends.
 from __future__ import annotations
 
 import asyncio
-import http.client
-import http.server
 import os
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +34,7 @@ from dynorm.exceptions import (
     VersionConflictError,
 )
 from tests.models import Everything, Order
+from tests.proxies import forwarding_proxy
 from tests.reliability.helpers import Faults, raw_get
 
 lean_url = "http://dynamodb.invalid/"  # where an injected answer says it came from
@@ -269,56 +267,6 @@ def test_the_sync_lean_path_sends_over_dynorms_own_exchange(
     o = Order.objects.create(customer_id="c1", total=Decimal(1))
     assert Order.objects.get(customer_id="c1", id=o.id) == o
     assert lean.wire.idle() == 1  # one keep-alive socket served both, sequentially
-
-
-@contextmanager
-def forwarding_proxy(target: str) -> Iterator[tuple[str, list[str]]]:
-    """A plain HTTP proxy that forwards every request to `target` (DynamoDB Local).
-
-    Yields its URL and the request lines it received (a proxied request names the whole
-    URL: `POST http://host:port/ HTTP/1.1`).
-    """
-    up = urlsplit(target)
-    seen: list[str] = []
-
-    class Forward(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            seen.append(self.requestline)
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            hop = {"connection", "proxy-connection", "keep-alive"}
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
-            kind = (
-                http.client.HTTPSConnection if up.scheme == "https" else http.client.HTTPConnection
-            )
-            server = kind(up.hostname or "", up.port, timeout=30)
-            try:
-                server.request("POST", "/", body, headers)
-                answer = server.getresponse()
-                data = answer.read()
-            finally:
-                server.close()
-            self.send_response(answer.status)
-            for name, value in answer.getheaders():
-                if name.lower() not in hop | {"content-length", "transfer-encoding"}:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{proxy.server_address[1]}", seen
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
-        thread.join()
 
 
 def test_a_proxy_for_the_endpoint_carries_the_lean_path_sync_and_on_the_loop(

@@ -35,6 +35,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+from botocore.httpsession import URLLib3Session
 from hypothesis import given, settings, strategies as st
 
 from dynorm import _wire
@@ -510,6 +511,35 @@ def test_tls_checks_the_certificate_against_the_bundle_botocore_would_use(
         unchecked.close()
     assert len(server.requests) == 3  # the refused handshakes sent nothing
     assert server.connections == 4
+
+
+def test_only_a_refused_handshake_counts_as_never_sent_over_tls(certificate: Path) -> None:
+    """A handshake that failed sent nothing (dynorm's exchange, botocore's session with a
+    refused certificate); a TLS connection lost after the request went out may have been
+    applied, whichever error it surfaces as (botocore says SSLError for some)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate)
+    answers = iter([([], True), ([b"HTTP/1."], True)])
+
+    def wrap(sock: socket.socket) -> Any:
+        return context.wrap_socket(sock, server_side=True)
+
+    with serving(lambda head, body: next(answers), wrap=wrap) as server:
+        url = f"https://127.0.0.1:{server.port}/"
+        request = AWSRequest("POST", url, data=b"{}").prepare()
+        with pytest.raises(SSLError) as refused:  # self-signed: not in certifi's bundle
+            exchange(url).post(b"{}", {})
+        assert _wire.never_sent(refused.value)
+        with pytest.raises(SSLError) as refused:
+            URLLib3Session().send(request)
+        assert _wire.never_sent(refused.value)
+        assert server.requests == []
+        trusting = URLLib3Session(verify=str(certificate.with_suffix(".crt")))
+        for _ in range(2):  # hung up without an answer; then within its status line
+            with pytest.raises(Exception) as lost:
+                trusting.send(request)
+            assert not _wire.never_sent(lost.value), repr(lost.value)
+        assert len(server.requests) == 2
 
 
 _session = botocore.session.Session()
