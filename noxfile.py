@@ -68,11 +68,16 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 #: - boto3/botocore 1.40.2 on Python 3.12+: older botocore calls `datetime.utcnow()`,
 #:   deprecated since 3.12, on every request, which fails suites that turn warnings into
 #:   errors (dynorm's, and a user's strict suite that uses the dynorm pytest plugin).
+#: - urllib3 1.26.20 on Python 3.10/3.11, a transitive pin (botocore allows urllib3 1.x):
+#:   urllib3 1 reports failures differently (any socket error as ProxyError once a proxy is
+#:   set), and dynorm's rule for "was the request sent?" (`_wire.never_sent`) must read
+#:   both lines right.
 _LOW = {"pydantic": "2.12.0", "boto3": "1.35.16", "botocore": "1.35.16", "python-ulid": "2.2.0"}
 _LOW_312 = {**_LOW, "boto3": "1.40.2", "botocore": "1.40.2"}
+_LOW_URLLIB3_1 = {**_LOW, "urllib3": "1.26.20"}
 LOWEST: dict[str, dict[str, str]] = {
-    "3.10": _LOW,
-    "3.11": _LOW,
+    "3.10": _LOW_URLLIB3_1,
+    "3.11": _LOW_URLLIB3_1,
     "3.12": _LOW_312,
     "3.13": _LOW_312,
 }
@@ -100,7 +105,7 @@ PYTEST = [
 _VERSIONS = """
 import importlib.metadata as m, json, platform, sys
 pins = json.loads(sys.argv[1])
-names = ["pydantic", "pydantic-core", "boto3", "botocore", "python-ulid"]
+names = ["pydantic", "pydantic-core", "boto3", "botocore", "urllib3", "python-ulid"]
 got = {n: m.version(n) for n in names}
 line = " ".join(f"{n}=={v}" for n, v in got.items())
 print("dynorm matrix: Python", platform.python_version(), line)
