@@ -285,7 +285,7 @@ class HttpTransport:
             if wire is None:  # botocore's session carries it (a proxy...): on a thread
                 return _bridge.blocking(self._through_session, body, headers)
             status, got_headers, data = _bridge.wait(
-                self._loop_exchange(wire).post(self.endpoint_url, body, headers)
+                self._loop_exchange(wire).post(body, headers)
             )
         elif wire is not None:
             status, got_headers, data = wire.post(body, headers)

@@ -330,7 +330,7 @@ class AsyncExchange:
         return pool
 
     async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str]
+        self, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         """Send one request; return (status, headers, body), or raise a botocore error.
 

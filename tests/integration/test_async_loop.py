@@ -44,10 +44,10 @@ def lean(dynorm_table: str) -> Iterator[list[tuple[str, int]]]:
     seen: list[tuple[str, int]] = []
 
     async def watched(
-        self: _http_async.AsyncExchange, url: str, body: bytes, headers: dict[str, str]
+        self: _http_async.AsyncExchange, body: bytes, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         seen.append((headers["X-Amz-Target"].rsplit(".", 1)[1], threading.get_ident()))
-        return await _original_post(self, url, body, headers)
+        return await _original_post(self, body, headers)
 
     mp = pytest.MonkeyPatch()
     mp.setattr(_http_async.AsyncExchange, "post", watched)
@@ -56,15 +56,15 @@ def lean(dynorm_table: str) -> Iterator[list[tuple[str, int]]]:
 
 
 def _patch_post(monkeypatch: pytest.MonkeyPatch, fault: Any) -> None:
-    """Put `fault(original, operation, url, body, headers)` in front of every exchange."""
+    """Put `fault(original, operation)` in front of every exchange."""
 
     async def faulty(
-        self: _http_async.AsyncExchange, url: str, body: bytes, headers: dict[str, str]
+        self: _http_async.AsyncExchange, body: bytes, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         operation = headers["X-Amz-Target"].rsplit(".", 1)[1]
 
         async def original() -> tuple[int, dict[str, str], bytes]:
-            return await _original_post(self, url, body, headers)
+            return await _original_post(self, body, headers)
 
         return await fault(original, operation)  # type: ignore[no-any-return]
 

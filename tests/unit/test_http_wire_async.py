@@ -148,7 +148,7 @@ def test_tasks_sharing_a_pool_get_their_own_answers_over_at_most_pool_size_socke
         async def one(i: int) -> bool:
             nonlocal most_open
             body = f'{{"id":{i}}}'.encode()
-            status, headers, got = await loop_wire.post(server.url, body, {"X-Id": str(i)})
+            status, headers, got = await loop_wire.post(body, {"X-Id": str(i)})
             most_open = max(most_open, server.open)
             return (status, headers["X-Id"], got) == (200, str(i), body)
 
@@ -174,7 +174,7 @@ def test_tasks_cancelled_while_waiting_for_a_connection_lose_none() -> None:
         loop_wire = _loop_exchange(server.url, pool_size=pool_size)
 
         async def one(i: int) -> str:
-            return (await loop_wire.post(server.url, b"{}", {"X-Id": str(i)}))[1]["X-Id"]
+            return (await loop_wire.post(b"{}", {"X-Id": str(i)}))[1]["X-Id"]
 
         async def main() -> list[str]:
             waiting = [asyncio.ensure_future(one(i)) for i in range(12)]
@@ -202,7 +202,7 @@ def test_an_idle_connection_the_server_closed_is_never_reused() -> None:
             got = []
             for i in range(5):
                 server.closed.clear()
-                got.append((await loop_wire.post(server.url, b"{}", {"X-Id": str(i)}))[1]["X-Id"])
+                got.append((await loop_wire.post(b"{}", {"X-Id": str(i)}))[1]["X-Id"])
                 while not server.closed.is_set():
                     await asyncio.sleep(0.005)
                 await asyncio.sleep(0.02)  # the FIN reaches the client
@@ -216,7 +216,7 @@ def test_a_server_that_closes_mid_answer_is_a_connection_error_sent_once() -> No
     with serving(lambda *_: ([b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\npart"], True)) as s:
         loop_wire = _loop_exchange(s.url)
         with pytest.raises(ConnectionClosedError):
-            asyncio.run(loop_wire.post(s.url, b"{}", {}))
+            asyncio.run(loop_wire.post(b"{}", {}))
         assert len(s.requests) == 1
 
 
@@ -224,7 +224,7 @@ def test_no_answer_in_time_is_a_read_timeout_and_the_connection_is_closed() -> N
     with serving(lambda *_: ([], False)) as server:
         loop_wire = _loop_exchange(server.url, read_timeout=0.2)
         with pytest.raises(ReadTimeoutError):
-            asyncio.run(loop_wire.post(server.url, b"{}", {}))
+            asyncio.run(loop_wire.post(b"{}", {}))
         assert len(server.requests) == 1
         assert _wait_until(lambda: server.open == 0)
 
@@ -239,7 +239,7 @@ def test_a_slow_answer_that_keeps_coming_is_not_a_timeout() -> None:
         async def main() -> bytes:
             # The server sends the head; its body comes from here, a byte each 0.1 s: no
             # silence is as long as the read timeout, though the whole answer takes 0.6 s.
-            task = asyncio.ensure_future(loop_wire.post(server.url, b"{}", {}))
+            task = asyncio.ensure_future(loop_wire.post(b"{}", {}))
             await asyncio.sleep(0.05)
             conn = next(iter(next(iter(loop_wire._pools.values()))[0].every))
             for byte in b"slowly":
@@ -257,7 +257,7 @@ def test_nothing_listening_is_an_endpoint_connection_error() -> None:
         port = taken.getsockname()[1]
     url = f"http://127.0.0.1:{port}/"
     with pytest.raises(EndpointConnectionError):
-        asyncio.run(_loop_exchange(url).post(url, b"{}", {}))
+        asyncio.run(_loop_exchange(url).post(b"{}", {}))
 
 
 def test_tls_checks_the_certificate_against_the_bundle_botocore_would_use(
@@ -273,7 +273,7 @@ def test_tls_checks_the_certificate_against_the_bundle_botocore_would_use(
         url = f"https://127.0.0.1:{server.port}/"
 
         async def post(wire: AsyncExchange, rid: str) -> str:
-            return (await wire.post(url, b"{}", {"X-Id": rid}))[1]["X-Id"]
+            return (await wire.post(b"{}", {"X-Id": rid}))[1]["X-Id"]
 
         async def main() -> list[str]:
             with pytest.raises(SSLError):  # self-signed: not in certifi's bundle
@@ -298,7 +298,7 @@ def test_close_from_another_thread_closes_a_running_loops_connections() -> None:
         loop_wire = _loop_exchange(server.url)
 
         async def main() -> None:
-            await loop_wire.post(server.url, b"{}", {"X-Id": "1"})
+            await loop_wire.post(b"{}", {"X-Id": "1"})
             assert server.open == 1
             closer = threading.Thread(target=loop_wire.close)
             closer.start()
