@@ -79,7 +79,7 @@ async def with_dynorm(url: str) -> tuple[float, float]:
     exchange = AsyncExchange(wire)
 
     async def post() -> None:
-        await exchange.post(url, body, headers)
+        await exchange.post(body, headers)
 
     return await measure(post)
 
