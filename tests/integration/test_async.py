@@ -312,9 +312,10 @@ async def test_concurrent_increments_lose_nothing(transport: str) -> None:
 
 async def test_the_event_loop_runs_while_a_request_waits(dynorm_table: str) -> None:
     faults = Faults()
+    enough = threading.Event()  # set once the loop has ticked 10 times
 
     def slow(**_: Any) -> None:
-        time.sleep(0.5)
+        enough.wait(30)  # the request waits (on its worker thread) while the loop ticks
 
     faults.on("before-send.dynamodb.GetItem", slow)
     try:
@@ -326,11 +327,13 @@ async def test_the_event_loop_runs_while_a_request_waits(dynorm_table: str) -> N
             while True:
                 await asyncio.sleep(0.02)
                 ticks += 1
+                if ticks >= 10:
+                    enough.set()
 
         tick = asyncio.create_task(ticker())
         await Order.objects.aget(customer_id="c1", id=o.id)
         tick.cancel()
-        assert ticks >= 10  # the loop ticked through the 0.5 s the request took
+        assert ticks >= 10  # the loop ticked through the time the request took
     finally:
         faults.clear()
     faults.check_fired()

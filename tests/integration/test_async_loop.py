@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -71,8 +72,13 @@ def _patch_post(monkeypatch: pytest.MonkeyPatch, fault: Any) -> None:
     monkeypatch.setattr(_http_async.AsyncExchange, "post", faulty)
 
 
-async def _ticks_during(call: Awaitable[Any]) -> int:
-    """How often a 20 ms ticker task ran on the loop while `call` was awaited."""
+async def _ticks_during(call: Awaitable[Any], enough: asyncio.Event | None = None) -> int:
+    """How often a 20 ms ticker task ran on the loop while `call` was awaited.
+
+    The ticker sets `enough` after 10 ticks: a fault that waits for it (instead of for a
+    fixed time, which a stalled machine could spend without the ticker running) returns
+    once the loop has shown it runs, and never if the loop is blocked.
+    """
     ticks = 0
 
     async def ticker() -> None:
@@ -80,6 +86,8 @@ async def _ticks_during(call: Awaitable[Any]) -> int:
         while True:
             await asyncio.sleep(0.02)
             ticks += 1
+            if enough is not None and ticks >= 10:
+                enough.set()
 
     tick = asyncio.create_task(ticker())
     try:
@@ -111,12 +119,14 @@ async def test_the_loop_runs_while_a_lean_exchange_waits(
 ) -> None:
     o = await Order.objects.acreate(customer_id="c1", total=Decimal(1))
 
+    enough = asyncio.Event()
+
     async def slow(original: Any, operation: str) -> Any:
-        await asyncio.sleep(0.4)
+        await asyncio.wait_for(enough.wait(), 30)  # the exchange waits: the loop ticks on
         return await original()
 
     _patch_post(monkeypatch, slow)
-    ticks = await _ticks_during(Order.objects.aget(customer_id="c1", id=o.id))
+    ticks = await _ticks_during(Order.objects.aget(customer_id="c1", id=o.id), enough)
     assert ticks >= 10
 
 
@@ -201,9 +211,13 @@ async def test_lean_backoff_sleeps_do_not_block_the_loop(
     slept: list[float] = []
     original_sleep = _bridge.sleep
 
+    enough = asyncio.Event()
+
     def watched(seconds: float, *sync_sleep: Any) -> None:
         slept.append(seconds)
-        original_sleep(seconds + 0.2, *sync_sleep)
+        deadline = time.monotonic() + 30
+        while not enough.is_set() and time.monotonic() < deadline:  # back off until the
+            original_sleep(0.01, *sync_sleep)  # loop has ticked 10 times through it
 
     monkeypatch.setattr(_bridge, "sleep", watched)
     body = b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException"}'
@@ -216,8 +230,8 @@ async def test_lean_backoff_sleeps_do_not_block_the_loop(
         return await original()
 
     _patch_post(monkeypatch, throttle)
-    ticks = await _ticks_during(Order.objects.aget(customer_id="c1", id=o.id))
-    assert len(slept) == 1 and ticks >= 5
+    ticks = await _ticks_during(Order.objects.aget(customer_id="c1", id=o.id), enough)
+    assert len(slept) == 1 and ticks >= 10
 
 
 async def test_cancelled_lean_calls_leak_no_connection(lean: list[tuple[str, int]]) -> None:

@@ -13,6 +13,7 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -107,6 +108,14 @@ def s3_calls() -> Iterator[list[tuple[str, str]]]:
     client.meta.events.register("before-call.s3", record, unique_id=unique)
     yield seen
     client.meta.events.unregister("before-call.s3", unique_id=unique)
+
+
+@pytest.fixture
+def a_minute_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gc runs a minute after the uploads: `older_than=0` then means every orphan, even where
+    S3's LastModified (whole seconds) and a wall clock that steps back disagree by a second."""
+    real = blobs._now
+    monkeypatch.setattr(blobs, "_now", lambda: real() + timedelta(minutes=1))
 
 
 @pytest.fixture
@@ -355,6 +364,7 @@ def test_concurrent_saves_never_leave_a_dangling_pointer(blob_bucket: str) -> No
     assert set(objects(blob_bucket)) == pointer_keys(raw_get("BLOBDOC#hot", "BlobDoc"))
 
 
+@pytest.mark.usefixtures("a_minute_later")
 def test_crash_between_upload_and_write_leaves_only_an_orphan(
     blob_bucket: str, faults: Faults
 ) -> None:
@@ -399,6 +409,7 @@ def test_delete_removes_the_objects_after_the_item(blob_bucket: str, faults: Fau
     assert BlobDoc.objects.get(id=doc.id).body == b"gone"
 
 
+@pytest.mark.usefixtures("a_minute_later")
 def test_crash_between_item_delete_and_object_delete_leaves_only_an_orphan(
     blob_bucket: str,
 ) -> None:
@@ -509,6 +520,7 @@ def test_copied_object_gets_its_own_blob(blob_bucket: str) -> None:
 # --------------------------------------------------------------------------- versioned
 
 
+@pytest.mark.usefixtures("a_minute_later")
 def test_each_version_keeps_its_blob_and_gc_removes_pruned_ones(blob_bucket: str) -> None:
     doc = VersionedDoc(id="v", body=b"one")
     doc.save()
@@ -528,6 +540,7 @@ def test_each_version_keeps_its_blob_and_gc_removes_pruned_ones(blob_bucket: str
     assert objects(blob_bucket) == {}
 
 
+@pytest.mark.usefixtures("a_minute_later")
 def test_dynorm_blobs_gc_command_removes_orphans(blob_bucket: str, faults: Faults) -> None:
     from click.testing import CliRunner
 

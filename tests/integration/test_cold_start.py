@@ -13,9 +13,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+from hypothesis import given, settings, strategies as st
 from ulid import ULID
 
 import dynorm
@@ -115,20 +117,29 @@ def test_a_boto3_transport_get_item_loads_no_boto3_package(
     assert _among(loaded, ("boto3", "s3transfer", "asyncio", "multiprocessing")) == []
 
 
-def test_new_ulids_are_valid_ulids_of_now() -> None:
-    for _ in range(500):
-        before = time.time()
+def _clock_at(monkeypatch: pytest.MonkeyPatch, ns: list[int]) -> None:
+    """Stop the clock new_ulid reads at `ns[0]` (this VM's wall clock steps backwards at
+    times, so bracketing it between two reads of the real clock is not a test)."""
+    monkeypatch.setattr(dynorm.fields, "time", SimpleNamespace(time_ns=lambda: ns[0]))
+
+
+@settings(max_examples=int(os.environ.get("DYNORM_HYPOTHESIS_EXAMPLES", "200")), deadline=None)
+@given(ms=st.integers(0, 2**48 - 1), sub=st.integers(0, 999_999))
+def test_new_ulids_are_valid_ulids_of_now(ms: int, sub: int) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _clock_at(monkeypatch, [ms * 1_000_000 + sub])
         value = new_ulid()
-        after = time.time()
-        parsed = ULID.from_str(value)  # python-ulid, the reference implementation
-        assert str(parsed) == value and len(value) == 26
-        assert before - 0.002 <= parsed.timestamp <= after + 0.002
+    parsed = ULID.from_str(value)  # python-ulid, the reference implementation
+    assert str(parsed) == value and len(value) == 26
+    assert int.from_bytes(parsed.bytes[:6], "big") == ms  # the clock's milliseconds
 
 
-def test_new_ulids_sort_by_time_and_differ() -> None:
+def test_new_ulids_sort_by_time_and_differ(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1_700_000_000_000 * 1_000_000]
+    _clock_at(monkeypatch, now)
     first = new_ulid()
-    time.sleep(0.002)
-    values = [new_ulid() for _ in range(200)]
+    now[0] += 1_000_000  # one millisecond later
+    values = [new_ulid() for _ in range(200)]  # within one millisecond: random, all differ
     assert len(set(values)) == 200
     assert all(first < v for v in values)
     assert dynorm.fields.new_ulid is new_ulid

@@ -300,6 +300,8 @@ def test_concurrent_writer_threads_during_migrate_lose_no_update(dynorm_table: s
     with isolated_registry():
         new = define(3)
     last: dict[str, int] = {}
+    versions: dict[str, int] = {}
+    recording = threading.Lock()
     stop = threading.Event()
 
     def write(seed_: int) -> None:
@@ -313,7 +315,10 @@ def test_concurrent_writer_threads_during_migrate_lose_no_update(dynorm_table: s
                 obj.save()
             except (VersionConflictError, SchemaVersionError):
                 continue  # lost the race (or old code met an item only new code reads)
-            last[key] = obj.age
+            with recording:  # the other thread may record an earlier write of key later
+                if obj.version > versions.get(key, 0):
+                    versions[key] = obj.version
+                    last[key] = obj.age
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(2)]
     for t in threads:

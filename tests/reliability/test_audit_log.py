@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import dynorm
-from dynorm import AuditEntry, F, Model
+from dynorm import AuditEntry, F, Model, _companions
 from dynorm.exceptions import (
     ItemExistsError,
     QueryError,
@@ -86,16 +86,24 @@ def _today() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def test_entries_are_found_by_object_actor_and_time(dynorm_table: str) -> None:
-    start = _today() - timedelta(seconds=1)
+def test_entries_are_found_by_object_actor_and_time(
+    dynorm_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The entries' clock is stopped at chosen instants (this VM's wall clock steps back at
+    # times, so a window around two reads of it need not hold a write made between them).
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    stamps = iter([t0, t0 + timedelta(seconds=2), t0 + timedelta(seconds=5)])
+    monkeypatch.setattr(_companions, "utcnow", lambda: next(stamps))
     with dynorm.actor("ops"):
         a = AuditedAccount.objects.create(id="a")
     b = AuditedAccount.objects.create(id="b")
-    found = AuditEntry.objects.between(start, _today() + timedelta(seconds=1))
+    c = AuditedAccount.objects.create(id="c")  # at t0 + 5 s: outside the window
+    found = AuditEntry.objects.between(t0, t0 + timedelta(seconds=5))  # [start, end)
     assert {(e.object_pk, e.action) for e in found} == {
         (a.dynamo_key["pk"], "create"),
         (b.dynamo_key["pk"], "create"),
     }
+    assert c.dynamo_key["pk"] not in {e.object_pk for e in found}
     assert [e.at for e in found] == sorted((e.at for e in found), reverse=True)
     assert [e.object_pk for e in AuditEntry.objects.by_actor("ops")] == [a.dynamo_key["pk"]]
     assert len(list(b.audit_log())) == 1

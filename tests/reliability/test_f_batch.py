@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import statistics
+import threading
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -80,13 +82,18 @@ def test_s36_unprocessed_items_are_retried_until_all_are_written(
 
     faults.on("before-parameter-build.dynamodb.BatchWriteItem", process_half)
     faults.on("after-call.dynamodb.BatchWriteItem", report_unprocessed)
-    state = random.getstate()
-    random.seed(36)
-    try:
-        objs = [RelItem(id=f"{i:04d}", n=i) for i in range(1000)]
-        RelItem.objects.bulk_create(objs, overwrite=True)  # the BatchWriteItem path
-    finally:
-        random.setstate(state)
+    # One seeded generator per back-off cap (so per round): the 40 delays of a round are the
+    # same whichever chunk's thread draws first.
+    rounds: dict[float, random.Random] = {}
+    drawing = threading.Lock()
+
+    def uniform(low: float, high: float) -> float:
+        with drawing:
+            return rounds.setdefault(high, random.Random(f"round-{high}")).uniform(low, high)
+
+    monkeypatch.setattr(dynorm._batch, "random", SimpleNamespace(uniform=uniform))
+    objs = [RelItem(id=f"{i:04d}", n=i) for i in range(1000)]
+    RelItem.objects.bulk_create(objs, overwrite=True)  # the BatchWriteItem path
 
     assert _stored_ids() == {f"{i:04d}" for i in range(1000)}  # nothing lost
     assert all(o.version == 1 for o in objs)

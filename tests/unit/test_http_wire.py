@@ -84,7 +84,8 @@ class Server:
         self.open = 0
         self.closed = threading.Event()  # set each time the server closes a connection
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     @property
     def url(self) -> str:
@@ -129,7 +130,15 @@ class Server:
             self.closed.set()
 
     def close(self) -> None:
+        # Wake the accept() first and wait for its thread: a thread still blocked in accept()
+        # on a closed socket's descriptor number would take the next server's connections
+        # once that number is reused.
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
+        self._acceptor.join(timeout=30)
 
 
 @contextmanager

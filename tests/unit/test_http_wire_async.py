@@ -203,7 +203,9 @@ def test_an_idle_connection_the_server_closed_is_never_reused() -> None:
             for i in range(5):
                 server.closed.clear()
                 got.append((await loop_wire.post(b"{}", {"X-Id": str(i)}))[1]["X-Id"])
+                deadline = time.monotonic() + 30
                 while not server.closed.is_set():
+                    assert time.monotonic() < deadline, "the server never closed it"
                     await asyncio.sleep(0.005)
                 await asyncio.sleep(0.02)  # the FIN reaches the client
             return got
@@ -234,17 +236,23 @@ def test_a_slow_answer_that_keeps_coming_is_not_a_timeout() -> None:
         return [b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n"], False
 
     with serving(trickle) as server:
-        loop_wire = _loop_exchange(server.url, read_timeout=0.3)
+        loop_wire = _loop_exchange(server.url, read_timeout=1.0)
 
         async def main() -> bytes:
-            # The server sends the head; its body comes from here, a byte each 0.1 s: no
-            # silence is as long as the read timeout, though the whole answer takes 0.6 s.
+            # The server sends the head; its body comes from here, a byte each 0.25 s: no
+            # silence is as long as the read timeout, though the whole answer takes 1.5 s.
             task = asyncio.ensure_future(loop_wire.post(b"{}", {}))
-            await asyncio.sleep(0.05)
-            conn = next(iter(next(iter(loop_wire._pools.values()))[0].every))
+            deadline = time.monotonic() + 30
+            while True:  # until the head has come (the body's bytes must follow it)
+                pools = list(loop_wire._pools.values())
+                conns = list(pools[0][0].every) if pools else []
+                if conns and b"\r\n\r\n" in conns[0].buf:
+                    break
+                assert time.monotonic() < deadline and not task.done()
+                await asyncio.sleep(0.005)
             for byte in b"slowly":
-                await asyncio.sleep(0.1)
-                conn.data_received(bytes([byte]))
+                await asyncio.sleep(0.25)
+                conns[0].data_received(bytes([byte]))
             return (await task)[2]
 
         assert asyncio.run(main()) == b"slowly"
