@@ -12,7 +12,9 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Callable
 from http.client import RemoteDisconnected
+from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSRequest
@@ -60,26 +62,25 @@ MAYBE_SENT = [
 ]
 
 
+def _box_after(bookkeeping: Any, hook: Callable[[Any, Exception], None], error: Exception) -> Any:
+    """The attempts box of `bookkeeping` (a module) after one attempt failed with `error`."""
+    box = bookkeeping._Attempts()
+    token = bookkeeping._attempts.set(box)
+    try:
+        hook(None, error)
+    finally:
+        bookkeeping._attempts.reset(token)
+    return box
+
+
 def _sent_after(error: Exception) -> bool:
     """What the request bookkeeping (the error's sentence, `maybe_applied`) makes of it."""
-    box = _connection._Attempts()
-    token = _connection._attempts.set(box)
-    try:
-        _connection._count_attempt(None, error)
-    finally:
-        _connection._attempts.reset(token)
-    return box.sent
+    return bool(_box_after(_connection, _connection._count_attempt, error).sent)
 
 
 def _uncertain_after(error: Exception) -> bool:
     """What the exactly-once write bookkeeping makes of it."""
-    box = _exactly_once._Attempts()
-    token = _exactly_once._attempts.set(box)
-    try:
-        _exactly_once._on_lean_attempt(None, error)
-    finally:
-        _exactly_once._attempts.reset(token)
-    return box.uncertain
+    return bool(_box_after(_exactly_once, _exactly_once._on_lean_attempt, error).uncertain)
 
 
 @pytest.mark.parametrize("error", NOT_SENT, ids=lambda e: type(e).__name__)
