@@ -25,6 +25,7 @@ def forwarding_proxy(
     up = urlsplit(target)
     seen: list[str] = []
     losing = dict(lose or {})
+    counting = threading.Lock()
 
     class Forward(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -45,8 +46,11 @@ def forwarding_proxy(
             finally:
                 server.close()
             operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
-            if losing.get(operation, 0) > 0:
-                losing[operation] -= 1
+            with counting:  # one handler thread per connection
+                lose_this = losing.get(operation, 0) > 0
+                if lose_this:
+                    losing[operation] -= 1
+            if lose_this:
                 self.close_connection = True  # applied, and no answer at all
                 return
             self.send_response(answer.status)
